@@ -1,0 +1,50 @@
+"""Process settings, read from `MLP_*` environment variables (and `MLFLOW_TRACKING_URI`).
+
+Defaults make the local stack work with no configuration: a RabbitMQ on localhost,
+an embedded SQLite store and an MLflow store under the local data folder.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path.home() / ".mlplatform"
+
+
+class Settings(BaseSettings):
+    """Settings shared by every service and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="MLP_", extra="ignore")
+
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Local data folder.")
+    broker_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/%2F", description="RabbitMQ URL."
+    )
+    store_uri: str = Field(
+        default="", description="Prediction and run store: sqlite:///PATH or mongodb://..."
+    )
+    mlflow_tracking_uri: str = Field(
+        default="",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLP_MLFLOW_TRACKING_URI"),
+        description="MLflow tracking server or store.",
+    )
+
+    @property
+    def resolved_store_uri(self) -> str:
+        """The store URI, defaulting to a SQLite file in the data folder."""
+        return self.store_uri or f"sqlite:///{self.data_dir / 'store.db'}"
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        """The MLflow tracking URI, defaulting to a SQLite store in the data folder."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.data_dir / 'mlflow.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()
