@@ -1,6 +1,23 @@
+"""The `mlp` command: user commands and service entry points, one typer app."""
+
+from __future__ import annotations
+
 import typer
-app = typer.Typer()
-@app.command()
-def hello():
-    from mlplatform.v1 import frame_pb2
-    print("hi", frame_pb2.Frame())
+
+app = typer.Typer(
+    name="mlp",
+    help="mlplatform: train, register, serve and log ML models from a pipeline definition.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _register_commands() -> None:
+    """Command groups live in their own modules; each adds its commands here."""
+    from mlplatform.cli import pipeline_commands, store_commands
+
+    for module in (pipeline_commands, store_commands):
+        module.register(app)
+
+
+_register_commands()

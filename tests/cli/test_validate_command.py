@@ -1,0 +1,75 @@
+"""`mlp validate` as a user runs it: the installed console script, exit codes, messages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_mlp(*args: str) -> subprocess.CompletedProcess[str]:
+    mlp = shutil.which("mlp")
+    assert mlp, "the mlp console script is not installed"
+    return subprocess.run([mlp, *args], capture_output=True, text=True, cwd=REPO, timeout=60)
+
+
+@pytest.mark.parametrize("name", ["credit_fraud_kaggle.json", "credit_fraud_from_file.json"])
+def test_examples_are_valid(name: str) -> None:
+    result = run_mlp("validate", f"examples/{name}")
+    assert result.returncode == 0, result.stderr
+    assert "valid pipeline (3 steps" in result.stdout
+
+
+def test_invalid_pipeline_exits_2_with_field_paths(tmp_path: Path) -> None:
+    document = json.loads((REPO / "examples" / "credit_fraud_from_file.json").read_text())
+    params = document["pipeline"][0]["MLSteps"][1]["train_model"]["modeling_params"]
+    params["estimator_list"][2] = "xgboostt"
+    params["fold"] = 1
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(document))
+    result = run_mlp("validate", str(path))
+    assert result.returncode == 2
+    assert (
+        "pipeline[0].MLSteps[1].train_model.modeling_params.estimator_list[2]: 'xgboostt' "
+        "is not a PyCaret classification estimator; known:" in result.stderr
+    )
+    assert "pipeline[0].MLSteps[1].train_model.modeling_params.fold: must be at least 2" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_json_exits_2_with_line_and_column() -> None:
+    result = run_mlp("validate", "tests/data/seed_second_example_trailing_commas.json")
+    assert result.returncode == 2
+    assert "malformed JSON at line 11 column 17" in result.stderr
+
+
+def test_print_json_emits_canonical_definition() -> None:
+    result = run_mlp("validate", "examples/credit_fraud_kaggle.json", "--print-json")
+    assert result.returncode == 0
+    printed = json.loads(result.stdout)
+    assert printed["experimentConfig"]["problemType"] == "PROBLEM_TYPE_CLASSIFICATION"
+    assert printed["pipeline"][0]["MLSteps"][0]["loadDataFromKaggle"]["trainingFileName"] == (
+        "creditcard.csv"
+    )
+
+
+def test_every_command_has_help() -> None:
+    top = run_mlp("--help")
+    assert top.returncode == 0
+    commands = [
+        line.split()[1]
+        for line in top.stdout.splitlines()
+        if line.startswith("│ ") and len(line.split()) > 2 and line.split()[1].isidentifier()
+    ]
+    assert "validate" in commands
+    for command in commands:
+        result = run_mlp(command, "--help")
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Usage:" in result.stdout
