@@ -1,0 +1,335 @@
+"""The embedded store: one SQLite file, shared by every local process.
+
+Connections, WAL and migrations live in `sqlite_connections`, row mapping in `sqlite_rows`;
+this module says what each store operation reads and writes. Runs and batches are JSON
+documents updated by read-modify-write inside one write transaction, which SQLite serialises
+across threads and processes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mlplatform.common.store.base import DEFAULT_QUERY_LIMIT, NotFoundError, Store
+from mlplatform.common.store.records import (
+    BatchRecord,
+    BatchStatus,
+    Created,
+    DeadLetter,
+    PipelineRun,
+    PredictionRecord,
+    RunStatus,
+    ServingRecord,
+    StepRecord,
+    utc_now,
+)
+from mlplatform.common.store.sqlite_connections import (
+    DEFAULT_BUSY_TIMEOUT_SECONDS,
+    SQLiteConnections,
+)
+from mlplatform.common.store.sqlite_rows import (
+    INSERT_PREDICTION,
+    PREDICTION_COLUMNS,
+    build_prediction_where,
+    prediction_from_row,
+    prediction_row,
+    time_text,
+)
+from mlplatform.common.store.transitions import (
+    BATCH_KEY_FIELDS,
+    RUN_KEY_FIELDS,
+    apply_changes,
+    check_limit,
+    status_value,
+    validated,
+    with_part_done,
+    with_step,
+)
+
+
+class SQLiteStore(Store):
+    """The store in one SQLite file, created with its schema on first use."""
+
+    def __init__(
+        self, path: str | Path, busy_timeout_seconds: float = DEFAULT_BUSY_TIMEOUT_SECONDS
+    ) -> None:
+        self.path = Path(path)
+        self._connections = SQLiteConnections(self.path, busy_timeout_seconds)
+        self._write = self._connections.write
+        self._read = self._connections.read
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    def schema_version(self) -> int:
+        """The schema version (`PRAGMA user_version`) of the open database."""
+        return self._connections.schema_version()
+
+    def close(self) -> None:
+        self._connections.close()
+
+    # -- documents (runs and batches) ----------------------------------------------------------
+
+    def _load_run(self, connection: sqlite3.Connection, pipeline_id: str) -> PipelineRun:
+        row = connection.execute(
+            "SELECT document FROM pipeline_runs WHERE pipeline_id = ?", (pipeline_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError("pipeline run", pipeline_id)
+        return PipelineRun.model_validate_json(row["document"])
+
+    def _save_run(self, connection: sqlite3.Connection, run: PipelineRun) -> PipelineRun:
+        connection.execute(
+            "INSERT INTO pipeline_runs (pipeline_id, status, created_at, document) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (pipeline_id) DO UPDATE SET "
+            "status = excluded.status, created_at = excluded.created_at, "
+            "document = excluded.document",
+            (run.pipeline_id, run.status.value, time_text(run.created_at), run.model_dump_json()),
+        )
+        return run
+
+    def _load_batch(self, connection: sqlite3.Connection, batch_id: str) -> BatchRecord:
+        row = connection.execute(
+            "SELECT document FROM batches WHERE batch_id = ?", (batch_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError("batch", batch_id)
+        return BatchRecord.model_validate_json(row["document"])
+
+    def _save_batch(self, connection: sqlite3.Connection, batch: BatchRecord) -> BatchRecord:
+        connection.execute(
+            "INSERT INTO batches (batch_id, status, created_at, document) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (batch_id) DO UPDATE SET status = excluded.status, "
+            "created_at = excluded.created_at, document = excluded.document",
+            (
+                batch.batch_id,
+                batch.status.value,
+                time_text(batch.created_at),
+                batch.model_dump_json(),
+            ),
+        )
+        return batch
+
+    # -- pipeline runs -------------------------------------------------------------------------
+
+    def create_run(self, run: PipelineRun) -> Created[PipelineRun]:
+        with self._write() as connection:
+            try:
+                return Created(self._load_run(connection, run.pipeline_id), False)
+            except NotFoundError:
+                return Created(self._save_run(connection, run), True)
+
+    def get_run(self, pipeline_id: str) -> PipelineRun:
+        rows = self._read("SELECT document FROM pipeline_runs WHERE pipeline_id = ?", [pipeline_id])
+        if not rows:
+            raise NotFoundError("pipeline run", pipeline_id)
+        return PipelineRun.model_validate_json(rows[0]["document"])
+
+    def update_run(self, pipeline_id: str, /, **changes: Any) -> PipelineRun:
+        with self._write() as connection:
+            run = self._load_run(connection, pipeline_id)
+            return self._save_run(connection, apply_changes(run, changes, RUN_KEY_FIELDS))
+
+    def upsert_step(self, pipeline_id: str, step: StepRecord) -> PipelineRun:
+        with self._write() as connection:
+            run = self._load_run(connection, pipeline_id)
+            return self._save_run(connection, with_step(run, step))
+
+    def list_runs(
+        self, limit: int = 50, status: RunStatus | str | None = None
+    ) -> list[PipelineRun]:
+        where, params = "", []
+        if status is not None:
+            where, params = " WHERE status = ?", [status_value(status, RunStatus)]
+        rows = self._read(
+            f"SELECT document FROM pipeline_runs{where} ORDER BY created_at DESC, pipeline_id DESC "
+            "LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [PipelineRun.model_validate_json(row["document"]) for row in rows]
+
+    # -- predictions ---------------------------------------------------------------------------
+
+    def append_predictions(self, records: Iterable[PredictionRecord]) -> int:
+        rows = [prediction_row(record) for record in records]
+        if not rows:
+            return 0
+        with self._write() as connection:
+            return connection.executemany(INSERT_PREDICTION, rows).rowcount
+
+    def query_predictions(
+        self,
+        model_name: str | None = None,
+        model_version: str | None = None,
+        batch_id: str | None = None,
+        request_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_QUERY_LIMIT,
+        newest_first: bool = False,
+    ) -> list[PredictionRecord]:
+        where, params = build_prediction_where(
+            model_name, model_version, batch_id, request_id, since, until
+        )
+        direction = "DESC" if newest_first else "ASC"
+        rows = self._read(
+            f"SELECT {PREDICTION_COLUMNS} FROM predictions{where} "
+            f"ORDER BY created_at {direction}, row_index {direction}, id {direction} LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [prediction_from_row(row) for row in rows]
+
+    def count_predictions(
+        self,
+        model_name: str | None = None,
+        model_version: str | None = None,
+        batch_id: str | None = None,
+        request_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        where, params = build_prediction_where(
+            model_name, model_version, batch_id, request_id, since, until
+        )
+        return int(self._read(f"SELECT COUNT(*) FROM predictions{where}", params)[0][0])
+
+    # -- batches -------------------------------------------------------------------------------
+
+    def create_batch(self, batch: BatchRecord) -> Created[BatchRecord]:
+        with self._write() as connection:
+            try:
+                return Created(self._load_batch(connection, batch.batch_id), False)
+            except NotFoundError:
+                return Created(self._save_batch(connection, batch), True)
+
+    def get_batch(self, batch_id: str) -> BatchRecord:
+        rows = self._read("SELECT document FROM batches WHERE batch_id = ?", [batch_id])
+        if not rows:
+            raise NotFoundError("batch", batch_id)
+        return BatchRecord.model_validate_json(rows[0]["document"])
+
+    def mark_batch_part_done(self, batch_id: str, part_index: int, rows: int) -> BatchRecord:
+        with self._write() as connection:
+            batch = self._load_batch(connection, batch_id)
+            counted = with_part_done(batch, part_index, rows, utc_now())
+            return batch if counted is None else self._save_batch(connection, counted)
+
+    def update_batch(self, batch_id: str, /, **changes: Any) -> BatchRecord:
+        with self._write() as connection:
+            batch = self._load_batch(connection, batch_id)
+            changes.setdefault("updated_at", utc_now())
+            return self._save_batch(connection, apply_changes(batch, changes, BATCH_KEY_FIELDS))
+
+    def list_batches(
+        self, limit: int = 50, status: BatchStatus | str | None = None
+    ) -> list[BatchRecord]:
+        where, params = "", []
+        if status is not None:
+            where, params = " WHERE status = ?", [status_value(status, BatchStatus)]
+        rows = self._read(
+            f"SELECT document FROM batches{where} ORDER BY created_at DESC, batch_id DESC LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [BatchRecord.model_validate_json(row["document"]) for row in rows]
+
+    # -- dead letters --------------------------------------------------------------------------
+
+    def record_dead_letter(self, letter: DeadLetter) -> DeadLetter:
+        with self._write() as connection:
+            connection.execute(
+                "INSERT INTO dead_letters "
+                "(queue, message_id, message_type, reason, body, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    letter.queue,
+                    letter.message_id,
+                    letter.message_type,
+                    letter.reason,
+                    letter.body,
+                    time_text(letter.recorded_at),
+                ),
+            )
+        return letter
+
+    def list_dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        where, params = ("", []) if queue is None else (" WHERE queue = ?", [queue])
+        rows = self._read(
+            "SELECT queue, message_id, message_type, reason, body, recorded_at FROM dead_letters"
+            f"{where} ORDER BY recorded_at DESC, id DESC LIMIT ?",
+            [*params, check_limit(limit)],
+        )
+        return [
+            DeadLetter(
+                queue=row["queue"],
+                message_id=row["message_id"],
+                message_type=row["message_type"],
+                reason=row["reason"],
+                body=bytes(row["body"]),
+                recorded_at=datetime.fromisoformat(row["recorded_at"]),
+            )
+            for row in rows
+        ]
+
+    # -- model serving history -----------------------------------------------------------------
+
+    def record_serving(
+        self,
+        model_name: str,
+        version: str,
+        alias: str | None = None,
+        started_at: datetime | None = None,
+    ) -> ServingRecord:
+        span = validated(
+            ServingRecord,
+            {
+                "model_name": model_name,
+                "version": version,
+                "alias": alias,
+                "started_at": started_at or utc_now(),
+            },
+        )
+        with self._write() as connection:
+            open_rows = connection.execute(
+                "SELECT id, version, started_at FROM serving_history "
+                "WHERE model_name = ? AND alias IS ? AND ended_at IS NULL",
+                (span.model_name, span.alias),
+            ).fetchall()
+            for row in open_rows:
+                if row["version"] == span.version:
+                    return span.model_copy(
+                        update={"started_at": datetime.fromisoformat(row["started_at"])}
+                    )
+            connection.execute(
+                "UPDATE serving_history SET ended_at = ? "
+                "WHERE model_name = ? AND alias IS ? AND ended_at IS NULL",
+                (time_text(span.started_at), span.model_name, span.alias),
+            )
+            connection.execute(
+                "INSERT INTO serving_history (model_name, version, alias, started_at) "
+                "VALUES (?, ?, ?, ?)",
+                (span.model_name, span.version, span.alias, time_text(span.started_at)),
+            )
+        return span
+
+    def list_serving(self, model_name: str, limit: int = 100) -> list[ServingRecord]:
+        rows = self._read(
+            "SELECT model_name, version, alias, started_at, ended_at FROM serving_history "
+            "WHERE model_name = ? ORDER BY started_at DESC, id DESC LIMIT ?",
+            [model_name, check_limit(limit)],
+        )
+        return [
+            ServingRecord(
+                model_name=row["model_name"],
+                version=row["version"],
+                alias=row["alias"],
+                started_at=datetime.fromisoformat(row["started_at"]),
+                ended_at=None
+                if row["ended_at"] is None
+                else datetime.fromisoformat(row["ended_at"]),
+            )
+            for row in rows
+        ]

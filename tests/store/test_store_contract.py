@@ -1,0 +1,427 @@
+"""The store contract: what every backend must do, run against each reachable backend."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mlplatform.common.store import (
+    BatchRecord,
+    BatchStatus,
+    DeadLetter,
+    InvalidRecordError,
+    NotFoundError,
+    PipelineRun,
+    PredictionRecord,
+    RunError,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    Store,
+    StoreError,
+)
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+MakePrediction = Callable[..., PredictionRecord]
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def full_run(pipeline_id: str = "run-1", created_at: datetime = T0) -> PipelineRun:
+    return PipelineRun(
+        pipeline_id=pipeline_id,
+        status=RunStatus.SUCCEEDED,
+        definition={"experiment_config": {"experiment_name": "Ünïcode ✓"}, "pipeline": []},
+        experiment_name="Ünïcode ✓",
+        model_name="churn",
+        submitted_by="ada",
+        created_at=created_at,
+        started_at=created_at + timedelta(seconds=1),
+        finished_at=created_at + timedelta(seconds=60),
+        attempts=1,
+        steps=[
+            StepRecord(
+                name="load_data_from_file",
+                status=StepStatus.SUCCEEDED,
+                started_at=created_at + timedelta(seconds=1),
+                finished_at=created_at + timedelta(seconds=2),
+                elapsed_seconds=1.0,
+                findings={"rows": 891, "columns": ["age", "fare"], "nested": {"none": None}},
+                message="loaded",
+            )
+        ],
+        mlflow_experiment_id="7",
+        mlflow_run_id="abc123",
+        best_model="lightgbm",
+        main_metric="AUC",
+        main_metric_value=0.91,
+        registered_model_name="churn",
+        registered_version=3,
+        alias="production",
+        error=None,
+    )
+
+
+# -- pipeline runs ---------------------------------------------------------------------------
+
+
+def test_created_run_reads_back_equal(store: Store) -> None:
+    run = full_run()
+    created = store.create_run(run)
+    assert created.created is True
+    assert created.record == run
+    assert store.get_run("run-1") == run
+    assert store.get_run("run-1").registered_version == "3"
+
+
+def test_create_run_is_idempotent_and_never_overwrites(store: Store) -> None:
+    store.create_run(full_run())
+    again = store.create_run(PipelineRun(pipeline_id="run-1", status=RunStatus.QUEUED))
+    assert again.created is False
+    assert again.record.status is RunStatus.SUCCEEDED
+    assert store.get_run("run-1") == full_run()
+    assert len(store.list_runs()) == 1
+
+
+def test_unknown_run_is_not_found_never_pending(store: Store) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        store.get_run("no-such-run")
+    assert caught.value.key == "no-such-run"
+    assert str(caught.value) == "pipeline run 'no-such-run' not found"
+    assert isinstance(caught.value, KeyError)
+    with pytest.raises(NotFoundError):
+        store.update_run("no-such-run", status="running")
+    with pytest.raises(NotFoundError):
+        store.upsert_step("no-such-run", StepRecord(name="train_model"))
+
+
+def test_update_run_changes_only_given_fields(store: Store) -> None:
+    store.create_run(PipelineRun(pipeline_id="run-1", model_name="churn", created_at=T0))
+    updated = store.update_run("run-1", status=RunStatus.RUNNING, started_at=at(5), attempts=1)
+    assert updated.status is RunStatus.RUNNING
+    assert updated.started_at == at(5)
+    assert updated.attempts == 1
+    assert updated.model_name == "churn"
+    assert updated.created_at == T0
+    assert store.get_run("run-1") == updated
+
+    failed = store.update_run(
+        "run-1",
+        status="failed",
+        error=RunError(step="train_model", error_type="ValueError", message="bad target"),
+    )
+    assert failed.error == RunError(
+        step="train_model", error_type="ValueError", message="bad target"
+    )
+    assert failed.started_at == at(5)
+    assert store.update_run("run-1", error=None).error is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"statuss": "running"}, "statuss"),
+        ({"pipeline_id": "other"}, "pipeline_id"),
+        ({"status": "paused"}, "status"),
+        ({"attempts": -1}, "attempts"),
+        ({"started_at": datetime(2024, 1, 1)}, "started_at"),  # naive: no timezone
+    ],
+)
+def test_invalid_run_update_names_the_field(
+    store: Store, changes: dict[str, object], field: str
+) -> None:
+    store.create_run(PipelineRun(pipeline_id="run-1"))
+    with pytest.raises(InvalidRecordError) as caught:
+        store.update_run("run-1", **changes)
+    assert caught.value.field == field
+    assert store.get_run("run-1").status is RunStatus.QUEUED
+
+
+def test_upsert_step_appends_then_replaces_by_name(store: Store) -> None:
+    store.create_run(PipelineRun(pipeline_id="run-1"))
+    store.upsert_step("run-1", StepRecord(name="load", status=StepStatus.RUNNING))
+    store.upsert_step("run-1", StepRecord(name="train", status=StepStatus.PENDING))
+    run = store.upsert_step(
+        "run-1",
+        StepRecord(
+            name="load", status=StepStatus.SUCCEEDED, elapsed_seconds=2.5, findings={"rows": 3}
+        ),
+    )
+    assert [(step.name, step.status) for step in run.steps] == [
+        ("load", StepStatus.SUCCEEDED),
+        ("train", StepStatus.PENDING),
+    ]
+    stored = store.get_run("run-1")
+    assert stored.step("load") == StepRecord(
+        name="load", status=StepStatus.SUCCEEDED, elapsed_seconds=2.5, findings={"rows": 3}
+    )
+
+
+def test_list_runs_newest_first_with_limit_and_status(store: Store) -> None:
+    for number, status in enumerate(["queued", "succeeded", "failed", "succeeded"]):
+        store.create_run(
+            PipelineRun(pipeline_id=f"run-{number}", status=status, created_at=at(number))
+        )
+    assert [run.pipeline_id for run in store.list_runs()] == ["run-3", "run-2", "run-1", "run-0"]
+    assert [run.pipeline_id for run in store.list_runs(limit=2)] == ["run-3", "run-2"]
+    assert [run.pipeline_id for run in store.list_runs(status=RunStatus.SUCCEEDED)] == [
+        "run-3",
+        "run-1",
+    ]
+    assert store.list_runs(limit=0) == []
+    with pytest.raises(InvalidRecordError) as caught:
+        store.list_runs(status="paused")
+    assert caught.value.field == "status"
+
+
+# -- predictions -----------------------------------------------------------------------------
+
+
+def test_predictions_read_back_equal_with_unicode_and_none(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    records = [
+        make_prediction(
+            row_index=0,
+            input_row={"città": "Zürich ☃", "age": None, "score": 1.5, "vip": True, "n": 7},
+            prediction={"label": "日本", "scores": [1, 2.5, None]},
+            probabilities=None,
+            latency_ms=None,
+        ),
+        make_prediction(row_index=1, input_row={}, prediction=None),
+        make_prediction(
+            source="online", request_id="req-ü", row_index=0, prediction=12.25, model_version=4
+        ),
+    ]
+    assert store.append_predictions(records) == 3
+    assert store.query_predictions(batch_id="batch-1") == records[:2]
+    assert store.query_predictions(request_id="req-ü") == records[2:]
+    assert store.query_predictions(request_id="req-ü")[0].model_version == "4"
+
+
+def test_non_finite_inputs_read_back_as_none(store: Store, make_prediction: MakePrediction) -> None:
+    store.append_predictions(
+        [make_prediction(input_row={"x": math.nan, "y": [math.inf, 1.0]}, prediction=-math.inf)]
+    )
+    [stored] = store.query_predictions()
+    assert stored.input_row == {"x": None, "y": [None, 1.0]}
+    assert stored.prediction is None
+
+
+def test_redelivered_batch_rows_are_not_duplicated(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    first_part = [make_prediction(row_index=index) for index in range(5)]
+    assert store.append_predictions(first_part) == 5
+    assert store.append_predictions(first_part) == 0
+    overlapping = [make_prediction(row_index=index) for index in range(3, 8)]
+    assert store.append_predictions(overlapping) == 3
+    repeated_in_one_call = [make_prediction(row_index=9), make_prediction(row_index=9)]
+    assert store.append_predictions(repeated_in_one_call) == 1
+    assert store.count_predictions(batch_id="batch-1") == 9
+    assert store.append_predictions([]) == 0
+
+
+def test_online_rows_are_keyed_by_request_and_row(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    request_a = [make_prediction(source="online", request_id="a", row_index=i) for i in range(2)]
+    request_b = [make_prediction(source="online", request_id="b", row_index=0)]
+    batch_row = [make_prediction(batch_id="batch-9", row_index=0)]
+    assert store.append_predictions(request_a + request_b + batch_row) == 4
+    assert store.append_predictions(request_a) == 0
+    assert store.count_predictions() == 4
+
+
+def test_query_filters_and_counts(store: Store, make_prediction: MakePrediction) -> None:
+    records = [
+        make_prediction(model_version="1", batch_id="b1", row_index=0, created_at=at(0)),
+        make_prediction(model_version="1", batch_id="b1", row_index=1, created_at=at(0)),
+        make_prediction(model_version="2", batch_id="b2", row_index=0, created_at=at(10)),
+        make_prediction(
+            model_version="2", source="online", request_id="r1", row_index=0, created_at=at(20)
+        ),
+        make_prediction(model_name="fraud", batch_id="b3", row_index=0, created_at=at(30)),
+    ]
+    store.append_predictions(records)
+    cases = [
+        ({"model_name": "churn"}, records[:4]),
+        ({"model_name": "churn", "model_version": "2"}, records[2:4]),
+        ({"model_name": "churn", "model_version": 1}, records[:2]),
+        ({"batch_id": "b1"}, records[:2]),
+        ({"request_id": "r1"}, [records[3]]),
+        ({"since": at(10)}, records[2:]),  # since is inclusive
+        ({"until": at(10)}, records[:2]),  # until is exclusive
+        ({"since": at(5), "until": at(25)}, records[2:4]),
+        ({"model_name": "churn", "since": at(15)}, [records[3]]),
+        ({"model_name": "nobody"}, []),
+        ({}, records),
+    ]
+    for filters, expected in cases:
+        assert store.query_predictions(**filters) == expected, filters
+        assert store.count_predictions(**filters) == len(expected), filters
+
+
+def test_naive_query_bounds_are_utc(store: Store, make_prediction: MakePrediction) -> None:
+    store.append_predictions([make_prediction(created_at=at(10))])
+    naive_since = at(10).replace(tzinfo=None)
+    assert store.count_predictions(since=naive_since) == 1
+    assert store.count_predictions(since=naive_since + timedelta(milliseconds=1)) == 0
+
+
+def test_query_orders_by_time_then_row_index(store: Store, make_prediction: MakePrediction) -> None:
+    written_out_of_order = [
+        make_prediction(row_index=2, created_at=at(1)),
+        make_prediction(row_index=0, created_at=at(2)),
+        make_prediction(row_index=1, created_at=at(1)),
+        make_prediction(row_index=0, created_at=at(1), batch_id="batch-2"),
+    ]
+    store.append_predictions(written_out_of_order)
+    order = [(record.created_at, record.row_index) for record in store.query_predictions()]
+    assert order == [(at(1), 0), (at(1), 1), (at(1), 2), (at(2), 0)]
+    newest = store.query_predictions(newest_first=True, limit=2)
+    assert [(record.created_at, record.row_index) for record in newest] == [(at(2), 0), (at(1), 2)]
+    assert len(store.query_predictions(limit=3)) == 3
+    assert store.query_predictions(limit=0) == []
+    with pytest.raises(InvalidRecordError) as caught:
+        store.query_predictions(limit=-1)
+    assert caught.value.field == "limit"
+
+
+def test_timestamps_keep_milliseconds(store: Store, make_prediction: MakePrediction) -> None:
+    moment = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    store.append_predictions([make_prediction(created_at=moment)])
+    [stored] = store.query_predictions()
+    assert stored.created_at == datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    assert stored.created_at.utcoffset() == timedelta(0)
+
+
+def test_reads_while_another_thread_appends(store: Store, make_prediction: MakePrediction) -> None:
+    failures: list[BaseException] = []
+
+    def append_in_batches() -> None:
+        try:
+            for batch in range(20):
+                store.append_predictions(
+                    [make_prediction(batch_id=f"b{batch}", row_index=i) for i in range(50)]
+                )
+        except BaseException as error:  # surfaced by the assertion below
+            failures.append(error)
+
+    writer = threading.Thread(target=append_in_batches)
+    writer.start()
+    while writer.is_alive():
+        store.query_predictions(limit=10)
+        store.count_predictions(model_name="churn")
+    writer.join()
+    assert failures == []
+    assert store.count_predictions() == 1000
+
+
+# -- batches ---------------------------------------------------------------------------------
+
+
+def test_batch_create_get_and_idempotency(store: Store) -> None:
+    batch = BatchRecord(batch_id="batch-1", model_name="churn", part_count=3, rows_total=30)
+    created = store.create_batch(batch)
+    assert created == (batch, True)
+    assert store.get_batch("batch-1") == batch
+    again = store.create_batch(BatchRecord(batch_id="batch-1", model_name="other", part_count=9))
+    assert again == (batch, False)
+    with pytest.raises(NotFoundError) as caught:
+        store.get_batch("nope")
+    assert str(caught.value) == "batch 'nope' not found"
+
+
+def test_batch_parts_are_counted_once(store: Store) -> None:
+    store.create_batch(BatchRecord(batch_id="batch-1", model_name="churn", part_count=3))
+    first = store.mark_batch_part_done("batch-1", 1, rows=10)
+    assert (first.status, first.parts_done, first.rows_done) == (BatchStatus.RUNNING, {1}, 10)
+    redelivered = store.mark_batch_part_done("batch-1", 1, rows=10)
+    assert redelivered == first
+    store.mark_batch_part_done("batch-1", 0, rows=10)
+    last = store.mark_batch_part_done("batch-1", 2, rows=5)
+    assert (last.status, last.parts_done, last.rows_done) == (BatchStatus.SUCCEEDED, {0, 1, 2}, 25)
+    assert store.get_batch("batch-1") == last
+    with pytest.raises(InvalidRecordError) as caught:
+        store.mark_batch_part_done("batch-1", 3, rows=1)
+    assert caught.value.field == "part_index"
+    with pytest.raises(NotFoundError):
+        store.mark_batch_part_done("nope", 0, rows=1)
+
+
+def test_update_and_list_batches(store: Store) -> None:
+    for number in range(3):
+        store.create_batch(
+            BatchRecord(
+                batch_id=f"b{number}", model_name="churn", part_count=2, created_at=at(number)
+            )
+        )
+    failed = store.update_batch("b1", status=BatchStatus.FAILED, error="model not found")
+    assert (failed.status, failed.error) == (BatchStatus.FAILED, "model not found")
+    assert failed.updated_at >= failed.created_at
+    assert store.mark_batch_part_done("b1", 0, rows=1).status is BatchStatus.FAILED
+    assert [batch.batch_id for batch in store.list_batches()] == ["b2", "b1", "b0"]
+    assert [batch.batch_id for batch in store.list_batches(status="failed")] == ["b1"]
+    assert [batch.batch_id for batch in store.list_batches(limit=1)] == ["b2"]
+    with pytest.raises(InvalidRecordError) as caught:
+        store.update_batch("b0", batch_id="b9")
+    assert caught.value.field == "batch_id"
+
+
+# -- dead letters ----------------------------------------------------------------------------
+
+
+def test_dead_letters_keep_their_bytes(store: Store) -> None:
+    body = b"\x00\xff\x08not protobuf \xe2\x98\x83"
+    older = DeadLetter(
+        queue="mlp.pipelines",
+        message_id="m-1",
+        message_type="mlplatform.v1.SubmitPipeline",
+        reason="DecodeError: truncated message",
+        body=body,
+        recorded_at=at(0),
+    )
+    newer = DeadLetter(queue="mlp.batches", reason="unknown model", recorded_at=at(1))
+    store.record_dead_letter(older)
+    store.record_dead_letter(newer)
+    assert store.list_dead_letters() == [newer, older]
+    assert store.list_dead_letters(queue="mlp.pipelines") == [older]
+    assert store.list_dead_letters(limit=1) == [newer]
+
+
+# -- model serving history -------------------------------------------------------------------
+
+
+def test_serving_history_closes_the_previous_version(store: Store) -> None:
+    first = store.record_serving("churn", "1", alias="production", started_at=at(0))
+    assert first.ended_at is None
+    restarted = store.record_serving("churn", 1, alias="production", started_at=at(5))
+    assert restarted == first  # the same version still serving: one span, not two
+    store.record_serving("churn", "7", alias="staging", started_at=at(6))
+    store.record_serving("churn", "2", alias="production", started_at=at(10))
+    store.record_serving("fraud", "1", alias="production", started_at=at(11))
+
+    history = store.list_serving("churn")
+    assert [(span.version, span.alias, span.started_at, span.ended_at) for span in history] == [
+        ("2", "production", at(10), None),
+        ("7", "staging", at(6), None),
+        ("1", "production", at(0), at(10)),
+    ]
+    assert len(store.list_serving("churn", limit=1)) == 1
+    assert store.list_serving("nobody") == []
+
+
+# -- lifecycle -------------------------------------------------------------------------------
+
+
+def test_closed_store_refuses_work(store: Store) -> None:
+    store.close()
+    with pytest.raises(StoreError):
+        store.list_runs()
