@@ -69,4 +69,4 @@ def test_setup_keywords_match_pycaret_signatures() -> None:
     ):
         keywords = set(inspect.signature(experiment_class.setup).parameters) - {"self"}
         assert keywords == catalog.SETUP_KEYWORDS[problem_type]
-    assert catalog.RESERVED_SETUP_KEYWORDS <= catalog.SETUP_KEYWORDS[catalog.CLASSIFICATION]
+    assert catalog.SETUP_KEYWORDS[catalog.CLASSIFICATION] >= catalog.RESERVED_SETUP_KEYWORDS
