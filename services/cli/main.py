@@ -14,9 +14,14 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     """Command groups live in their own modules; each adds its commands here."""
-    from mlplatform.cli import pipeline_commands, store_commands
+    from mlplatform.cli import (
+        pipeline_commands,
+        predictor_commands,
+        store_commands,
+        trainer_commands,
+    )
 
-    for module in (pipeline_commands, store_commands):
+    for module in (pipeline_commands, trainer_commands, store_commands, predictor_commands):
         module.register(app)
 
 

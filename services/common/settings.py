@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlplatform.client.messaging import WorkQueue
+
 DEFAULT_DATA_DIR = Path.home() / ".mlplatform"
 
 
@@ -27,6 +29,13 @@ class Settings(BaseSettings):
     store_uri: str = Field(
         default="", description="Prediction and run store: sqlite:///PATH or mongodb://..."
     )
+    pipelines_queue: str = Field(default="mlp.pipelines", description="Work queue of the trainers.")
+    batches_queue: str = Field(default="mlp.batches", description="Work queue of the inferers.")
+    queue_wait_ms: int = Field(
+        default=10_000,
+        ge=100,
+        description="How long a deferred or retried message waits before it comes back.",
+    )
     mlflow_tracking_uri: str = Field(
         default="",
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLP_MLFLOW_TRACKING_URI"),
@@ -37,6 +46,16 @@ class Settings(BaseSettings):
     def resolved_store_uri(self) -> str:
         """The store URI, defaulting to a SQLite file in the data folder."""
         return self.store_uri or f"sqlite:///{self.data_dir / 'store.db'}"
+
+    @property
+    def pipelines_work_queue(self) -> WorkQueue:
+        """The trainers' queue (with its dead-letter and wait queues)."""
+        return WorkQueue(self.pipelines_queue, wait_ms=self.queue_wait_ms)
+
+    @property
+    def batches_work_queue(self) -> WorkQueue:
+        """The inferers' queue (with its dead-letter and wait queues)."""
+        return WorkQueue(self.batches_queue, wait_ms=self.queue_wait_ms)
 
     @property
     def resolved_mlflow_tracking_uri(self) -> str:

@@ -1,0 +1,112 @@
+"""Submitting pipelines to the trainers and following them, over RabbitMQ only.
+
+`submit_pipeline` publishes a `SubmitPipeline` with publisher confirms; with
+`follow=True` it first binds a private queue to the run's events, so not one event is
+missed, and returns an iterator over them that ends with the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from google.protobuf import timestamp_pb2
+from pika.adapters.blocking_connection import BlockingChannel
+
+from mlplatform.client import messaging
+from mlplatform.client.pipelines import check_pipeline
+from mlplatform.v1 import messages_pb2, pipeline_pb2
+
+FINAL_STATUSES = frozenset({messages_pb2.RUN_STATUS_SUCCEEDED, messages_pb2.RUN_STATUS_FAILED})
+
+
+class FollowTimeout(TimeoutError):
+    """The run did not end within the time the caller was willing to wait."""
+
+
+@dataclass
+class Submission:
+    """A published pipeline: its id, and its events when the caller asked to follow it."""
+
+    pipeline_id: str
+    events: Iterator[messages_pb2.PipelineEvent] | None = None
+
+
+def submit_pipeline(
+    definition: pipeline_pb2.PipelineDefinition,
+    *,
+    broker_url: str | None = None,
+    pipeline_id: str | None = None,
+    submitted_by: str | None = None,
+    follow: bool = False,
+    timeout: float | None = None,
+    queue: messaging.WorkQueue = messaging.PIPELINES,
+) -> Submission:
+    """Validates and publishes a pipeline; returns once the broker has it.
+
+    `pipeline_id` is the idempotency key: resubmitting an id that already succeeded
+    does not train again. Raises PipelineError for an invalid definition.
+    """
+    check_pipeline(definition)
+    pipeline_id = pipeline_id or messaging.new_id()
+    submitted_at = timestamp_pb2.Timestamp()
+    submitted_at.GetCurrentTime()
+    message = messages_pb2.SubmitPipeline(
+        pipeline_id=pipeline_id,
+        definition=definition,
+        submitted_at=submitted_at,
+        submitted_by=submitted_by or getpass.getuser(),
+    )
+    if not follow:
+        with messaging.open_channel(broker_url) as (channel, version):
+            messaging.declare_work_queue(channel, queue, version)
+            messaging.publish(channel, queue.name, message, pipeline_id)
+        return Submission(pipeline_id)
+    return Submission(pipeline_id, _publish_and_follow(message, broker_url, timeout, queue))
+
+
+def _publish_and_follow(
+    message: messages_pb2.SubmitPipeline,
+    broker_url: str | None,
+    timeout: float | None,
+    queue: messaging.WorkQueue,
+) -> Iterator[messages_pb2.PipelineEvent]:
+    resources = contextlib.ExitStack()
+    channel, version = resources.enter_context(messaging.open_channel(broker_url))
+    try:
+        messaging.declare_work_queue(channel, queue, version)
+        events_queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        channel.queue_bind(
+            events_queue, messaging.EVENTS_EXCHANGE, routing_key=f"pipeline.{message.pipeline_id}"
+        )
+        messaging.publish(channel, queue.name, message, message.pipeline_id)
+    except BaseException:
+        resources.close()
+        raise
+    return _events(resources, channel, events_queue, timeout)
+
+
+def _events(
+    resources: contextlib.ExitStack,
+    channel: BlockingChannel,
+    events_queue: str,
+    timeout: float | None,
+) -> Iterator[messages_pb2.PipelineEvent]:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        for method, _properties, body in channel.consume(
+            events_queue, auto_ack=True, inactivity_timeout=1.0
+        ):
+            if deadline is not None and time.monotonic() > deadline:
+                raise FollowTimeout(f"the run did not end within {timeout:.0f}s")
+            if method is None:
+                continue
+            event = messages_pb2.PipelineEvent.FromString(body)
+            yield event
+            if event.status in FINAL_STATUSES:
+                return
+    finally:
+        resources.close()

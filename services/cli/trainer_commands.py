@@ -1,0 +1,169 @@
+"""`mlp submit`, `mlp train` and `mlp trainer`: running pipelines through the queue or here."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from mlplatform.cli.pipeline_commands import EXIT_INVALID
+from mlplatform.client.pipelines import PipelineError, load_pipeline_file
+from mlplatform.common.settings import get_settings
+from mlplatform.v1 import messages_pb2, pipeline_pb2
+
+_STATUS_WORDS = {
+    messages_pb2.RUN_STATUS_QUEUED: "queued",
+    messages_pb2.RUN_STATUS_RUNNING: "running",
+    messages_pb2.RUN_STATUS_SUCCEEDED: "succeeded",
+    messages_pb2.RUN_STATUS_FAILED: "failed",
+}
+
+
+def _load_or_exit(pipeline_file: Path) -> pipeline_pb2.PipelineDefinition:
+    try:
+        return load_pipeline_file(pipeline_file)
+    except PipelineError as error:
+        typer.echo(f"{pipeline_file}: invalid pipeline", err=True)
+        for field_error in error.errors:
+            typer.echo(f"  {field_error}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def _print_event(event: messages_pb2.PipelineEvent) -> None:
+    status = _STATUS_WORDS.get(event.status, "?")
+    typer.echo(f"[{event.elapsed_seconds:8.1f}s] {status:<9} {event.message}")
+
+
+def submit(
+    pipeline_file: Path = typer.Argument(..., help="Pipeline definition (.json, .yaml)."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the run until it ends."),
+    timeout: float = typer.Option(3600.0, help="With --wait: give up after this many seconds."),
+    pipeline_id: str = typer.Option("", "--id", help="Run id (idempotency key); default: new."),
+    broker_url: str = typer.Option("", help="RabbitMQ URL; default: MLP_BROKER_URL."),
+) -> None:
+    """Validate a pipeline and publish it to the trainers; print its id.
+
+    With --wait, print each step as it starts and ends, then the outcome (exit 1 when
+    the run failed). Nothing is published when the file is invalid (exit 2).
+    """
+    import pika.exceptions
+
+    from mlplatform.client.submit import FollowTimeout, submit_pipeline
+
+    definition = _load_or_exit(pipeline_file)
+    url = broker_url or get_settings().broker_url
+    try:
+        submission = submit_pipeline(
+            definition,
+            broker_url=url,
+            pipeline_id=pipeline_id or None,
+            follow=wait,
+            timeout=timeout,
+        )
+    except pika.exceptions.AMQPConnectionError:
+        typer.echo(
+            f"cannot reach RabbitMQ at {url}; is it running? (rabbitmq-server -detached)", err=True
+        )
+        raise typer.Exit(1) from None
+    typer.echo(f"submitted pipeline {submission.pipeline_id}")
+    if submission.events is None:
+        return
+    final: messages_pb2.PipelineEvent | None = None
+    try:
+        for event in submission.events:
+            _print_event(event)
+            final = event
+    except FollowTimeout as error:
+        typer.echo(f"{error}; the run goes on: mlp runs {submission.pipeline_id}", err=True)
+        raise typer.Exit(1) from None
+    if final is None or final.status != messages_pb2.RUN_STATUS_SUCCEEDED:
+        raise typer.Exit(1)
+
+
+def train(
+    pipeline_file: Path = typer.Argument(..., help="Pipeline definition (.json, .yaml)."),
+    pipeline_id: str = typer.Option("", "--id", help="Run id; default: new."),
+) -> None:
+    """Run a pipeline here, in this process, with no broker (notebooks, quick tries).
+
+    Records the run in the store (MLP_STORE_URI) and MLflow (MLFLOW_TRACKING_URI) like
+    a trainer would. Exits 1 when the run fails.
+    """
+    from mlplatform.client.messaging import new_id
+    from mlplatform.common.store import RunStatus, open_store
+    from mlplatform.trainer.runner import PipelineRunner
+
+    definition = _load_or_exit(pipeline_file)
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    class PrintEvents:
+        def publish(self, event: messages_pb2.PipelineEvent) -> None:
+            _print_event(event)
+
+    submission = messages_pb2.SubmitPipeline(
+        pipeline_id=pipeline_id or new_id(), definition=definition, submitted_by="mlp train"
+    )
+    typer.echo(f"running pipeline {submission.pipeline_id}")
+    with open_store(settings.resolved_store_uri) as store:
+        runner = PipelineRunner(store, settings.resolved_mlflow_tracking_uri, PrintEvents())
+        record = runner.run(submission, worker_id="mlp-train")
+    if record.status != RunStatus.SUCCEEDED:
+        raise typer.Exit(1)
+
+
+def trainer(
+    broker_url: str = typer.Option("", help="RabbitMQ URL; default: MLP_BROKER_URL."),
+    max_attempts: int = typer.Option(3, help="Tries of a job that fails for transient reasons."),
+    lease_seconds: float = typer.Option(
+        60.0, help="A run whose worker has not reported for this long is taken over."
+    ),
+    log_level: str = typer.Option("INFO", help="Logging level."),
+) -> None:
+    """Start a trainer worker: consume pipelines from RabbitMQ until SIGTERM or Ctrl-C.
+
+    Start several to share the queue round-robin.
+    """
+    from mlplatform.common.consumer import QueueWorker, worker_name
+    from mlplatform.common.store import open_store
+    from mlplatform.trainer.runner import PipelineRunner
+    from mlplatform.trainer.worker import BrokerEvents, TrainerHandler
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = broker_url or settings.broker_url
+    store = open_store(settings.resolved_store_uri)
+    events = BrokerEvents(url)
+    name = worker_name("trainer")
+    runner = PipelineRunner(store, settings.resolved_mlflow_tracking_uri, events)
+    handler = TrainerHandler(runner, store, name, max_attempts, lease_seconds)
+    worker = QueueWorker(settings.pipelines_work_queue, handler, store, url, name=name)
+    _stop_on_signals(worker)
+    try:
+        worker.run()
+    finally:
+        events.close()
+        store.close()
+
+
+def _stop_on_signals(worker: Any) -> None:
+    def stop(signum: int, _frame: object) -> None:
+        print(f"{signal.Signals(signum).name}: stopping after the job in progress", file=sys.stderr)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the pipeline-running commands to the `mlp` app."""
+    app.command("submit")(submit)
+    app.command("train")(train)
+    app.command("trainer")(trainer)

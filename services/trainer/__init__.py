@@ -1,0 +1,1 @@
+"""The trainer: runs pipeline definitions with PyCaret, records them in MLflow, registers."""

@@ -1,0 +1,160 @@
+"""MLflow records of a pipeline run: a parent run, a nested run per evaluated model,
+the winning pipeline logged and registered.
+
+Logged from our side rather than by PyCaret: on MLflow 3, PyCaret's
+`setup(log_experiment=True)` fails (it treats MLflow's thread-local active-run stack as a
+list), its model logging trips over MLflow 3's default `skops` format, it leaves a run
+active behind it and splits preprocessing and model into separate runs (pycaret#3805).
+Runs are addressed by id through `MlflowClient`, so nothing here depends on the fluent
+API's per-thread "active run", except `log_model`, which is wrapped in its own run scope.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from mlplatform.trainer.pycaret_adapter import EvaluatedModel
+
+PIPELINE_ID_TAG = "mlp.pipeline_id"
+_METRIC_NAME = re.compile(r"[^\w\-. /]")
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A model version the registry now holds."""
+
+    name: str
+    version: str
+    alias: str | None
+    model_uri: str
+
+
+def metric_key(name: str) -> str:
+    """An MLflow-legal metric name ("TT (Sec)" -> "TT_Sec")."""
+    return _METRIC_NAME.sub("", name.replace(" (", "_").replace(")", "")).strip() or "metric"
+
+
+class PipelineTracking:
+    """The MLflow side of one pipeline run."""
+
+    def __init__(self, tracking_uri: str, experiment_name: str, pipeline_id: str) -> None:
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.tracking_uri = tracking_uri
+        self.pipeline_id = pipeline_id
+        experiment = self.client.get_experiment_by_name(experiment_name)
+        self.experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else self.client.create_experiment(experiment_name)
+        )
+        self.parent_run_id: str | None = None
+
+    def start(self, definition: dict[str, Any]) -> str:
+        """Opens the parent run and stores the pipeline definition as an artifact."""
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"pipeline-{self.pipeline_id[:12]}",
+            tags={PIPELINE_ID_TAG: self.pipeline_id, "mlp.kind": "pipeline"},
+        )
+        self.parent_run_id = run.info.run_id
+        self.client.log_dict(self.parent_run_id, definition, "pipeline.json")
+        return self.parent_run_id
+
+    def log_evaluated(self, evaluated: EvaluatedModel) -> str:
+        """One nested run per model PyCaret evaluated: its parameters and CV scores."""
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=evaluated.name,
+            tags={
+                "mlflow.parentRunId": self._parent(),
+                PIPELINE_ID_TAG: self.pipeline_id,
+                "mlp.stage": evaluated.stage,
+                "mlp.estimator_id": evaluated.estimator_id or "",
+                "mlp.kind": "evaluated_model",
+            },
+        )
+        self.client.log_batch(
+            run.info.run_id,
+            metrics=[
+                Metric(f"cv_{metric_key(name)}", value, 0, 0)
+                for name, value in evaluated.cv_metrics.items()
+            ],
+            params=[Param(name, value) for name, value in evaluated.params.items()],
+        )
+        self.client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
+    def log_summary(self, params: dict[str, Any], metrics: dict[str, float]) -> None:
+        """The parent run's own parameters (setup keywords) and the winner's scores."""
+        self.client.log_batch(
+            self._parent(),
+            metrics=[Metric(metric_key(name), value, 0, 0) for name, value in metrics.items()],
+            params=[Param(name, str(value)[:500]) for name, value in params.items()],
+        )
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self._parent(), tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def log_pipeline_model(self, pipeline: Any, input_example: pd.DataFrame) -> str:
+        """Logs the whole sklearn pipeline with an input signature; returns its model URI.
+
+        `cloudpickle`, not MLflow 3's default `skops`: skops refuses PyCaret's,
+        imbalanced-learn's and LightGBM's types, and the registry is our trusted store.
+        """
+        predictions = pipeline.predict(input_example)
+        signature = infer_signature(input_example, predictions)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        with mlflow.start_run(run_id=self._parent()):
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                signature=signature,
+                serialization_format="cloudpickle",
+            )
+        return info.model_uri
+
+    def register(
+        self, model_uri: str, model_name: str, alias: str | None, tags: dict[str, str]
+    ) -> RegisteredVersion:
+        """Registers a logged model under `model_name` and points `alias` at it.
+
+        Idempotent per pipeline: a run that is redone after its worker died between
+        registering and recording success reuses the version it registered.
+        """
+        version = self.registered_for_pipeline(model_name)
+        if version is None:
+            try:
+                self.client.create_registered_model(model_name)
+            except mlflow.exceptions.MlflowException as error:
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            version = self.client.create_model_version(
+                model_name, model_uri, run_id=self._parent(), tags=tags
+            )
+        if alias:
+            self.client.set_registered_model_alias(model_name, alias, version.version)
+        return RegisteredVersion(model_name, str(version.version), alias, model_uri)
+
+    def registered_for_pipeline(self, model_name: str) -> Any | None:
+        """The version this pipeline already registered under `model_name`, if any."""
+        versions = self.client.search_model_versions(
+            f"name = '{model_name}' and tags.`{PIPELINE_ID_TAG}` = '{self.pipeline_id}'"
+        )
+        return versions[0] if versions else None
+
+    def finish(self, succeeded: bool) -> None:
+        if self.parent_run_id is not None:
+            self.client.set_terminated(self.parent_run_id, "FINISHED" if succeeded else "FAILED")
+
+    def _parent(self) -> str:
+        if self.parent_run_id is None:
+            raise RuntimeError("the pipeline's MLflow run has not been started")
+        return self.parent_run_id

@@ -1,0 +1,213 @@
+"""The trainer's queue side: decode and check `SubmitPipeline` messages, run them, settle.
+
+Transport only: decoding, the run lease and retries live here; the pipeline itself runs
+in `PipelineRunner`. A run being trained holds a lease in its store record (worker id and
+a heartbeat refreshed while it trains); a redelivery of that pipeline to another worker
+while the lease is fresh is deferred, not trained twice. A worker killed mid-training
+stops refreshing its lease, so once the lease expires the redelivered message is trained
+by whoever holds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+import pika
+import pika.exceptions
+from google.protobuf.message import DecodeError
+
+from mlplatform.client import messaging
+from mlplatform.client.pipelines import validate_pipeline
+from mlplatform.common.consumer import Defer, Delivery, Done, Outcome, Reject
+from mlplatform.common.store import NotFoundError, RunStatus, Store, utc_now
+from mlplatform.trainer.runner import PipelineRunner, TransientFailure, new_run_record
+from mlplatform.v1 import messages_pb2
+
+logger = logging.getLogger(__name__)
+
+SUBMIT_TYPE = messages_pb2.SubmitPipeline.DESCRIPTOR.full_name
+
+
+class BrokerEvents:
+    """Publishes `PipelineEvent`s to the events exchange (`pipeline.<id>`).
+
+    Used from the job thread, so it has a connection of its own (pika connections are
+    not thread-safe), opened on demand and re-opened once if the broker dropped it.
+    """
+
+    def __init__(self, broker_url: str) -> None:
+        self.broker_url = broker_url
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
+
+    def publish(self, event: messages_pb2.PipelineEvent) -> None:
+        for attempt in (1, 2):
+            try:
+                channel = self._open()
+                messaging.publish(
+                    channel,
+                    f"pipeline.{event.pipeline_id}",
+                    event,
+                    event.pipeline_id,
+                    exchange=messaging.EVENTS_EXCHANGE,
+                    mandatory=False,
+                )
+                return
+            except (pika.exceptions.AMQPError, OSError):
+                self.close()
+                if attempt == 2:
+                    raise
+
+    def _open(self) -> pika.adapters.blocking_connection.BlockingChannel:
+        if self._channel is None or not self._channel.is_open:
+            self._connection = pika.BlockingConnection(
+                messaging.connection_parameters(self.broker_url)
+            )
+            self._channel = self._connection.channel()
+            self._channel.exchange_declare(
+                messaging.EVENTS_EXCHANGE, exchange_type="topic", durable=True
+            )
+        return self._channel
+
+    def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except Exception:
+                logger.debug("closing the events connection failed", exc_info=True)
+
+
+class TrainerHandler:
+    """Turns one delivery into one outcome for the queue worker."""
+
+    def __init__(
+        self,
+        runner: PipelineRunner,
+        store: Store,
+        worker_id: str,
+        max_attempts: int = 3,
+        lease_seconds: float = 60.0,
+    ) -> None:
+        self.runner = runner
+        self.store = store
+        self.worker_id = worker_id
+        self.max_attempts = max_attempts
+        self.lease_seconds = lease_seconds
+
+    def __call__(self, delivery: Delivery) -> Outcome:
+        submission_or_reason = decode_submission(delivery)
+        if isinstance(submission_or_reason, str):
+            return Reject(submission_or_reason)
+        submission = submission_or_reason
+        problems = validate_pipeline(submission.definition)
+        if problems:
+            reason = "invalid pipeline definition: " + "; ".join(map(str, problems))
+            self._record_refusal(submission, reason)
+            return Reject(reason)
+        holder = self._lease_holder(submission.pipeline_id)
+        if holder is not None:
+            return Defer(f"pipeline {submission.pipeline_id} is running on {holder}")
+        try:
+            with self._heartbeat(submission.pipeline_id):
+                self.runner.run(submission, self.worker_id)
+        except TransientFailure as error:
+            attempt = delivery.attempt + 1
+            if attempt >= self.max_attempts:
+                reason = f"gave up after {attempt} attempts: {error}"
+                self.runner.mark_failed(submission.pipeline_id, "TransientFailure", reason)
+                return Reject(reason)
+            logger.warning(
+                "pipeline %s: attempt %d failed: %s", submission.pipeline_id, attempt, error
+            )
+            return Defer(str(error), count_attempt=True)
+        return Done()
+
+    def _lease_holder(self, pipeline_id: str) -> str | None:
+        """The other worker training this pipeline right now, if any."""
+        try:
+            run = self.store.get_run(pipeline_id)
+        except NotFoundError:
+            return None
+        if run.status != RunStatus.RUNNING or not run.worker_id or run.worker_id == self.worker_id:
+            return None
+        if run.heartbeat_at is None:
+            return None
+        if utc_now() - run.heartbeat_at > timedelta(seconds=self.lease_seconds):
+            logger.warning(
+                "pipeline %s: lease of %s expired; taking over", pipeline_id, run.worker_id
+            )
+            return None
+        return run.worker_id
+
+    def _heartbeat(self, pipeline_id: str) -> _Heartbeat:
+        return _Heartbeat(self.store, pipeline_id, self.worker_id, self.lease_seconds / 3)
+
+    def _record_refusal(self, submission: messages_pb2.SubmitPipeline, reason: str) -> None:
+        """A refused submission still gets a failed run, so whoever waits on it learns why."""
+        if not submission.pipeline_id:
+            return
+        try:
+            created = self.store.create_run(new_run_record(submission))
+            if created.record.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+                self.runner.mark_failed(submission.pipeline_id, "InvalidPipeline", reason)
+        except Exception:
+            logger.exception("could not record the refusal of %s", submission.pipeline_id)
+
+
+class _Heartbeat:
+    """Keeps a run's lease fresh from a side thread while the job thread trains."""
+
+    def __init__(self, store: Store, pipeline_id: str, worker_id: str, interval: float) -> None:
+        self.store = store
+        self.pipeline_id = pipeline_id
+        self.worker_id = worker_id
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._write()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._write()
+
+    def _write(self) -> None:
+        try:
+            self.store.update_run(
+                self.pipeline_id, worker_id=self.worker_id, heartbeat_at=utc_now()
+            )
+        except NotFoundError:
+            pass  # the runner creates the record; the next beat finds it
+        except Exception:
+            logger.warning("could not refresh the lease of %s", self.pipeline_id, exc_info=True)
+
+
+def decode_submission(delivery: Delivery) -> messages_pb2.SubmitPipeline | str:
+    """The message, or the reason it cannot be one."""
+    properties = delivery.properties
+    if properties.content_type and properties.content_type not in messaging.ACCEPTED_CONTENT_TYPES:
+        return (
+            f"content_type '{properties.content_type}' is not "
+            f"{' or '.join(sorted(messaging.ACCEPTED_CONTENT_TYPES))}"
+        )
+    if properties.type and properties.type != SUBMIT_TYPE:
+        return f"message type '{properties.type}' is not {SUBMIT_TYPE}"
+    try:
+        submission = messages_pb2.SubmitPipeline.FromString(delivery.body)
+    except DecodeError as error:
+        return f"body is not a valid {SUBMIT_TYPE}: {error}"
+    if not submission.pipeline_id:
+        return "pipeline_id is empty; the sender must choose one"
+    if not submission.HasField("definition"):
+        return "definition is missing"
+    return submission
