@@ -105,6 +105,8 @@ class QueueWorker:
         init=False,
     )
     consuming: threading.Event = field(default_factory=threading.Event, init=False)
+    #: Connections opened so far: more than one means the worker reconnected.
+    connections_opened: int = field(default=0, init=False)
 
     def run(self) -> None:
         """Consumes until `stop()`; reconnects with backoff whenever the broker goes away."""
@@ -142,6 +144,7 @@ class QueueWorker:
     def _consume(self) -> None:
         connection = pika.BlockingConnection(messaging.connection_parameters(self.broker_url))
         self._connection = connection
+        self.connections_opened += 1
         channel = connection.channel()
         self._channel = channel
         channel.confirm_delivery()

@@ -50,6 +50,22 @@ _EVENT_STATUS = {
 }
 
 
+def is_transient(error: BaseException) -> bool:
+    """Whether `error`, or an error it was raised from, is an infrastructure fault.
+
+    MLflow wraps a refused connection in a plain MlflowException ("API request to ...
+    failed"), so the chain of causes is what tells a down server from a bad pipeline.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TRANSIENT_ERRORS):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class TransientFailure(Exception):
     """The run could not proceed for a reason outside the pipeline; try again later."""
 
@@ -117,8 +133,10 @@ class PipelineRunner:
         pipeline_id = submission.pipeline_id
         try:
             created = self.store.create_run(new_run_record(submission))
-        except TRANSIENT_ERRORS as error:
-            raise TransientFailure(f"store unreachable: {error}") from error
+        except Exception as error:
+            if is_transient(error):
+                raise TransientFailure(f"store unreachable: {error}") from error
+            raise
         existing = created.record
         if existing.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
             logger.info("pipeline %s already %s; not run again", pipeline_id, existing.status)
@@ -126,8 +144,10 @@ class PipelineRunner:
         started = time.monotonic()
         try:
             return self._run_steps(submission, existing, started, worker_id)
-        except TRANSIENT_ERRORS as error:
-            raise TransientFailure(f"{type(error).__name__}: {error}") from error
+        except Exception as error:
+            if is_transient(error):
+                raise TransientFailure(f"{type(error).__name__}: {error}") from error
+            raise
 
     def _announce(
         self, pipeline_id: str, status: RunStatus, step: str, message: str, started: float
@@ -198,9 +218,9 @@ class PipelineRunner:
             if self.before_step is not None:
                 self.before_step(kind, context)
             findings = run_step(kind, spec, context)
-        except TRANSIENT_ERRORS:
-            raise
         except Exception as error:  # StepFailure, or PyCaret/sklearn refusing the data
+            if is_transient(error):
+                raise
             if not isinstance(error, StepFailure):
                 logger.exception("step %s of pipeline %s failed", kind, pipeline_id)
             self.store.upsert_step(

@@ -1,0 +1,118 @@
+"""A second RabbitMQ node of the test's own, on free ports, with settings the shared one
+must not have (a consumer timeout of seconds). Uses the machine's RabbitMQ installation.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import pika
+
+# Debian's /usr/sbin wrappers switch to the rabbitmq user and drop our environment;
+# the scripts behind them run the node as we are.
+SERVER_CANDIDATES = ("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server")
+CTL_CANDIDATES = ("/usr/lib/rabbitmq/bin/rabbitmqctl", "rabbitmqctl")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _find(candidates: tuple[str, ...]) -> str:
+    for candidate in candidates:
+        found = shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
+        if found:
+            return found
+    raise RuntimeError(f"no RabbitMQ installation found (looked for {', '.join(candidates)})")
+
+
+@dataclass
+class RabbitNode:
+    name: str
+    port: int
+    url: str
+    environment: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    def ctl(self, *args: str) -> None:
+        subprocess.run(
+            [_find(CTL_CANDIDATES), "-n", self.name, *args],
+            env=self.environment,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def wait_until_answering(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"RabbitMQ node {self.name} exited ({self.process.returncode})")
+            try:
+                pika.BlockingConnection(pika.URLParameters(self.url + "?socket_timeout=2")).close()
+                return
+            except pika.exceptions.AMQPError:
+                time.sleep(0.5)
+        raise RuntimeError(f"RabbitMQ node {self.name} did not answer within {timeout:.0f}s")
+
+    def restart_app(self) -> None:
+        """Stops and starts the broker application (connections drop, the node stays)."""
+        self.ctl("stop_app")
+        self.ctl("start_app")
+        self.wait_until_answering()
+
+
+@contextmanager
+def rabbitmq_node(folder: Path, consumer_timeout_ms: int) -> Iterator[RabbitNode]:
+    """Starts a node whose consumer timeout is `consumer_timeout_ms`, checked every second."""
+    port = _free_port()
+    name = f"mlptest{uuid.uuid4().hex[:6]}@localhost"
+    (folder / "rabbitmq.conf").write_text(
+        f"listeners.tcp.default = 127.0.0.1:{port}\n"
+        f"consumer_timeout = {consumer_timeout_ms}\n"
+        "loopback_users.guest = true\n"
+    )
+    # The channel checks the timeout on its tick (60 s by default).
+    (folder / "advanced.config").write_text("[{rabbit, [{channel_tick_interval, 1000}]}].\n")
+    (folder / "enabled_plugins").write_text("[].\n")
+    environment = {
+        **os.environ,
+        "RABBITMQ_NODENAME": name,
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(_free_port()),
+        "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(folder / "log"),
+        "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(folder / "advanced.config"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+        "RABBITMQ_PID_FILE": str(folder / "node.pid"),
+    }
+    process = subprocess.Popen(
+        [_find(SERVER_CANDIDATES)],
+        env=environment,
+        stdout=(folder / "server.out").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    node = RabbitNode(name, port, f"amqp://guest:guest@127.0.0.1:{port}/%2F", environment, process)
+    try:
+        node.wait_until_answering()
+        yield node
+    finally:
+        with suppress(Exception):
+            node.ctl("stop")
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
