@@ -145,7 +145,7 @@ def trainer(
     runner = PipelineRunner(store, settings.resolved_mlflow_tracking_uri, events)
     handler = TrainerHandler(runner, store, name, max_attempts, lease_seconds)
     worker = QueueWorker(settings.pipelines_work_queue, handler, store, url, name=name)
-    _stop_on_signals(worker)
+    stop_on_signals(worker)
     try:
         worker.run()
     finally:
@@ -153,7 +153,7 @@ def trainer(
         store.close()
 
 
-def _stop_on_signals(worker: Any) -> None:
+def stop_on_signals(worker: Any) -> None:
     def stop(signum: int, _frame: object) -> None:
         print(f"{signal.Signals(signum).name}: stopping after the job in progress", file=sys.stderr)
         worker.stop()

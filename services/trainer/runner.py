@@ -16,6 +16,7 @@ from typing import Protocol
 
 from google.protobuf import json_format, timestamp_pb2
 
+from mlplatform.common.faults import is_transient
 from mlplatform.common.store import (
     NotFoundError,
     PipelineRun,
@@ -33,37 +34,12 @@ from mlplatform.v1 import messages_pb2
 
 logger = logging.getLogger(__name__)
 
-#: Faults of the infrastructure, not of the pipeline: worth another try later.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
-try:  # MLflow's HTTP client raises requests' errors when the tracking server is down
-    import requests
-
-    TRANSIENT_ERRORS += (requests.ConnectionError, requests.Timeout)
-except ImportError:  # pragma: no cover
-    pass
-
 _EVENT_STATUS = {
     RunStatus.QUEUED: messages_pb2.RUN_STATUS_QUEUED,
     RunStatus.RUNNING: messages_pb2.RUN_STATUS_RUNNING,
     RunStatus.SUCCEEDED: messages_pb2.RUN_STATUS_SUCCEEDED,
     RunStatus.FAILED: messages_pb2.RUN_STATUS_FAILED,
 }
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether `error`, or an error it was raised from, is an infrastructure fault.
-
-    MLflow wraps a refused connection in a plain MlflowException ("API request to ...
-    failed"), so the chain of causes is what tells a down server from a bad pipeline.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, TRANSIENT_ERRORS):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
 
 
 class TransientFailure(Exception):

@@ -1,0 +1,173 @@
+"""Benchmark of the trainer's own cost.
+
+Run: python bench/bench_trainer.py [--rows 5000] [--latency-jobs 10]
+
+1. Overhead: the example pipeline (SMOTE, PCA, trigonometry features, rf + lightgbm + knn,
+   fold 3, blend and stack, register) through `PipelineRunner` (what `mlp train` and the
+   workers run: store records, an MLflow run per evaluated model, model logging and
+   registration) against the same PyCaret calls made directly, on the same data and seed.
+   Target: within 10% of the direct time.
+2. Queue-to-start latency: from publishing a `SubmitPipeline` to the idle worker's
+   "started" event, over the real RabbitMQ at MLP_BROKER_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import pandas as pd  # noqa: E402
+
+from mlplatform.client import messaging  # noqa: E402
+from mlplatform.client.pipelines import load_pipeline_file, parse_pipeline  # noqa: E402
+from mlplatform.client.submit import submit_pipeline  # noqa: E402
+from mlplatform.common.consumer import QueueWorker  # noqa: E402
+from mlplatform.common.store import open_store  # noqa: E402
+from mlplatform.common.transformers import TrigonometryFeatures  # noqa: E402
+from mlplatform.trainer.runner import PipelineRunner  # noqa: E402
+from mlplatform.trainer.worker import BrokerEvents, TrainerHandler  # noqa: E402
+from mlplatform.v1 import messages_pb2  # noqa: E402
+
+SESSION_ID = 123
+
+
+def sample(rows: int, folder: Path) -> Path:
+    spec = importlib.util.spec_from_file_location(
+        "sample", REPO / "examples" / "make_credit_fraud_sample.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = folder / "fraud.csv"
+    module.make_sample(rows).to_csv(path, index=False)
+    return path
+
+
+def through_platform(data_path: Path, folder: Path) -> float:
+    definition = load_pipeline_file(REPO / "examples" / "credit_fraud_from_file.json")
+    definition.pipeline[0].ml_steps[0].load_data_from_file.path = str(data_path)
+    store = open_store(f"sqlite:///{folder / 'store.db'}")
+    runner = PipelineRunner(store, f"sqlite:///{folder / 'mlflow.db'}")
+    started = time.perf_counter()
+    record = runner.run(messages_pb2.SubmitPipeline(pipeline_id="bench", definition=definition))
+    elapsed = time.perf_counter() - started
+    assert record.status.value == "succeeded", record.error
+    store.close()
+    return elapsed
+
+
+def direct(data_path: Path, folder: Path) -> float:
+    """The same work with PyCaret alone: read, setup, compare, blend, stack, hold-out, save."""
+    from pycaret.classification import ClassificationExperiment
+
+    started = time.perf_counter()
+    data = pd.read_csv(data_path)
+    features = [name for name in data.columns if name != "Class"]
+    experiment = ClassificationExperiment()
+    experiment.setup(
+        data,
+        target="Class",
+        fold=3,
+        n_jobs=1,
+        session_id=SESSION_ID,
+        verbose=False,
+        html=False,
+        log_experiment=False,
+        system_log=False,
+        fix_imbalance=True,
+        pca=True,
+        custom_pipeline=[("trigonometry_features", TrigonometryFeatures(columns=features))],
+        custom_pipeline_position=-3,
+    )
+    selected = experiment.compare_models(
+        include=["rf", "lightgbm", "knn"], n_select=2, sort="F1", verbose=False, errors="raise"
+    )
+    experiment.blend_models(selected, optimize="F1", verbose=False)
+    best = experiment.stack_models(selected, optimize="F1", verbose=False)
+    experiment.predict_model(best, verbose=False)
+    experiment.save_model(best, str(folder / "direct"), verbose=False)
+    return time.perf_counter() - started
+
+
+def queue_to_start(jobs: int, data_path: Path, folder: Path, broker_url: str) -> list[float]:
+    queue = messaging.WorkQueue(f"bench.{os.getpid()}.pipelines", wait_ms=500)
+    store = open_store(f"sqlite:///{folder / 'latency-store.db'}")
+    runner = PipelineRunner(
+        store, f"sqlite:///{folder / 'latency-mlflow.db'}", BrokerEvents(broker_url)
+    )
+    worker = QueueWorker(
+        queue, TrainerHandler(runner, store, "bench"), store, broker_url, name="bench"
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    worker.consuming.wait(30)
+    document = {
+        "pipeline": [{"MLSteps": [{"load_data_from_file": {"path": str(data_path)}}]}],
+        "experiment_config": {
+            "experiment_name": "latency",
+            "problem_type": "classification",
+            "target": "Class",
+        },
+    }
+    definition = parse_pipeline(document)
+    latencies = []
+    for _ in range(jobs + 1):  # the first job warms the worker up (MLflow tables) and is dropped
+        published = time.perf_counter()
+        submission = submit_pipeline(definition, broker_url=broker_url, follow=True, queue=queue)
+        assert submission.events is not None
+        for event in submission.events:
+            if event.status == messages_pb2.RUN_STATUS_RUNNING and event.message.startswith(
+                "started"
+            ):
+                latencies.append(time.perf_counter() - published)
+    worker.stop()
+    thread.join(60)
+    latencies = latencies[1:]
+    with messaging.open_channel(broker_url) as (channel, _version):
+        for name in (queue.name, queue.dead_letter, queue.wait):
+            channel.queue_delete(name)
+    return latencies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--latency-jobs", type=int, default=10)
+    args = parser.parse_args()
+    broker_url = os.environ.get("MLP_BROKER_URL", messaging.DEFAULT_BROKER_URL)
+    with tempfile.TemporaryDirectory(prefix="bench-trainer-") as temp:
+        folder = Path(temp)
+        data_path = sample(args.rows, folder)
+        platform_seconds = through_platform(data_path, folder)
+        direct_seconds = direct(data_path, folder)
+        overhead = platform_seconds / direct_seconds - 1
+        print(f"example pipeline on {args.rows:,} rows (rf, lightgbm, knn; fold 3; blend + stack)")
+        print(f"  direct PyCaret calls   {direct_seconds:8.1f} s")
+        print(f"  through the platform   {platform_seconds:8.1f} s   overhead {overhead:+.1%}")
+        latencies = sorted(queue_to_start(args.latency_jobs, data_path, folder, broker_url))
+        p50 = statistics.median(latencies) * 1000
+        p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))] * 1000
+        print(
+            f"queue-to-start on an idle worker ({len(latencies)} jobs): "
+            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+        )
+    verdict = "OK" if overhead <= 0.10 else "ABOVE TARGET"
+    print(f"{verdict}: overhead target is 10%")
+    return 0 if overhead <= 0.10 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""Submitting batch predictions: a table split into `BatchPredictionRequest` messages.
+
+Each part carries its rows' offset in the batch, so every row has a stable key
+(batch_id, row index) however often its message is delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mlplatform.client import messaging
+from mlplatform.client.frames import dataframe_to_frame
+from mlplatform.v1 import messages_pb2
+
+DEFAULT_ROWS_PER_MESSAGE = 5000
+
+
+@dataclass(frozen=True)
+class BatchSubmission:
+    """What was published."""
+
+    batch_id: str
+    part_count: int
+    row_count: int
+
+
+def batch_parts(
+    rows: pd.DataFrame,
+    model: str,
+    batch_id: str,
+    rows_per_message: int = DEFAULT_ROWS_PER_MESSAGE,
+    include_probabilities: bool = False,
+) -> list[messages_pb2.BatchPredictionRequest]:
+    """The messages of a batch, in order."""
+    if rows_per_message < 1:
+        raise ValueError(f"rows_per_message must be at least 1; got {rows_per_message}")
+    if rows.empty:
+        raise ValueError("the batch holds no rows")
+    offsets = range(0, len(rows), rows_per_message)
+    return [
+        messages_pb2.BatchPredictionRequest(
+            request_id=f"{batch_id}:{part_index}",
+            batch_id=batch_id,
+            model=model,
+            rows=dataframe_to_frame(rows.iloc[offset : offset + rows_per_message]),
+            row_offset=offset,
+            part_index=part_index,
+            part_count=len(offsets),
+            include_probabilities=include_probabilities,
+        )
+        for part_index, offset in enumerate(offsets)
+    ]
+
+
+def submit_batch(
+    rows: pd.DataFrame,
+    model: str,
+    *,
+    broker_url: str | None = None,
+    batch_id: str | None = None,
+    rows_per_message: int = DEFAULT_ROWS_PER_MESSAGE,
+    include_probabilities: bool = False,
+    queue: messaging.WorkQueue = messaging.BATCHES,
+    on_part: Callable[[int, int], None] | None = None,
+) -> BatchSubmission:
+    """Publishes a batch with publisher confirms; `on_part(done, total)` reports progress.
+
+    `model` is `NAME@ALIAS` or `NAME/VERSION`. Raises FrameError for a column that cannot
+    travel (its message names it) and ValueError for an empty table.
+    """
+    batch_id = batch_id or messaging.new_id()
+    parts = batch_parts(rows, model, batch_id, rows_per_message, include_probabilities)
+    with messaging.open_channel(broker_url) as (channel, version):
+        messaging.declare_work_queue(channel, queue, version)
+        for done, part in enumerate(parts, start=1):
+            messaging.publish(channel, queue.name, part, part.request_id)
+            if on_part is not None:
+                on_part(done, len(parts))
+    return BatchSubmission(batch_id, len(parts), len(rows))

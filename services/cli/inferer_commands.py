@@ -1,0 +1,183 @@
+"""`mlp inferer` (the batch worker) and `mlp batch submit|status` (the user's side)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from mlplatform.common.settings import get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlplatform.common.store import BatchRecord
+
+batch_app = typer.Typer(help="Batch predictions through RabbitMQ.", no_args_is_help=True)
+
+_FINAL = ("succeeded", "failed")
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    if not path.is_file():
+        typer.echo(f"{path}: no such file", err=True)
+        raise typer.Exit(2)
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    typer.echo(f"{path}: expected a .csv or .parquet file", err=True)
+    raise typer.Exit(2)
+
+
+def _print_batch(batch: BatchRecord) -> None:
+    typer.echo(
+        f"batch {batch.batch_id}: {batch.status.value}; "
+        f"parts {len(batch.parts_done)}/{batch.part_count}; "
+        f"rows {batch.rows_done}/{batch.rows_total or '?'}; "
+        f"model {batch.model_name} v{batch.model_version or '?'}"
+    )
+    if batch.error:
+        typer.echo(f"  error: {batch.error}")
+
+
+@batch_app.command("submit")
+def batch_submit(
+    rows_file: Path = typer.Argument(..., help="Rows to predict: .csv or .parquet."),
+    model: str = typer.Option(..., "--model", help="NAME@ALIAS or NAME/VERSION."),
+    rows_per_message: int = typer.Option(5000, min=1, help="Rows in each message."),
+    probabilities: bool = typer.Option(
+        False, "--probabilities", help="Also keep class probabilities."
+    ),
+    batch_id: str = typer.Option("", "--id", help="Batch id (idempotency key); default: new."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until every part is done."),
+    timeout: float = typer.Option(3600.0, help="With --wait: give up after this many seconds."),
+    broker_url: str = typer.Option("", help="RabbitMQ URL; default: MLP_BROKER_URL."),
+) -> None:
+    """Split a file into messages and publish them to the inferers (publisher confirms)."""
+    import pika.exceptions
+    from rich.progress import Progress
+
+    from mlplatform.client.batches import submit_batch
+    from mlplatform.client.frames import FrameError
+    from mlplatform.common.model_loading import ModelReference
+    from mlplatform.common.store import BatchRecord, open_store
+
+    try:
+        reference = ModelReference.parse(model)
+    except ValueError as error:
+        typer.echo(f"--model: {error}", err=True)
+        raise typer.Exit(2) from None
+    rows = _read_rows(rows_file)
+    settings = get_settings()
+    url = broker_url or settings.broker_url
+    store = open_store(settings.resolved_store_uri)
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task("publishing", total=None)
+            submission = submit_batch(
+                rows,
+                str(reference),
+                broker_url=url,
+                batch_id=batch_id or None,
+                rows_per_message=rows_per_message,
+                include_probabilities=probabilities,
+                queue=settings.batches_work_queue,
+                on_part=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except (FrameError, ValueError) as error:
+        typer.echo(f"{rows_file}: {error}", err=True)
+        raise typer.Exit(2) from None
+    except pika.exceptions.AMQPConnectionError:
+        typer.echo(f"cannot reach RabbitMQ at {url}; is it running?", err=True)
+        raise typer.Exit(1) from None
+    created = store.create_batch(
+        BatchRecord(
+            batch_id=submission.batch_id,
+            model_name=reference.name,
+            part_count=submission.part_count,
+            rows_total=submission.row_count,
+        )
+    )
+    if not created.created and created.record.rows_total is None:
+        store.update_batch(submission.batch_id, rows_total=submission.row_count)
+    typer.echo(
+        f"submitted batch {submission.batch_id}: {submission.row_count} rows "
+        f"in {submission.part_count} messages"
+    )
+    if not wait:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batch = store.get_batch(submission.batch_id)
+        if batch.status.value in _FINAL:
+            _print_batch(batch)
+            raise typer.Exit(0 if batch.status.value == "succeeded" else 1)
+        time.sleep(0.5)
+    typer.echo(f"batch {submission.batch_id} did not finish within {timeout:.0f}s", err=True)
+    raise typer.Exit(1)
+
+
+@batch_app.command("status")
+def batch_status(batch_id: str = typer.Argument(..., help="The batch id.")) -> None:
+    """Show a batch: status, parts and rows done, model version, any error."""
+    from mlplatform.common.store import NotFoundError, open_store
+
+    with open_store(get_settings().resolved_store_uri) as store:
+        try:
+            batch = store.get_batch(batch_id)
+        except NotFoundError:
+            typer.echo(f"batch '{batch_id}' not found", err=True)
+            raise typer.Exit(1) from None
+    _print_batch(batch)
+
+
+def inferer(
+    broker_url: str = typer.Option("", help="RabbitMQ URL; default: MLP_BROKER_URL."),
+    chunk_rows: int = typer.Option(2048, min=1, help="Rows per model call."),
+    max_attempts: int = typer.Option(3, help="Tries of a part that fails for transient reasons."),
+    recheck_seconds: float = typer.Option(30.0, help="How often an alias is looked up again."),
+    log_level: str = typer.Option("INFO", help="Logging level."),
+) -> None:
+    """Start a batch inferer: consume prediction requests until SIGTERM or Ctrl-C.
+
+    Start several to share the queue round-robin.
+    """
+    from mlplatform.cli.trainer_commands import stop_on_signals
+    from mlplatform.common.consumer import QueueWorker, worker_name
+    from mlplatform.common.store import open_store
+    from mlplatform.inferer.model_cache import ModelCache
+    from mlplatform.inferer.worker import InfererHandler
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.resolved_store_uri)
+    models = ModelCache(settings.resolved_mlflow_tracking_uri, recheck_seconds)
+    handler = InfererHandler(models, store, max_attempts, chunk_rows)
+    worker = QueueWorker(
+        settings.batches_work_queue,
+        handler,
+        store,
+        broker_url or settings.broker_url,
+        name=worker_name("inferer"),
+    )
+    stop_on_signals(worker)
+    try:
+        worker.run()
+    finally:
+        store.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the batch commands to the `mlp` app."""
+    app.command("inferer")(inferer)
+    app.add_typer(batch_app, name="batch")

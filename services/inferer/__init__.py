@@ -1,0 +1,1 @@
+"""The batch inferer: predicts `BatchPredictionRequest` parts from RabbitMQ into the store."""

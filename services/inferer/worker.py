@@ -1,0 +1,137 @@
+"""The inferer's queue side: decode a `BatchPredictionRequest`, predict it, record it, settle.
+
+Idempotent: rows are stored under (batch_id, row index), so a redelivered part adds no
+rows, and a part is counted done once. Rows that do not fit the model, an unknown model
+or a body that is not a request go to the dead-letter queue with the reason recorded,
+and the batch is marked failed; an unreachable store or MLflow is retried, boundedly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from google.protobuf.message import DecodeError
+
+from mlplatform.client import messaging
+from mlplatform.client.frames import FrameError
+from mlplatform.common.consumer import Defer, Delivery, Done, Outcome, Reject
+from mlplatform.common.faults import is_transient
+from mlplatform.common.input_schema import InvalidInputError
+from mlplatform.common.model_loading import ModelLoadError, ModelReference
+from mlplatform.common.store import BatchRecord, BatchStatus, NotFoundError, Store
+from mlplatform.inferer.batch_job import DEFAULT_CHUNK_ROWS, predict_part
+from mlplatform.inferer.model_cache import ModelCache
+from mlplatform.v1 import messages_pb2
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TYPE = messages_pb2.BatchPredictionRequest.DESCRIPTOR.full_name
+
+
+def decode_request(delivery: Delivery) -> messages_pb2.BatchPredictionRequest | str:
+    """The request, or the reason it cannot be one (naming the field)."""
+    properties = delivery.properties
+    if properties.content_type and properties.content_type not in messaging.ACCEPTED_CONTENT_TYPES:
+        return (
+            f"content_type '{properties.content_type}' is not "
+            f"{' or '.join(sorted(messaging.ACCEPTED_CONTENT_TYPES))}"
+        )
+    if properties.type and properties.type != REQUEST_TYPE:
+        return f"message type '{properties.type}' is not {REQUEST_TYPE}"
+    try:
+        request = messages_pb2.BatchPredictionRequest.FromString(delivery.body)
+    except DecodeError as error:
+        return f"body is not a valid {REQUEST_TYPE}: {error}"
+    if not request.batch_id:
+        return "batch_id is empty; the sender must choose one"
+    if not request.model:
+        return "model is empty; expected NAME@ALIAS or NAME/VERSION"
+    if request.part_count < 1:
+        return f"part_count must be at least 1; got {request.part_count}"
+    if not 0 <= request.part_index < request.part_count:
+        return f"part_index {request.part_index} is outside 0..{request.part_count - 1}"
+    if request.row_offset < 0:
+        return f"row_offset must not be negative; got {request.row_offset}"
+    if request.rows.row_count < 1:
+        return "rows holds no row"
+    return request
+
+
+class InfererHandler:
+    """Turns one delivery into one outcome for the queue worker."""
+
+    def __init__(
+        self,
+        models: ModelCache,
+        store: Store,
+        max_attempts: int = 3,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    ) -> None:
+        self.models = models
+        self.store = store
+        self.max_attempts = max_attempts
+        self.chunk_rows = chunk_rows
+
+    def __call__(self, delivery: Delivery) -> Outcome:
+        request_or_reason = decode_request(delivery)
+        if isinstance(request_or_reason, str):
+            return Reject(request_or_reason)
+        request = request_or_reason
+        try:
+            return self._handle(request)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            attempt = delivery.attempt + 1
+            if attempt >= self.max_attempts:
+                return self._refuse(request, f"gave up after {attempt} attempts: {error}")
+            logger.warning("batch %s part %d: %s", request.batch_id, request.part_index, error)
+            return Defer(str(error), count_attempt=True)
+
+    def _handle(self, request: messages_pb2.BatchPredictionRequest) -> Outcome:
+        try:
+            reference = ModelReference.parse(request.model)
+        except ValueError as error:
+            return self._refuse(request, str(error))
+        batch = self.store.create_batch(
+            BatchRecord(
+                batch_id=request.batch_id, model_name=reference.name, part_count=request.part_count
+            )
+        ).record
+        if batch.status == BatchStatus.FAILED:
+            return Reject(f"batch {request.batch_id} has already failed: {batch.error}")
+        try:
+            model = self.models.get(reference)
+        except ModelLoadError as error:
+            if is_transient(error):
+                raise
+            return self._refuse(request, f"model {error.reference}: {error.reason}")
+        try:
+            result = predict_part(request, model, self.chunk_rows)
+        except (FrameError, InvalidInputError) as error:
+            return self._refuse(
+                request, f"rows do not fit model {model.name} v{model.version}: {error}"
+            )
+        self.store.append_predictions(result.records)
+        self.store.mark_batch_part_done(request.batch_id, request.part_index, len(result.records))
+        if batch.model_version is None:
+            self.store.update_batch(request.batch_id, model_version=model.version)
+        logger.info(
+            "batch %s part %d/%d: %d rows by %s v%s (predict %.2fs)",
+            request.batch_id,
+            request.part_index + 1,
+            request.part_count,
+            len(result.records),
+            model.name,
+            model.version,
+            result.predict_seconds,
+        )
+        return Done()
+
+    def _refuse(self, request: messages_pb2.BatchPredictionRequest, reason: str) -> Reject:
+        """The part can never succeed: the batch fails with the reason, the message is dead."""
+        full_reason = f"part {request.part_index}: {reason}"
+        with contextlib.suppress(NotFoundError):  # a malformed part may name no known batch
+            self.store.update_batch(request.batch_id, status=BatchStatus.FAILED, error=full_reason)
+        return Reject(full_reason)
