@@ -136,8 +136,12 @@ class PipelineTracking:
             except mlflow.exceptions.MlflowException as error:
                 if error.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
+            # A tracking server wants the logged model's id beside a models:/ source.
+            logged_model_id = (
+                model_uri.removeprefix("models:/") if model_uri.startswith("models:/") else None
+            )
             version = self.client.create_model_version(
-                model_name, model_uri, run_id=self._parent(), tags=tags
+                model_name, model_uri, run_id=self._parent(), tags=tags, model_id=logged_model_id
             )
         if alias:
             self.client.set_registered_model_alias(model_name, alias, version.version)

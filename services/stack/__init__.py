@@ -1,0 +1,1 @@
+"""The local stack: every platform process started, checked and stopped from one place."""
