@@ -1,0 +1,146 @@
+"""compose.yml, .env.example and the Dockerfile hold together.
+
+No Docker engine runs on this machine, so the stack is not started here; these checks
+catch what breaks a `docker compose up` before anyone runs it: settings that no service
+reads, ports that clash, dependencies on services that do not exist, commands the `mlp`
+entry point does not have, mounted files that are not in the repository.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+import yaml
+from pydantic_settings import BaseSettings
+
+from mlplatform.cli.main import app
+
+REPO = Path(__file__).resolve().parents[2]
+PLATFORM_IMAGE = "mlplatform:latest"
+#: Names read by third-party code inside our image, not by our settings classes.
+THIRD_PARTY_ENVIRONMENT = {
+    "MLFLOW_TRACKING_URI": "MLflow's client (and our settings alias)",
+    "MLFLOW_S3_ENDPOINT_URL": "MLflow's S3 artifact store (MinIO)",
+    "AWS_ACCESS_KEY_ID": "boto3, for MLflow's S3 artifact store",
+    "AWS_SECRET_ACCESS_KEY": "boto3, for MLflow's S3 artifact store",
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "compose.yml").read_text())
+
+
+def settings_classes() -> list[type[BaseSettings]]:
+    from mlplatform.common.settings import Settings
+    from mlplatform.gateway.settings import GatewaySettings
+    from mlplatform.predictor.settings import PredictorSettings
+
+    return [Settings, PredictorSettings, GatewaySettings]
+
+
+def known_environment_names() -> set[str]:
+    """Every variable a platform settings class reads."""
+    names = {"MLP_API_KEYS"}
+    for settings_class in settings_classes():
+        prefix = settings_class.model_config.get("env_prefix", "")
+        for field_name, field in settings_class.model_fields.items():
+            names.add(f"{prefix}{field_name}".upper())
+            alias = field.validation_alias
+            choices = getattr(alias, "choices", [alias] if isinstance(alias, str) else [])
+            names.update(str(choice).upper() for choice in choices)
+    return names
+
+
+def platform_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: service
+        for name, service in compose["services"].items()
+        if service.get("image") == PLATFORM_IMAGE
+    }
+
+
+def test_expected_services_are_there(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) >= {
+        "rabbitmq", "mongo", "postgres", "minio", "mlflow",
+        "trainer", "inferer", "predictor", "gateway", "envoy",
+    }  # fmt: skip
+    assert compose["services"]["trainer"]["deploy"]["replicas"] == 2
+    assert compose["services"]["inferer"]["deploy"]["replicas"] == 2
+
+
+def test_platform_services_only_set_settings_that_exist(compose: dict[str, Any]) -> None:
+    known = known_environment_names() | set(THIRD_PARTY_ENVIRONMENT)
+    for name, service in platform_services(compose).items():
+        unknown = set(service.get("environment", {})) - known
+        assert not unknown, f"service {name} sets {sorted(unknown)}, which nothing reads"
+
+
+def test_platform_commands_exist(compose: dict[str, Any]) -> None:
+    commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    for name, service in platform_services(compose).items():
+        if "entrypoint" in service:  # the MLflow server runs from the same image
+            continue
+        assert service["command"][0] in commands, (
+            f"service {name}: no `mlp {service['command'][0]}`"
+        )
+
+
+def test_dependencies_name_existing_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, f"{name} depends on unknown service {dependency}"
+
+
+def test_host_ports_do_not_clash(compose: dict[str, Any]) -> None:
+    seen: dict[str, str] = {}
+    for name, service in compose["services"].items():
+        for mapping in service.get("ports", []):
+            host_port = str(mapping).split(":")[0]
+            assert host_port not in seen, f"port {host_port}: {seen.get(host_port)} and {name}"
+            seen[host_port] = name
+
+
+def test_every_variable_is_in_env_example(compose: dict[str, Any]) -> None:
+    used = set(re.findall(r"\$\{(\w+)\}", (REPO / "compose.yml").read_text()))
+    example = {
+        line.split("=", 1)[0]
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert used == example, f"missing from .env.example: {used - example}; unused: {example - used}"
+
+
+def test_mounted_files_exist(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (REPO / source).exists(), f"{name} mounts {source}, which is not here"
+
+
+def test_broker_allows_long_trainings() -> None:
+    """The trainer acks after training: the broker's consumer timeout must outlast it."""
+    config = (REPO / "deploy" / "rabbitmq" / "10-mlplatform.conf").read_text()
+    [timeout_ms] = re.findall(r"^consumer_timeout\s*=\s*(\d+)", config, re.MULTILINE)
+    assert int(timeout_ms) >= 6 * 3600 * 1000
+
+
+def test_envoy_reaches_the_predictor_service(compose: dict[str, Any]) -> None:
+    envoy = yaml.safe_load((REPO / "gateway" / "envoy" / "envoy.yaml").read_text())
+    addresses = re.findall(r"address: (\S+)", yaml.safe_dump(envoy))
+    assert "predictor" in addresses, "envoy's cluster must point at the compose service"
+
+
+def test_dockerfile_installs_the_pinned_platform() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "FROM python:3.11" in dockerfile
+    assert "-c constraints.txt" in dockerfile
+    assert 'ENTRYPOINT ["mlp"]' in dockerfile
+    for folder in ("clients/python", "services", "gateway"):
+        assert f"COPY {folder} {folder}" in dockerfile
