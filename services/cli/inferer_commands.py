@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -149,15 +148,13 @@ def inferer(
 
     Start several to share the queue round-robin.
     """
-    from mlplatform.cli.trainer_commands import stop_on_signals
+    from mlplatform.cli.trainer_commands import configure_logging, stop_on_signals
     from mlplatform.common.consumer import QueueWorker, worker_name
     from mlplatform.common.store import open_store
     from mlplatform.inferer.model_cache import ModelCache
     from mlplatform.inferer.worker import InfererHandler
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level)
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.resolved_store_uri)

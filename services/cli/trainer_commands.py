@@ -133,9 +133,7 @@ def trainer(
     from mlplatform.trainer.runner import PipelineRunner
     from mlplatform.trainer.worker import BrokerEvents, TrainerHandler
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level)
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = broker_url or settings.broker_url
@@ -151,6 +149,14 @@ def trainer(
     finally:
         events.close()
         store.close()
+
+
+def configure_logging(level: str) -> None:
+    """Worker logs: ours at `level`, pika's connection chatter only when it matters."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("pika").setLevel(logging.WARNING)
 
 
 def stop_on_signals(worker: Any) -> None:
