@@ -1,0 +1,270 @@
+"""A typed client of the predictor's `mlplatform.v1.Predictor` gRPC service, sync and asyncio.
+
+DataFrames in, DataFrames out: rows are encoded with `mlplatform.client.frames`, predictions come
+back as a Series named `prediction` and probabilities as a DataFrame with one column per class.
+A refused call raises `PredictorError` with the gRPC status, the server's message, the request id,
+and (for invalid input) each offending field, read from the standard rich error details.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+import pandas as pd
+from google.rpc import error_details_pb2, status_pb2
+
+from mlplatform.client.frames import column_to_series, dataframe_to_frame, frame_to_dataframe
+from mlplatform.v1 import frame_pb2, pipeline_pb2, predictor_pb2, predictor_pb2_grpc
+
+__all__ = [
+    "AsyncPredictorClient",
+    "ColumnInfo",
+    "ModelInfo",
+    "PredictionResult",
+    "PredictorClient",
+    "PredictorError",
+]
+
+DEFAULT_TIMEOUT_S = 30.0
+_REQUEST_ID_KEY = "x-request-id"
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+_PROBLEM_TYPES = {
+    pipeline_pb2.PROBLEM_TYPE_CLASSIFICATION: "classification",
+    pipeline_pb2.PROBLEM_TYPE_REGRESSION: "regression",
+}
+_COLUMN_TYPES = {
+    frame_pb2.COLUMN_TYPE_DOUBLE: "double",
+    frame_pb2.COLUMN_TYPE_INT64: "int64",
+    frame_pb2.COLUMN_TYPE_STRING: "string",
+    frame_pb2.COLUMN_TYPE_BOOL: "bool",
+}
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    """A Predict answer: one prediction per input row, in input order."""
+
+    predictions: pd.Series
+    probabilities: pd.DataFrame | None
+    model_name: str
+    model_version: str
+    request_id: str
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Predictions and (when present) probability columns side by side."""
+        if self.probabilities is None:
+            return self.predictions.to_frame()
+        return pd.concat([self.predictions, self.probabilities], axis=1)
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One input column of the served model."""
+
+    name: str
+    type: str
+    required: bool
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the predictor serves."""
+
+    model_name: str
+    model_version: str
+    alias: str
+    problem_type: str
+    classes: tuple[str, ...]
+    input_schema: tuple[ColumnInfo, ...]
+
+
+class PredictorError(Exception):
+    """A call the predictor refused or failed; `field_violations` lists (field, problem)."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        request_id: str | None = None,
+        field_violations: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.field_violations = field_violations
+        super().__init__(f"{code.name}: {message}")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The offending fields (input column names, or a request field such as `inputs`)."""
+        return tuple(field for field, _ in self.field_violations)
+
+
+def _error_from(error: grpc.RpcError, trailing: Any) -> PredictorError:
+    metadata = dict(trailing or ())
+    violations: list[tuple[str, str]] = []
+    details_bytes = metadata.get(_STATUS_DETAILS_KEY)
+    if details_bytes:
+        status = status_pb2.Status.FromString(details_bytes)
+        for detail in status.details:
+            bad_request = error_details_pb2.BadRequest()
+            if detail.Unpack(bad_request):
+                violations.extend((v.field, v.description) for v in bad_request.field_violations)
+    request_id = metadata.get(_REQUEST_ID_KEY)
+    return PredictorError(
+        error.code(),
+        error.details() or "",
+        request_id if isinstance(request_id, str) else None,
+        tuple(violations),
+    )
+
+
+def _predict_request(
+    model_name: str, rows: pd.DataFrame, include_probabilities: bool, request_id: str | None
+) -> predictor_pb2.PredictRequest:
+    return predictor_pb2.PredictRequest(
+        model_name=model_name,
+        inputs=dataframe_to_frame(rows),
+        include_probabilities=include_probabilities,
+        request_id=request_id or "",
+    )
+
+
+def _prediction_result(response: predictor_pb2.PredictResponse, row_count: int) -> PredictionResult:
+    probabilities = None
+    if response.HasField("probabilities"):
+        probabilities = frame_to_dataframe(response.probabilities)
+    return PredictionResult(
+        predictions=column_to_series(response.predictions, row_count),
+        probabilities=probabilities,
+        model_name=response.model_name,
+        model_version=response.model_version,
+        request_id=response.request_id,
+    )
+
+
+def _model_info(response: predictor_pb2.GetModelInfoResponse) -> ModelInfo:
+    return ModelInfo(
+        model_name=response.model_name,
+        model_version=response.model_version,
+        alias=response.alias,
+        problem_type=_PROBLEM_TYPES.get(response.problem_type, "unspecified"),
+        classes=tuple(response.classes),
+        input_schema=tuple(
+            ColumnInfo(column.name, _COLUMN_TYPES.get(column.type, "unspecified"), column.required)
+            for column in response.input_schema
+        ),
+    )
+
+
+class PredictorClient:
+    """Blocking client. `model_name` empty means "whatever the predictor serves"."""
+
+    def __init__(
+        self,
+        address: str,
+        model_name: str = "",
+        timeout: float = DEFAULT_TIMEOUT_S,
+        channel_options: list[tuple[str, Any]] | None = None,
+    ) -> None:
+        self.address = address
+        self.model_name = model_name
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(address, options=channel_options or [])
+        self._stub = predictor_pb2_grpc.PredictorStub(self._channel)
+
+    def predict(
+        self,
+        rows: pd.DataFrame,
+        include_probabilities: bool = False,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> PredictionResult:
+        """Predict every row of `rows`."""
+        request = _predict_request(self.model_name, rows, include_probabilities, request_id)
+        try:
+            response = self._stub.Predict(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as error:
+            raise _error_from(error, error.trailing_metadata()) from None  # type: ignore[attr-defined]
+        return _prediction_result(response, len(rows))
+
+    def model_info(self, timeout: float | None = None) -> ModelInfo:
+        """Name, version, alias, problem type, classes and input schema of the served model."""
+        request = predictor_pb2.GetModelInfoRequest(model_name=self.model_name)
+        try:
+            response = self._stub.GetModelInfo(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as error:
+            raise _error_from(error, error.trailing_metadata()) from None  # type: ignore[attr-defined]
+        return _model_info(response)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncPredictorClient:
+    """asyncio client; create and use it inside one running event loop."""
+
+    def __init__(
+        self,
+        address: str,
+        model_name: str = "",
+        timeout: float = DEFAULT_TIMEOUT_S,
+        channel_options: list[tuple[str, Any]] | None = None,
+    ) -> None:
+        self.address = address
+        self.model_name = model_name
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(address, options=channel_options or [])
+        self._stub = predictor_pb2_grpc.PredictorStub(self._channel)
+
+    async def predict(
+        self,
+        rows: pd.DataFrame,
+        include_probabilities: bool = False,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> PredictionResult:
+        """Predict every row of `rows`."""
+        request = _predict_request(self.model_name, rows, include_probabilities, request_id)
+        try:
+            response = await self._stub.Predict(request, timeout=timeout or self.timeout)
+        except grpc.aio.AioRpcError as error:
+            raise _error_from(error, error.trailing_metadata()) from None
+        return _prediction_result(response, len(rows))
+
+    async def model_info(self, timeout: float | None = None) -> ModelInfo:
+        """Name, version, alias, problem type, classes and input schema of the served model."""
+        request = predictor_pb2.GetModelInfoRequest(model_name=self.model_name)
+        try:
+            response = await self._stub.GetModelInfo(request, timeout=timeout or self.timeout)
+        except grpc.aio.AioRpcError as error:
+            raise _error_from(error, error.trailing_metadata()) from None
+        return _model_info(response)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,148 @@
+"""`mlp predictor` (serve a registered model) and `mlp predict` (ask a running predictor)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+
+#: Exit codes: bad input (as `mlp validate` uses), anything else the predictor refused.
+EXIT_INVALID = 2
+EXIT_FAILED = 1
+
+
+def predictor(
+    model: str = typer.Option(
+        None, "--model", help="NAME, NAME@ALIAS (default alias: production) or NAME/VERSION."
+    ),
+    port: int = typer.Option(None, "--port", help="gRPC port (default 50051; 0 picks one)."),
+    host: str = typer.Option(None, "--host", help="Interface to bind (default 0.0.0.0)."),
+    metrics_port: int = typer.Option(
+        None, "--metrics-port", help="Prometheus port (default 9095; 0 picks one, -1 disables)."
+    ),
+    max_batch_size: int = typer.Option(None, "--max-batch-size", help="Most rows per model call."),
+    max_batch_wait_ms: float = typer.Option(
+        None, "--max-batch-wait-ms", help="Longest wait to fill a batch under concurrent load."
+    ),
+    batching: bool = typer.Option(None, "--batching/--no-batching", help="Adaptive batching."),
+    max_request_rows: int = typer.Option(None, "--max-request-rows", help="Most rows a request."),
+    reload_interval: float = typer.Option(
+        None, "--reload-interval", help="Seconds between registry alias checks."
+    ),
+    log_predictions: bool = typer.Option(
+        None, "--log-predictions/--no-log-predictions", help="Write predictions to the store."
+    ),
+    drain_delay: float = typer.Option(
+        None, "--drain-delay", help="On SIGTERM, seconds NOT_SERVING before refusing calls."
+    ),
+    shutdown_grace: float = typer.Option(
+        None, "--shutdown-grace", help="On SIGTERM, seconds in-flight calls may take."
+    ),
+) -> None:
+    """Serve a registered model over gRPC (Predictor, KServe V2, health, reflection).
+
+    Every option can also be set as MLP_PREDICTOR_<NAME> (MLP_PREDICTOR_MODEL, ...).
+    The registry is MLFLOW_TRACKING_URI; the prediction log is MLP_STORE_URI.
+    """
+    import asyncio
+
+    from mlplatform.common.settings import get_settings
+    from mlplatform.predictor.server import serve
+    from mlplatform.predictor.settings import PredictorSettings
+
+    overrides: dict[str, Any] = {
+        "model": model,
+        "port": port,
+        "host": host,
+        "metrics_port": metrics_port,
+        "max_batch_size": max_batch_size,
+        "max_batch_wait_ms": max_batch_wait_ms,
+        "batching": batching,
+        "max_request_rows": max_request_rows,
+        "reload_interval_s": reload_interval,
+        "log_predictions": log_predictions,
+        "drain_delay_s": drain_delay,
+        "shutdown_grace_s": shutdown_grace,
+    }
+    settings = PredictorSettings(
+        **{key: value for key, value in overrides.items() if value is not None}
+    )
+    if not settings.model:
+        typer.echo("mlp predictor: --model (or MLP_PREDICTOR_MODEL) is required", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    # Download progress bars would fill the service log on every (re)load.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    common = get_settings()
+    asyncio.run(serve(settings, common.resolved_mlflow_tracking_uri, common.resolved_store_uri))
+
+
+def _read_rows(rows_file: Path | None, json_text: str | None) -> Any:
+    import pandas as pd
+
+    if (rows_file is None) == (json_text is None):
+        typer.echo("mlp predict: give either ROWS.csv or --json, not both", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    if rows_file is not None:
+        return pd.read_csv(rows_file)
+    try:
+        document = json.loads(json_text or "")
+        records = document["records"]
+    except (ValueError, KeyError, TypeError) as error:
+        typer.echo(f'mlp predict: --json must be {{"records": [{{...}}, ...]}} ({error})', err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    return pd.DataFrame.from_records(records)
+
+
+def predict(
+    rows_file: Path = typer.Argument(None, help="CSV file of rows to predict.", exists=True),
+    model: str = typer.Option("", "--model", help="Model name the predictor must be serving."),
+    address: str = typer.Option("127.0.0.1:50051", "--address", help="Predictor HOST:PORT."),
+    json_rows: str = typer.Option(None, "--json", help='Rows as {"records": [{...}, ...]}.'),
+    probabilities: bool = typer.Option(
+        False, "--probabilities", help="Also print class probabilities."
+    ),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the answer."),
+) -> None:
+    """Predict rows with a running predictor and print them as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mlplatform.client.frames import FrameError
+    from mlplatform.client.predictor_client import PredictorClient, PredictorError
+
+    rows = _read_rows(rows_file, json_rows)
+    try:
+        with PredictorClient(address, model_name=model, timeout=timeout) as client:
+            result = client.predict(rows, include_probabilities=probabilities)
+    except FrameError as error:
+        typer.echo(f"mlp predict: cannot send the rows: {error}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    except PredictorError as error:
+        typer.echo(f"mlp predict: {error}", err=True)
+        for field, problem in error.field_violations:
+            typer.echo(f"  {field}: {problem}", err=True)
+        exit_code = EXIT_INVALID if error.code.name == "INVALID_ARGUMENT" else EXIT_FAILED
+        raise typer.Exit(exit_code) from None
+    table = Table(
+        title=f"{result.model_name} version {result.model_version} (request {result.request_id})"
+    )
+    answer = result.to_dataframe()
+    table.add_column("row", justify="right")
+    for name in answer.columns:
+        table.add_column(str(name), justify="right")
+    for index, values in enumerate(answer.itertuples(index=False)):
+        table.add_row(str(index), *(f"{v:.4f}" if isinstance(v, float) else str(v) for v in values))
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds `mlp predictor` and `mlp predict` to the `mlp` app."""
+    app.command("predictor")(predictor)
+    app.command("predict")(predict)

@@ -1,0 +1,294 @@
+"""A model's input schema and the check every row passes before it reaches the model.
+
+Shared by the online predictor and the batch inferer: both must refuse the same inputs with the
+same messages. The check runs on the decoded DataFrame (so it serves frames from the wire and
+DataFrames built in process alike) and returns the frame the model gets: the schema's columns, in
+the schema's order, with the dtypes scikit-learn pipelines accept.
+
+Decisions a caller must know:
+- A missing column, an unknown column, a value of the wrong type, an empty frame and a frame with
+  more rows than the limit are all refused, every problem at once, each naming its column.
+- Integer columns widen to double columns. A double column is accepted for an integer column when
+  every value is whole (CSV readers turn integers with blanks into floats).
+- "Optional" columns (MLflow's name for a column that had missing values in training) must still
+  be present: PyCaret pipelines raise `KeyError` on a column left out. Required columns must have
+  a value in every row.
+- Nullable integers (pandas "Int64") become float64 with NaN where values are missing, because
+  scikit-learn cannot take `pd.NA`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+
+class ColumnKind(StrEnum):
+    """The value kinds a model input column can have (the wire's Frame kinds)."""
+
+    DOUBLE = "double"
+    INT64 = "int64"
+    STRING = "string"
+    BOOL = "bool"
+
+
+class ProblemType(StrEnum):
+    """What a model predicts."""
+
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One input column of a model: its name, kind, and whether every row needs a value."""
+
+    name: str
+    kind: ColumnKind
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """One reason an input was refused; `column` is None for frame-wide problems."""
+
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return self.message if self.column is None else f"column {self.column!r}: {self.message}"
+
+
+class InvalidInputError(ValueError):
+    """Input that does not match the model's input schema; carries every problem found."""
+
+    def __init__(self, problems: Sequence[InputProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(str(problem) for problem in self.problems))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The offending columns, in the order found (frame-wide problems name none)."""
+        return tuple(problem.column for problem in self.problems if problem.column is not None)
+
+    def __reduce__(self) -> tuple[type[InvalidInputError], tuple[tuple[InputProblem, ...]]]:
+        return (type(self), (self.problems,))
+
+
+def describe_dtype(dtype: object) -> str:
+    """A dtype as the user thinks of it, for error messages."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "category"
+    kind = getattr(dtype, "kind", "")
+    if kind == "f":
+        return "double"
+    if kind in "iu":
+        return "int64"
+    if kind == "b":
+        return "bool"
+    if kind in "OUS" or isinstance(dtype, pd.StringDtype):
+        return "string"
+    return str(dtype)
+
+
+ColumnValues = pd.Series | np.ndarray
+"""One column as decoded: a Series (any dtype pandas has) or a plain numpy array."""
+
+
+def _numpy_values(values: ColumnValues) -> np.ndarray | None:
+    """The values as a numpy array when their dtype is a numpy one; None for pandas extension
+    dtypes (nullable Int64, boolean, string, category), which take the slower pandas path."""
+    if isinstance(values, np.ndarray):
+        return values
+    return values.to_numpy() if isinstance(values.dtype, np.dtype) else None
+
+
+def _convert_double(values: ColumnValues) -> np.ndarray | None:
+    array = _numpy_values(values)
+    if array is not None:
+        return array.astype(np.float64, copy=False) if array.dtype.kind in "fiu" else None
+    if values.dtype.kind in "fiu":  # nullable Int64 / Float64: pd.NA becomes NaN
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return None
+
+
+def _convert_int64(values: ColumnValues) -> np.ndarray | str | None:
+    """int64 values; float64 with NaN when values are missing; an error message for fractions."""
+    array = _numpy_values(values)
+    if array is None:
+        if values.dtype.kind == "b" or values.dtype.kind not in "iuf":
+            return None
+        array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    if array.dtype.kind in "iu":
+        return array
+    if array.dtype.kind != "f":
+        return None
+    present = array[~np.isnan(array)]
+    fractional = present[present != np.round(present)]
+    if fractional.size:
+        return f"expected int64, got double {fractional[0]!r}"
+    # Whole numbers: ints when none is missing, else floats with NaN (scikit-learn takes no NA).
+    return array.astype(np.int64) if present.size == array.size else array.astype(np.float64)
+
+
+def _convert_bool(values: ColumnValues) -> np.ndarray | None:
+    array = _numpy_values(values)
+    if array is not None:
+        return array if array.dtype.kind == "b" else None
+    if values.dtype.kind != "b":
+        return None
+    if values.hasnans:  # nullable "boolean" with missing values: object keeps True/False/NaN
+        return values.to_numpy(dtype=object, na_value=np.nan)
+    return values.to_numpy(dtype=np.bool_)
+
+
+def _convert_string(values: ColumnValues) -> np.ndarray | None:
+    array = _numpy_values(values)
+    if array is not None:
+        return array.astype(object, copy=False) if array.dtype.kind in "OU" else None
+    if isinstance(values.dtype, pd.CategoricalDtype | pd.StringDtype):
+        return values.to_numpy(dtype=object, na_value=None)
+    return None
+
+
+_CONVERTERS = {
+    ColumnKind.DOUBLE: _convert_double,
+    ColumnKind.INT64: _convert_int64,
+    ColumnKind.BOOL: _convert_bool,
+    ColumnKind.STRING: _convert_string,
+}
+
+
+def _has_missing(values: np.ndarray) -> bool:
+    if values.dtype.kind == "f":
+        return bool(np.isnan(values).any())
+    if values.dtype.kind == "O":
+        return bool(pd.isna(values).any())
+    return False
+
+
+@lru_cache(maxsize=64)
+def _column_index(names: tuple[str, ...]) -> pd.Index:
+    """The columns Index of a schema, built once (it costs ~0.1 ms per request otherwise)."""
+    return pd.Index(names)
+
+
+def _as_frame(converted: dict[str, np.ndarray], row_count: int) -> pd.DataFrame:
+    """The model's frame. Same-dtype columns go into one 2-d block: building it and handing it
+    to scikit-learn both cost a fraction of one block per column (measured: 0.03 ms vs 0.15 ms
+    to build 30 float columns)."""
+    arrays = list(converted.values())
+    index = pd.RangeIndex(row_count)
+    first_dtype = arrays[0].dtype if arrays else None
+    if (
+        first_dtype is not None
+        and first_dtype.kind != "O"
+        and all(a.dtype == first_dtype for a in arrays)
+    ):
+        columns = _column_index(tuple(converted))
+        return pd.DataFrame(np.column_stack(arrays), columns=columns, index=index, copy=False)
+    return pd.DataFrame(converted, index=index, copy=False)
+
+
+def _all_doubles_fast(
+    columns: Mapping[str, ColumnValues], row_count: int, schema: Sequence[ColumnSpec]
+) -> pd.DataFrame | None:
+    """The common all-numeric case in one vectorised pass, or None to take the general path.
+
+    Applies when every schema column is a double, arrives as a float64 array, and nothing is
+    missing, unknown or extra; any problem is left to the general path, which names it.
+    """
+    if len(columns) != len(schema) or row_count == 0:
+        return None
+    arrays = []
+    for spec in schema:
+        values = columns.get(spec.name)
+        if (
+            spec.kind is not ColumnKind.DOUBLE
+            or not isinstance(values, np.ndarray)
+            or values.dtype != np.float64
+        ):
+            return None
+        arrays.append(values)
+    matrix = np.column_stack(arrays)
+    required = [spec.required for spec in schema]
+    if any(required) and np.isnan(matrix[:, required]).any():
+        return None
+    names = tuple(spec.name for spec in schema)
+    return pd.DataFrame(
+        matrix, columns=_column_index(names), index=pd.RangeIndex(row_count), copy=False
+    )
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Decoded input columns by name, and the row count (a frame may have no columns)."""
+
+    values: Mapping[str, ColumnValues]
+    row_count: int
+
+    @classmethod
+    def of(cls, features: pd.DataFrame) -> Columns:
+        """The columns of a DataFrame."""
+        return cls(dict(features.items()), len(features))
+
+
+def check_input(
+    features: pd.DataFrame | Columns, schema: Sequence[ColumnSpec], max_rows: int | None = None
+) -> pd.DataFrame:
+    """The frame the model gets, or InvalidInputError naming every offending column.
+
+    The result holds the schema's columns in the schema's order with a fresh RangeIndex.
+    Decoders hand over `Columns` rather than a DataFrame: building a DataFrame only to take it
+    apart again costs more than the check (0.5 ms for 30 one-row columns).
+    """
+    if isinstance(features, pd.DataFrame):
+        features = Columns.of(features)
+    columns, row_count = features.values, features.row_count
+    if max_rows is None or row_count <= max_rows:
+        fast = _all_doubles_fast(columns, row_count, schema)
+        if fast is not None:
+            return fast
+    problems: list[InputProblem] = []
+    if row_count == 0:
+        problems.append(InputProblem(None, "the frame has no rows; expected at least one"))
+    elif max_rows is not None and row_count > max_rows:
+        problems.append(
+            InputProblem(None, f"the frame has {row_count} rows; the limit is {max_rows}")
+        )
+    expected_names = {spec.name for spec in schema}
+    problems.extend(
+        InputProblem(str(name), "not an input of the model")
+        for name in columns
+        if name not in expected_names
+    )
+    converted: dict[str, np.ndarray] = {}
+    for spec in schema:
+        values = columns.get(spec.name)
+        if values is None:
+            problems.append(InputProblem(spec.name, f"missing; expected a {spec.kind} column"))
+            continue
+        array = _CONVERTERS[spec.kind](values)
+        if array is None:
+            got = describe_dtype(values.dtype)
+            problems.append(InputProblem(spec.name, f"expected {spec.kind}, got {got}"))
+        elif isinstance(array, str):
+            problems.append(InputProblem(spec.name, array))
+        elif spec.required and _has_missing(array):
+            problems.append(
+                InputProblem(
+                    spec.name,
+                    f"has missing values; expected a {spec.kind} in every row "
+                    "(the column had none in training)",
+                )
+            )
+        else:
+            converted[spec.name] = array
+    if problems:
+        raise InvalidInputError(problems)
+    return _as_frame(converted, row_count)

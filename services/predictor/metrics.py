@@ -1,0 +1,142 @@
+"""Prometheus metrics of the predictor, served on their own port.
+
+A separate port keeps scrapes off the gRPC port and lets the metrics endpoint stay private.
+Each predictor owns its registry (not prometheus_client's global one), so several predictors
+can run in one process (tests, notebooks) without clashing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from mlplatform.common.model_loading import LoadedModel
+
+_LATENCY_BUCKETS = (
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+_QUEUE_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0)
+_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class PredictorMetrics:
+    """Request counts and latency by model, version and status; batching; prediction logging."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self._http_server: Any = None
+        request_labels = ("api", "model_name", "model_version", "status")
+        self.requests = Counter(
+            "mlp_predictor_requests",
+            "Prediction requests answered, by API, model, version and gRPC status.",
+            request_labels,
+            registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            "mlp_predictor_request_latency_seconds",
+            "Time from a prediction request's arrival to its answer, in the server.",
+            request_labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "mlp_predictor_requests_in_flight",
+            "Prediction requests being handled now.",
+            registry=self.registry,
+        )
+        self.batch_rows = Histogram(
+            "mlp_predictor_batch_rows",
+            "Rows per model call.",
+            ("model_name", "model_version"),
+            buckets=_SIZE_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_requests = Histogram(
+            "mlp_predictor_batch_requests",
+            "Requests per model call (a request larger than the batch limit counts once per "
+            "chunk).",
+            ("model_name", "model_version"),
+            buckets=_SIZE_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_seconds = Histogram(
+            "mlp_predictor_model_seconds",
+            "Time of one model call (a whole batch).",
+            ("model_name", "model_version"),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "mlp_predictor_queue_wait_seconds",
+            "Time a request waited in the batching queue before its model call started.",
+            buckets=_QUEUE_BUCKETS,
+            registry=self.registry,
+        )
+        self.log_dropped_rows = Counter(
+            "mlp_predictor_log_dropped_rows",
+            "Prediction rows not written to the store (buffer full or store failing).",
+            registry=self.registry,
+        )
+        self.log_written_rows = Counter(
+            "mlp_predictor_log_written_rows",
+            "Prediction rows written to the store.",
+            registry=self.registry,
+        )
+        self.model_loaded = Gauge(
+            "mlp_predictor_model_loaded",
+            "1 for the model version being served.",
+            ("model_name", "model_version"),
+            registry=self.registry,
+        )
+        self.model_loads = Counter(
+            "mlp_predictor_model_loads",
+            "Model loads from the registry, by outcome (loaded, failed).",
+            ("outcome",),
+            registry=self.registry,
+        )
+
+    # -- request path ----------------------------------------------------------------------
+
+    def request_answered(
+        self, api: str, model_name: str, model_version: str, status: str, seconds: float
+    ) -> None:
+        """Count one answered request and its latency."""
+        labels = (api, model_name, model_version, status)
+        self.requests.labels(*labels).inc()
+        self.request_latency.labels(*labels).observe(seconds)
+
+    # -- BatchObserver ---------------------------------------------------------------------
+
+    def model_called(self, model: LoadedModel, rows: int, requests: int, seconds: float) -> None:
+        """Record one model call of `rows` rows from `requests` requests (worker thread)."""
+        self.batch_rows.labels(model.name, model.version).observe(rows)
+        self.batch_requests.labels(model.name, model.version).observe(requests)
+        self.model_seconds.labels(model.name, model.version).observe(seconds)
+
+    def queue_waited(self, seconds: float) -> None:
+        """Record how long one request waited for its model call."""
+        self.queue_wait.observe(seconds)
+
+    # -- model lifecycle ---------------------------------------------------------------------
+
+    def model_swapped(self, current: LoadedModel, previous: LoadedModel | None) -> None:
+        """Point the served-model gauge at `current`."""
+        if previous is not None:
+            self.model_loaded.remove(previous.name, previous.version)
+        self.model_loaded.labels(current.name, current.version).set(1)
+
+    # -- endpoint ----------------------------------------------------------------------------
+
+    def serve(self, host: str, port: int) -> int:
+        """Serve /metrics over HTTP on a background thread; returns the bound port."""
+        self._http_server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return int(self._http_server.server_address[1])
+
+    def stop(self) -> None:
+        """Stop the HTTP endpoint, if it runs."""
+        if self._http_server is not None:
+            self._http_server.shutdown()
+            self._http_server.server_close()
+            self._http_server = None

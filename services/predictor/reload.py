@@ -1,0 +1,190 @@
+"""Hot reload: follow the registry alias and swap in each new version without dropping requests.
+
+The watcher polls the registry every `interval_s`. When the alias points at a new version it
+loads and warms that version in a background thread, then swaps it in with one reference
+assignment. Requests already holding the old model (checked against it, queued in the batcher)
+finish on it; new requests get the new one. Nothing waits on a lock, so no request fails or
+stalls during the swap. Each swap is recorded in the store's serving history, so predictions can
+be matched with the version that served them from when to when.
+
+A version that fails to load, or fails its warm-up on its own logged input example, is not
+swapped in: the current model keeps serving and the watcher tries again at the next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mlplatform.common.model_loading import (
+    LoadedModel,
+    ModelLoadError,
+    ModelReference,
+    load_model,
+    registry_client,
+    resolve_version,
+    warm_up_rows,
+)
+from mlplatform.common.store import Store, utc_now
+from mlplatform.predictor.errors import ModelNotLoadedError
+
+logger = logging.getLogger(__name__)
+
+SwapListener = Callable[[LoadedModel, LoadedModel | None], Awaitable[None] | None]
+
+
+class ModelSlot:
+    """The model being served. Swapping is a single reference assignment (atomic in Python)."""
+
+    def __init__(self, reference: ModelReference) -> None:
+        self.reference = reference
+        self._current: LoadedModel | None = None
+
+    @property
+    def current(self) -> LoadedModel | None:
+        """The model new requests get, or None before the first load."""
+        return self._current
+
+    def require(self) -> LoadedModel:
+        """The current model; ModelNotLoadedError before the first load."""
+        model = self._current
+        if model is None:
+            raise ModelNotLoadedError(str(self.reference))
+        return model
+
+    def swap(self, model: LoadedModel) -> LoadedModel | None:
+        """Serve `model` from now on; returns the model it replaces."""
+        previous, self._current = self._current, model
+        return previous
+
+
+def warm_up(model: LoadedModel) -> None:
+    """Predict one row so the first real request does not pay for lazy initialisation.
+
+    Raises when the model fails on its own input example (it would fail real requests too);
+    a failure on a synthetic row (no example was logged) is only logged.
+    """
+    rows = warm_up_rows(model)
+    try:
+        model.predict(model.check(rows), with_probabilities=True)
+    except Exception:
+        if model.input_example is not None:
+            raise
+        logger.warning(
+            "warm-up of %s version %s on a synthetic row failed; serving it anyway",
+            model.name,
+            model.version,
+            exc_info=True,
+        )
+
+
+class ModelWatcher:
+    """Loads the model, then follows its alias, swapping versions into a ModelSlot."""
+
+    def __init__(
+        self,
+        slot: ModelSlot,
+        tracking_uri: str | None,
+        interval_s: float,
+        store: Store | None = None,
+        on_swap: list[SwapListener] | None = None,
+        on_load_outcome: Callable[[str], None] | None = None,
+    ) -> None:
+        self.slot = slot
+        self.tracking_uri = tracking_uri
+        self.interval_s = interval_s
+        self._store = store
+        self._listeners = list(on_swap or [])
+        self._on_load_outcome = on_load_outcome
+        self._client: Any = None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failed_version: str | None = None
+
+    def start(self) -> None:
+        """Start polling on the running loop (the first check runs at once)."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="mlp-model-watcher")
+
+    async def stop(self) -> None:
+        """Stop polling at once; a load in progress finishes in its thread and is discarded."""
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def check_now(self) -> bool:
+        """Resolve the alias once; load, warm and swap if it moved. True when swapped."""
+        reference = self.slot.reference
+        if self._client is None:
+            self._client = await asyncio.to_thread(registry_client, self.tracking_uri)
+        version = await asyncio.to_thread(resolve_version, self._client, reference)
+        current = self.slot.current
+        if current is not None and current.version == version:
+            return False
+        if version == self._failed_version:
+            return False  # it failed its warm-up, which is deterministic: wait for a new version
+        try:
+            model = await asyncio.to_thread(
+                load_model, reference, self.tracking_uri, version, self._client
+            )
+        except Exception:
+            self._report("failed")
+            raise
+        try:
+            await asyncio.to_thread(warm_up, model)
+        except Exception as error:
+            self._failed_version = version
+            self._report("failed")
+            raise ModelLoadError(
+                f"{reference} (version {version})",
+                f"the model fails on its own input example: {error!r}",
+            ) from error
+        self._failed_version = None
+        if self._stopping.is_set():
+            return False
+        previous = self.slot.swap(model)
+        self._report("loaded")
+        logger.info(
+            "serving %s version %s (was %s)",
+            reference,
+            version,
+            previous.version if previous else "nothing",
+        )
+        await self._record_serving(model)
+        for listener in self._listeners:
+            outcome = listener(model, previous)
+            if outcome is not None:
+                await outcome
+        return True
+
+    def _report(self, outcome: str) -> None:
+        if self._on_load_outcome is not None:
+            self._on_load_outcome(outcome)
+
+    async def _record_serving(self, model: LoadedModel) -> None:
+        if self._store is None:
+            return
+        try:
+            await asyncio.to_thread(
+                self._store.record_serving, model.name, model.version, model.alias, utc_now()
+            )
+        except Exception:  # history is worth having, not worth failing a swap for
+            logger.warning("could not record serving history of %s", model.name, exc_info=True)
+
+    async def _run(self) -> None:
+        pinned = self.slot.reference.version is not None
+        while not self._stopping.is_set():
+            try:
+                await self.check_now()
+            except ModelLoadError as error:
+                logger.warning("model not (re)loaded: %s", error)
+            except Exception:
+                logger.exception("model not (re)loaded: unexpected error")
+            if pinned and self.slot.current is not None:
+                return  # NAME/VERSION never moves
+            with contextlib.suppress(TimeoutError):  # the poll interval, cut short by stop()
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)

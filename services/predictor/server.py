@@ -1,0 +1,205 @@
+"""Assembles the predictor: one grpc.aio server with the Predictor, KServe V2, health and
+reflection services on one port, plus the batcher, model watcher, prediction log and metrics.
+
+Lifecycle: the server answers at once (health NOT_SERVING) while the model loads in the
+background; health turns SERVING with the first model. On SIGTERM (or SIGINT): health goes
+NOT_SERVING, after `drain_delay_s` new calls are refused, in-flight calls finish (up to
+`shutdown_grace_s`), queued predictions are written, then the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from importlib import metadata
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
+
+from mlplatform.common.model_loading import LoadedModel, ModelReference
+from mlplatform.common.store import Store, open_store
+from mlplatform.predictor.batching import AdaptiveBatcher
+from mlplatform.predictor.kserve import InferenceServicer
+from mlplatform.predictor.metrics import PredictorMetrics
+from mlplatform.predictor.prediction_log import PredictionLog
+from mlplatform.predictor.prediction_service import PredictionService
+from mlplatform.predictor.reload import ModelSlot, ModelWatcher
+from mlplatform.predictor.servicer import PredictorServicer
+from mlplatform.predictor.settings import PredictorSettings
+from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "mlplatform-predictor"
+PREDICTOR_SERVICE = predictor_pb2.DESCRIPTOR.services_by_name["Predictor"].full_name
+INFERENCE_SERVICE = grpc_predict_v2_pb2.DESCRIPTOR.services_by_name[
+    "GRPCInferenceService"
+].full_name
+HEALTH_SERVICES = ("", PREDICTOR_SERVICE, INFERENCE_SERVICE)
+
+
+def _server_version() -> str:
+    try:
+        return metadata.version("mlplatform")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(eq=False)
+class RunningPredictor:
+    """A started predictor and its parts; `stop()` shuts it down gracefully."""
+
+    settings: PredictorSettings
+    server: grpc.aio.Server
+    port: int
+    metrics_port: int | None
+    slot: ModelSlot
+    service: PredictionService
+    batcher: AdaptiveBatcher
+    watcher: ModelWatcher
+    health: health.aio.HealthServicer
+    metrics: PredictorMetrics
+    prediction_log: PredictionLog | None
+    store: Store | None
+    owns_store: bool
+
+    async def set_health(
+        self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType
+    ) -> None:
+        for service_name in HEALTH_SERVICES:
+            await self.health.set(service_name, status)
+
+    async def stop(self) -> None:
+        """Graceful shutdown: NOT_SERVING, drain delay, finish in-flight calls, flush the log."""
+        settings = self.settings
+        await self.health.enter_graceful_shutdown()
+        if settings.drain_delay_s:
+            await asyncio.sleep(settings.drain_delay_s)  # let load balancers see NOT_SERVING
+        await self.watcher.stop()
+        await self.server.stop(settings.shutdown_grace_s)
+        await self.batcher.close()
+        if self.prediction_log is not None:
+            await asyncio.to_thread(self.prediction_log.close)
+        self.metrics.stop()
+        if self.store is not None and self.owns_store:
+            await asyncio.to_thread(self.store.close)
+        logger.info("predictor stopped")
+
+
+async def start_predictor(
+    settings: PredictorSettings,
+    tracking_uri: str | None,
+    store_uri: str | None = None,
+    store: Store | None = None,
+) -> RunningPredictor:
+    """Start serving `settings.model`; returns once the port is bound (the model loads after).
+
+    `store` (when given) is used instead of opening `store_uri`; the caller then closes it.
+    """
+    reference = ModelReference.parse(settings.model, settings.default_alias)
+    metrics = PredictorMetrics()
+    owns_store = store is None
+    if store is None:
+        store = await asyncio.to_thread(open_store, store_uri)
+    prediction_log = None
+    if settings.log_predictions:
+        prediction_log = PredictionLog(
+            store,
+            max_buffered_rows=settings.log_buffer_rows,
+            flush_rows=settings.log_flush_rows,
+            flush_interval_s=settings.log_flush_interval_s,
+            on_dropped=metrics.log_dropped_rows.inc,
+            on_written=metrics.log_written_rows.inc,
+        )
+        prediction_log.start()
+    batcher = AdaptiveBatcher(
+        max_batch_size=settings.max_batch_size,
+        max_wait_s=settings.max_batch_wait_ms / 1000.0,
+        enabled=settings.batching,
+        observer=metrics,
+    )
+    batcher.start()
+    slot = ModelSlot(reference)
+    service = PredictionService(slot, batcher, settings.max_request_rows, metrics, prediction_log)
+
+    message_bytes = settings.max_message_mb * 1024 * 1024
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", message_bytes),
+            ("grpc.max_send_message_length", message_bytes),
+        ]
+    )
+    predictor_pb2_grpc.add_PredictorServicer_to_server(PredictorServicer(service), server)
+    grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        InferenceServicer(service, SERVER_NAME, _server_version()), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (PREDICTOR_SERVICE, INFERENCE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        server,
+    )
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise OSError(f"cannot bind the gRPC port {settings.host}:{settings.port}")
+
+    async def on_swap(current: LoadedModel, previous: LoadedModel | None) -> None:
+        metrics.model_swapped(current, previous)
+        if previous is None:
+            await running.set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    watcher = ModelWatcher(
+        slot,
+        tracking_uri,
+        settings.reload_interval_s,
+        store=store,
+        on_swap=[on_swap],
+        on_load_outcome=lambda outcome: metrics.model_loads.labels(outcome).inc(),
+    )
+    metrics_port = None
+    if settings.metrics_port >= 0:
+        metrics_port = metrics.serve(settings.metrics_host, settings.metrics_port)
+    running = RunningPredictor(
+        settings=settings,
+        server=server,
+        port=port,
+        metrics_port=metrics_port,
+        slot=slot,
+        service=service,
+        batcher=batcher,
+        watcher=watcher,
+        health=health_servicer,
+        metrics=metrics,
+        prediction_log=prediction_log,
+        store=store,
+        owns_store=owns_store,
+    )
+    await running.set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+    watcher.start()
+    logger.info(
+        "predictor for %s listening on %s:%d (metrics on %s)",
+        reference,
+        settings.host,
+        port,
+        metrics_port if metrics_port is not None else "no port",
+    )
+    return running
+
+
+async def serve(
+    settings: PredictorSettings, tracking_uri: str | None, store_uri: str | None = None
+) -> None:
+    """Run the predictor until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start_predictor(settings, tracking_uri, store_uri)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop_requested.set)
+    await stop_requested.wait()
+    logger.info("shutting down: health NOT_SERVING, finishing in-flight requests")
+    await running.stop()

@@ -1,0 +1,55 @@
+"""Predictor settings, from `MLP_PREDICTOR_*` environment variables (and `mlp predictor` options).
+
+The store and the MLflow registry come from the shared settings (`MLP_STORE_URI`,
+`MLFLOW_TRACKING_URI`); everything here is the predictor's own.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PredictorSettings(BaseSettings):
+    """How the predictor serves: which model, where, how it batches, reloads and logs."""
+
+    model_config = SettingsConfigDict(env_prefix="MLP_PREDICTOR_", extra="ignore")
+
+    model: str = Field(default="", description="NAME[@ALIAS] or NAME/VERSION to serve.")
+    default_alias: str = Field(default="production", description="Alias when only NAME is given.")
+    host: str = Field(default="0.0.0.0", description="Interface the gRPC server binds.")
+    port: int = Field(default=50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    metrics_host: str = Field(default="0.0.0.0", description="Interface of the metrics endpoint.")
+    metrics_port: int = Field(
+        default=9095, ge=-1, le=65535, description="Prometheus port; 0 picks one, -1 disables."
+    )
+    batching: bool = Field(default=True, description="Predict concurrent requests together.")
+    max_batch_size: int = Field(default=64, ge=1, description="Most rows in one model call.")
+    max_batch_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        description="Longest a batch waits for more requests, only while requests are "
+        "arriving concurrently; a lone caller never waits.",
+    )
+    max_request_rows: int = Field(default=10_000, ge=1, description="Most rows in one request.")
+    reload_interval_s: float = Field(
+        default=10.0, gt=0, description="How often the registry alias is checked."
+    )
+    log_predictions: bool = Field(default=True, description="Write every prediction to the store.")
+    log_buffer_rows: int = Field(
+        default=100_000, ge=1, description="Rows waiting to be written; beyond it rows are dropped."
+    )
+    log_flush_rows: int = Field(default=2_000, ge=1, description="Rows written per store call.")
+    log_flush_interval_s: float = Field(
+        default=0.5, gt=0, description="Longest a logged row waits before it is written."
+    )
+    drain_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="On SIGTERM, time between health going NOT_SERVING and refusing new calls, "
+        "so load balancers stop routing here first.",
+    )
+    shutdown_grace_s: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, how long in-flight requests may take."
+    )
+    max_message_mb: int = Field(default=64, ge=1, description="Largest gRPC message accepted.")

@@ -1,0 +1,220 @@
+"""The adaptive batcher, driven directly (no server) with a stand-in estimator.
+
+`RecordingEstimator` is a stand-in, not a real model: it predicts each row's `x` (so a caller can
+see exactly which rows it got back), records the size of every model call, and can hold a call
+open until released, which makes "requests queue while the model is busy" deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlplatform.common.input_schema import ColumnKind, ColumnSpec, ProblemType
+from mlplatform.common.model_loading import LoadedModel
+from mlplatform.predictor.batching import AdaptiveBatcher, BatcherClosedError
+
+T = TypeVar("T")
+
+
+class RecordingEstimator:
+    """Stand-in estimator: prediction = x; probabilities = [1 - x/1000, x/1000]."""
+
+    def __init__(self) -> None:
+        self.call_sizes: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        self.call_sizes.append(len(features))
+        self.entered.set()
+        self.gate.wait(10)
+        values = features["x"].to_numpy()
+        if (values < 0).any():
+            raise ValueError("negative x")
+        return values.copy()
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        share = features["x"].to_numpy() / 1000.0
+        return np.column_stack([1 - share, share])
+
+
+def stand_in_model(estimator: RecordingEstimator, version: str = "1") -> LoadedModel:
+    return LoadedModel(
+        name="stand_in",
+        version=version,
+        alias="production",
+        estimator=estimator,
+        input_schema=(ColumnSpec("x", ColumnKind.DOUBLE),),
+        problem_type=ProblemType.CLASSIFICATION,
+        classes=(0, 1),
+    )
+
+
+def rows(*values: float) -> pd.DataFrame:
+    return pd.DataFrame({"x": np.array(values, dtype=np.float64)})
+
+
+async def hold_model_then_submit(
+    batcher: AdaptiveBatcher,
+    estimator: RecordingEstimator,
+    model: LoadedModel,
+    requests: list[tuple[pd.DataFrame, bool]],
+) -> list[object]:
+    """Occupy the model with one call, queue `requests` behind it, then release the model."""
+    estimator.gate.clear()
+    blocker = asyncio.ensure_future(batcher.predict(model, rows(0.0), False))
+    await asyncio.to_thread(estimator.entered.wait, 10)
+    tasks = [asyncio.ensure_future(batcher.predict(model, frame, flag)) for frame, flag in requests]
+    await asyncio.sleep(0)  # let every task enqueue before the model is released
+    estimator.gate.set()
+    await blocker
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def run(scenario: Callable[[AdaptiveBatcher], Awaitable[T]], **options: Any) -> T:
+    """Run `scenario` against a fresh batcher on a fresh event loop."""
+
+    async def main() -> T:
+        batcher = AdaptiveBatcher(**options)
+        batcher.start()
+        try:
+            return await scenario(batcher)
+        finally:
+            await batcher.close()
+
+    return asyncio.run(main())
+
+
+def test_queued_callers_share_one_call_and_each_gets_exactly_its_rows() -> None:
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+    requests = [(rows(*range(base, base + size)), base % 2 == 0) for base, size in
+                [(10, 1), (20, 3), (30, 2), (40, 1), (50, 4)]]  # fmt: skip
+
+    results = run(
+        lambda batcher: hold_model_then_submit(batcher, estimator, model, requests),
+        max_batch_size=64,
+    )
+    assert estimator.call_sizes == [1, 11]  # the blocker, then all queued rows in one call
+    for (frame, wants_probabilities), output in zip(requests, results, strict=True):
+        assert output.predictions.tolist() == frame["x"].tolist()
+        if wants_probabilities:
+            np.testing.assert_allclose(output.probabilities[:, 1], frame["x"] / 1000.0)
+        else:
+            assert output.probabilities is None
+
+
+def test_a_batch_never_exceeds_the_limit_and_overflow_waits_for_the_next_call() -> None:
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+    requests = [(rows(*range(base, base + 3)), False) for base in (100, 200, 300)]
+    results = run(
+        lambda batcher: hold_model_then_submit(batcher, estimator, model, requests),
+        max_batch_size=4,
+    )
+    assert max(estimator.call_sizes) <= 4
+    assert estimator.call_sizes == [1, 3, 3, 3]
+    assert [output.predictions.tolist() for output in results] == [
+        frame["x"].tolist() for frame, _ in requests
+    ]
+
+
+def test_a_request_larger_than_the_limit_is_predicted_alone_in_chunks() -> None:
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+    large = rows(*range(500, 510))
+    small = rows(1.0, 2.0)
+    results = run(
+        lambda batcher: hold_model_then_submit(
+            batcher, estimator, model, [(small, False), (large, True), (small, True)]
+        ),
+        max_batch_size=4,
+    )
+    # blocker; the first small request (the large one does not fit beside it); the large one
+    # alone in chunks of 4, 4, 2; then the second small request.
+    assert estimator.call_sizes == [1, 2, 4, 4, 2, 2]
+    assert results[1].predictions.tolist() == large["x"].tolist()
+    assert results[1].probabilities.shape == (10, 2)
+    assert results[0].probabilities is None
+    assert results[2].probabilities.shape == (2, 2)
+
+
+def test_one_failing_request_fails_alone() -> None:
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+    requests = [(rows(1.0), False), (rows(-1.0), False), (rows(3.0), True)]
+    results = run(
+        lambda batcher: hold_model_then_submit(batcher, estimator, model, requests),
+        max_batch_size=64,
+    )
+    assert results[0].predictions.tolist() == [1.0]
+    assert isinstance(results[1], ValueError)
+    assert results[2].predictions.tolist() == [3.0]
+
+
+def test_requests_checked_against_different_models_are_not_mixed() -> None:
+    estimator = RecordingEstimator()
+    old_model, new_model = stand_in_model(estimator, "1"), stand_in_model(estimator, "2")
+
+    async def scenario(batcher: AdaptiveBatcher) -> list[object]:
+        estimator.gate.clear()
+        blocker = asyncio.ensure_future(batcher.predict(old_model, rows(0.0), False))
+        await asyncio.to_thread(estimator.entered.wait, 10)
+        tasks = [
+            asyncio.ensure_future(batcher.predict(model, rows(value), False))
+            for model, value in ((old_model, 1.0), (new_model, 2.0), (new_model, 3.0))
+        ]
+        await asyncio.sleep(0)
+        estimator.gate.set()
+        await blocker
+        return await asyncio.gather(*tasks)
+
+    results = run(scenario, max_batch_size=64)
+    assert estimator.call_sizes == [1, 1, 2]
+    assert [output.predictions.tolist() for output in results] == [[1.0], [2.0], [3.0]]
+
+
+def test_a_lone_caller_never_waits_for_a_batch_to_fill() -> None:
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+
+    async def scenario(batcher: AdaptiveBatcher) -> float:
+        started = time.perf_counter()
+        for value in range(5):
+            await batcher.predict(model, rows(float(value)), False)
+        return time.perf_counter() - started
+
+    elapsed = run(scenario, max_batch_size=64, max_wait_s=2.0)
+    assert elapsed < 1.0  # five sequential calls, none waited the 2 s batch window
+    assert estimator.call_sizes == [1, 1, 1, 1, 1]
+
+
+def test_closing_finishes_queued_requests_then_refuses_new_ones() -> None:
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+
+    async def scenario() -> tuple[list[object], AdaptiveBatcher]:
+        batcher = AdaptiveBatcher(max_batch_size=64)
+        batcher.start()
+        estimator.gate.clear()
+        queued = [asyncio.ensure_future(batcher.predict(model, rows(v), False)) for v in (1, 2)]
+        await asyncio.to_thread(estimator.entered.wait, 10)
+        closing = asyncio.ensure_future(batcher.close())
+        await asyncio.sleep(0)
+        estimator.gate.set()
+        await closing
+        return await asyncio.gather(*queued), batcher
+
+    results, batcher = asyncio.run(scenario())
+    assert [output.predictions.tolist() for output in results] == [[1.0], [2.0]]
+    with pytest.raises(BatcherClosedError):
+        asyncio.run(batcher.predict(model, rows(1.0), False))

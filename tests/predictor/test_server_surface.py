@@ -1,0 +1,76 @@
+"""What else the predictor's port and metrics port serve: health, reflection, Prometheus."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import grpc
+import pandas as pd
+import pytest
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+from predictor_harness import PredictorUnderTest
+from predictor_registry import Registry
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlplatform.client.frames import dataframe_to_frame
+from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
+
+
+def test_health_reports_serving_for_the_server_and_each_service(
+    cancer_predictor: PredictorUnderTest,
+) -> None:
+    serving = health_pb2.HealthCheckResponse.SERVING
+    for service in ("", "mlplatform.v1.Predictor", "inference.GRPCInferenceService"):
+        assert cancer_predictor.health(service) == serving
+
+
+def test_reflection_lists_every_service(cancer_predictor: PredictorUnderTest) -> None:
+    database = ProtoReflectionDescriptorDatabase(cancer_predictor.channel)
+    assert set(database.get_services()) == {
+        "mlplatform.v1.Predictor",
+        "inference.GRPCInferenceService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
+    predict = database.FindFileContainingSymbol("mlplatform.v1.Predictor")
+    assert predict.name == "mlplatform/v1/predictor.proto"
+
+
+def test_metrics_are_scraped_over_http_with_model_version_and_status_labels(
+    cancer_predictor: PredictorUnderTest, registry: Registry
+) -> None:
+    stub = predictor_pb2_grpc.PredictorStub(cancer_predictor.channel)
+    request = predictor_pb2.PredictRequest(
+        inputs=dataframe_to_frame(registry.cancer_features.head(2))
+    )
+    stub.Predict(request, timeout=10)
+    refused = predictor_pb2.PredictRequest(inputs=dataframe_to_frame(pd.DataFrame({"x": [1.0]})))
+    with pytest.raises(grpc.RpcError):
+        stub.Predict(refused, timeout=10)
+    port = cancer_predictor.running.metrics_port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float | None:
+        return samples.get((name, tuple(sorted(labels.items()))))
+
+    model = {"model_name": "cancer_rf", "model_version": "1"}
+    ok = {"api": "Predict", "status": "OK", **model}
+    invalid = {"api": "Predict", "status": "INVALID_ARGUMENT", **model}
+    assert value("mlp_predictor_requests_total", **ok) >= 1
+    assert value("mlp_predictor_requests_total", **invalid) >= 1
+    assert value("mlp_predictor_request_latency_seconds_count", **ok) >= 1
+    assert value("mlp_predictor_request_latency_seconds_bucket", le="+Inf", **ok) >= 1
+    assert value("mlp_predictor_batch_rows_bucket", le="2.0", **model) >= 1
+    assert value("mlp_predictor_batch_requests_count", **model) >= 1
+    assert value("mlp_predictor_queue_wait_seconds_count") >= 1
+    assert value("mlp_predictor_log_dropped_rows_total") is not None
+    assert value("mlp_predictor_model_loaded", **model) == 1.0
