@@ -7,9 +7,12 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from mlplatform.common.store import (
+    BatchPredictions,
     BatchRecord,
     BatchStatus,
     DeadLetter,
@@ -322,6 +325,140 @@ def test_reads_while_another_thread_appends(store: Store, make_prediction: MakeP
     writer.join()
     assert failures == []
     assert store.count_predictions() == 1000
+
+
+# -- batch predictions as columns ------------------------------------------------------------
+
+
+def mixed_inputs() -> pd.DataFrame:
+    """Every kind of column a Frame decodes to, with missing and non-finite values."""
+    return pd.DataFrame(
+        {
+            "amount": [1.5, math.nan, math.inf, -0.0, 1e-300],
+            "count": np.array([1, -2, 2**62, 0, 7], dtype=np.int64),
+            "vip": [True, False, True, True, False],
+            "città": ["Zürich ☃", None, "", "日本", 'a"b'],
+            "maybe_count": pd.array([1, None, 3, None, 5], dtype="Int64"),
+            "maybe_flag": pd.array([True, None, False, None, True], dtype="boolean"),
+            "narrow": np.array([0.1, 0.2, math.nan, 1.0, -1.0], dtype=np.float32),
+        }
+    )
+
+
+def per_row_records(batch: BatchPredictions, batch_id: str) -> list[PredictionRecord]:
+    """The batch as the inferer built records before the columnar path, one by one."""
+    inputs = batch.inputs
+    input_rows = inputs.astype(object).where(inputs.notna(), None).to_dict("records")
+    records = []
+    for position, input_row in enumerate(input_rows):
+        prediction = batch.predictions[position]
+        probabilities = None
+        if batch.probabilities is not None:
+            probabilities = dict(
+                zip(batch.class_names, map(float, batch.probabilities[position]), strict=True)
+            )
+        records.append(
+            PredictionRecord(
+                model_name=batch.model_name,
+                model_version=batch.model_version,
+                input_row=input_row,
+                prediction=prediction.item() if isinstance(prediction, np.generic) else prediction,
+                probabilities=probabilities,
+                source="batch",
+                batch_id=batch_id,
+                row_index=batch.row_offset + position,
+                latency_ms=batch.latency_ms,
+                created_at=batch.created_at,
+            )
+        )
+    return records
+
+
+PREDICTION_KINDS = {
+    "int labels": np.array([0, 1, 1, 0, 1]),
+    "text labels": np.array(["stay", "leave", "stay", "日本", "stay"], dtype=object),
+    "numpy scalars as objects": np.array(
+        [np.int64(3), np.float64(0.5), 2, "x", None], dtype=object
+    ),
+    "floats with NaN": np.array([0.25, math.nan, -math.inf, 1e16, 3.0]),
+    "two outputs per row": np.array([[1.0, math.nan], [2.0, 3.0], [0, 0], [1, 1], [5, 6]]),
+}
+
+
+@pytest.mark.parametrize("kind", PREDICTION_KINDS)
+@pytest.mark.parametrize("with_probabilities", [True, False])
+def test_columnar_batch_rows_read_back_as_the_per_row_path_stores_them(
+    store: Store, kind: str, with_probabilities: bool
+) -> None:
+    def chunk(batch_id: str) -> BatchPredictions:
+        return BatchPredictions(
+            model_name="churn",
+            model_version=3,
+            batch_id=batch_id,
+            row_offset=10,
+            inputs=mixed_inputs(),
+            predictions=PREDICTION_KINDS[kind],
+            probabilities=np.linspace(0, 1, 10).reshape(5, 2) if with_probabilities else None,
+            class_names=("0", "1") if with_probabilities else (),
+            latency_ms=0.125,
+            created_at=datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC),
+        )
+
+    assert store.append_batch_predictions(chunk("columns")) == 5
+    assert store.append_predictions(per_row_records(chunk("columns"), "rows")) == 5
+    # The interface's own default, which backends override, must agree with both.
+    assert Store.append_batch_predictions(store, chunk("default")) == 5
+    columnar = store.query_predictions(batch_id="columns")
+    per_row = store.query_predictions(batch_id="rows")
+    by_default = store.query_predictions(batch_id="default")
+    assert [record.model_copy(update={"batch_id": "rows"}) for record in columnar] == per_row
+    assert [record.model_copy(update={"batch_id": "rows"}) for record in by_default] == per_row
+    first, second, third = columnar[:3]
+    assert [record.row_index for record in columnar] == [10, 11, 12, 13, 14]
+    assert (first.model_version, first.source, first.request_id) == ("3", "batch", None)
+    assert first.created_at == datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    assert first.latency_ms == 0.125
+    assert first.input_row == {
+        "amount": 1.5,
+        "count": 1,
+        "vip": True,
+        "città": "Zürich ☃",
+        "maybe_count": 1,
+        "maybe_flag": True,
+        "narrow": float(np.float32(0.1)),
+    }
+    assert (second.input_row["amount"], second.input_row["città"]) == (None, None)
+    assert (second.input_row["maybe_count"], second.input_row["maybe_flag"]) == (None, None)
+    assert third.input_row["amount"] is None  # infinity: JSON has none, MongoDB gets null too
+    assert third.input_row["count"] == 2**62
+    assert third.input_row["narrow"] is None
+    assert second.probabilities == ({"0": 2 / 9, "1": 3 / 9} if with_probabilities else None)
+
+
+def test_columnar_batch_rows_are_idempotent(store: Store) -> None:
+    features = pd.DataFrame({"x": np.arange(10, dtype=np.float64)})
+
+    def chunk(start: int, stop: int) -> BatchPredictions:
+        return BatchPredictions(
+            model_name="churn",
+            model_version="1",
+            batch_id="batch-1",
+            row_offset=start,
+            inputs=features.iloc[start:stop],
+            predictions=np.arange(start, stop),
+        )
+
+    assert store.append_batch_predictions(chunk(0, 5)) == 5
+    assert store.append_batch_predictions(chunk(0, 5)) == 0  # a redelivered part
+    assert store.append_batch_predictions(chunk(3, 8)) == 3
+    assert store.append_predictions(per_row_records(chunk(6, 10), "batch-1")) == 2
+    assert store.append_batch_predictions(chunk(0, 10)) == 0
+    assert store.append_batch_predictions(chunk(10, 10)) == 0  # no rows
+    stored = store.query_predictions(batch_id="batch-1")
+    assert [(record.row_index, record.prediction) for record in stored] == [
+        (index, index) for index in range(10)
+    ]
+    assert [record.input_row for record in stored] == [{"x": float(index)} for index in range(10)]
 
 
 # -- batches ---------------------------------------------------------------------------------

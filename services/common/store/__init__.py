@@ -18,6 +18,7 @@ from mlplatform.common.store.base import (
     StoreError,
     UnsupportedStoreURIError,
 )
+from mlplatform.common.store.batch_predictions import BatchPredictions
 from mlplatform.common.store.records import (
     BatchRecord,
     BatchStatus,
@@ -39,6 +40,7 @@ ACCEPTED_SCHEMES = ("sqlite", "mongodb", "mongodb+srv")
 __all__ = [
     "ACCEPTED_SCHEMES",
     "DEFAULT_QUERY_LIMIT",
+    "BatchPredictions",
     "BatchRecord",
     "BatchStatus",
     "Created",

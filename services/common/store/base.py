@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from mlplatform.common.store.records import (
     BatchRecord,
@@ -23,6 +23,9 @@ from mlplatform.common.store.records import (
     ServingRecord,
     StepRecord,
 )
+
+if TYPE_CHECKING:
+    from mlplatform.common.store.batch_predictions import BatchPredictions
 
 DEFAULT_QUERY_LIMIT = 1000
 
@@ -130,6 +133,17 @@ class Store(ABC):
     def append_predictions(self, records: Iterable[PredictionRecord]) -> int:
         """Store the records; rows whose (batch_id, row_index) or (request_id, row_index) is
         already stored are skipped. Returns how many rows this call inserted."""
+
+    def append_batch_predictions(self, batch: BatchPredictions) -> int:
+        """Store a chunk of batch-inferer predictions given as columns; return how many rows
+        this call inserted.
+
+        The rows are exactly those `append_predictions(batch.records())` stores, keyed by
+        (batch_id, row index) and skipped alike when already stored, so a redelivered part
+        inserts none. This default does just that; the backends override it with a write
+        straight from the columns, which builds no record per row.
+        """
+        return self.append_predictions(batch.records())
 
     @abstractmethod
     def query_predictions(

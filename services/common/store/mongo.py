@@ -26,8 +26,10 @@ from mlplatform.common.store.base import (
     Store,
     StoreError,
 )
+from mlplatform.common.store.batch_predictions import BatchPredictions
 from mlplatform.common.store.mongo_queries import (
     INDEXES,
+    batch_prediction_documents,
     build_prediction_query,
     build_prediction_sort,
     from_document,
@@ -206,7 +208,14 @@ class MongoStore(Store):
 
     @_translated
     def append_predictions(self, records: Iterable[PredictionRecord]) -> int:
-        documents = [prediction_document(record) for record in records]
+        return self._insert_predictions([prediction_document(record) for record in records])
+
+    @_translated
+    def append_batch_predictions(self, batch: BatchPredictions) -> int:
+        return self._insert_predictions(batch_prediction_documents(batch))
+
+    def _insert_predictions(self, documents: list[dict[str, Any]]) -> int:
+        """Inserts every document whose key is new; duplicates are counted out, not raised."""
         if not documents:
             return 0
         try:

@@ -16,8 +16,14 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError
 
 from mlplatform.common.store.base import StoreError
+from mlplatform.common.store.batch_predictions import BatchPredictions
 from mlplatform.common.store.json_values import without_non_finite
-from mlplatform.common.store.records import BatchRecord, PipelineRun, PredictionRecord
+from mlplatform.common.store.records import (
+    BatchRecord,
+    PipelineRun,
+    PredictionRecord,
+    PredictionSource,
+)
 from mlplatform.common.store.transitions import store_time_or_none, validated
 
 DUPLICATE_KEY = 11000
@@ -151,6 +157,33 @@ def prediction_document(record: PredictionRecord) -> dict[str, Any]:
     document["input_row"] = without_non_finite(document["input_row"])
     document["prediction"] = without_non_finite(document["prediction"])
     return document
+
+
+def batch_prediction_documents(batch: BatchPredictions) -> list[dict[str, Any]]:
+    """The documents `prediction_document` would make from `batch.records()`, built from the
+    columns: same fields in the same order, NaN and infinities as null."""
+    probability_rows = batch.probability_rows()
+    predictions = batch.prediction_values()
+    if batch.predictions.dtype.kind not in "iub":  # integers and booleans cannot be NaN
+        predictions = [without_non_finite(value) for value in predictions]
+    return [
+        {
+            "model_name": batch.model_name,
+            "model_version": batch.model_version,
+            "input_row": input_row,
+            "prediction": prediction,
+            "probabilities": None if probability_rows is None else probability_rows[position],
+            "source": PredictionSource.BATCH.value,
+            "request_id": None,
+            "batch_id": batch.batch_id,
+            "row_index": row_index,
+            "latency_ms": batch.latency_ms,
+            "created_at": batch.created_at,
+        }
+        for position, (row_index, input_row, prediction) in enumerate(
+            zip(batch.row_indexes, batch.input_rows(finite_only=True), predictions, strict=True)
+        )
+    ]
 
 
 def from_document(model_type: type[ModelT], document: Mapping[str, Any]) -> ModelT:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplatform.common.store.base import DEFAULT_QUERY_LIMIT, NotFoundError, Store
+from mlplatform.common.store.batch_predictions import BatchPredictions
 from mlplatform.common.store.records import (
     BatchRecord,
     BatchStatus,
@@ -34,6 +35,7 @@ from mlplatform.common.store.sqlite_connections import (
 from mlplatform.common.store.sqlite_rows import (
     INSERT_PREDICTION,
     PREDICTION_COLUMNS,
+    batch_prediction_rows,
     build_prediction_where,
     prediction_from_row,
     prediction_row,
@@ -156,6 +158,13 @@ class SQLiteStore(Store):
 
     def append_predictions(self, records: Iterable[PredictionRecord]) -> int:
         rows = [prediction_row(record) for record in records]
+        if not rows:
+            return 0
+        with self._write() as connection:
+            return connection.executemany(INSERT_PREDICTION, rows).rowcount
+
+    def append_batch_predictions(self, batch: BatchPredictions) -> int:
+        rows = batch_prediction_rows(batch)  # encoded before the write lock is taken
         if not rows:
             return 0
         with self._write() as connection:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 from mlplatform.common.store import json_values
-from mlplatform.common.store.records import PredictionRecord, to_store_time
+from mlplatform.common.store.batch_predictions import BatchPredictions
+from mlplatform.common.store.records import PredictionRecord, PredictionSource, to_store_time
 
 PREDICTION_COLUMNS = (
     "model_name, model_version, source, request_id, batch_id, row_index, created_at, "
@@ -45,6 +47,34 @@ def prediction_row(record: PredictionRecord) -> tuple[Any, ...]:
         None
         if record.probabilities is None
         else json_values.dumps(record.probabilities, "probabilities"),
+    )
+
+
+def batch_prediction_rows(batch: BatchPredictions) -> list[tuple[Any, ...]]:
+    """The predictions rows of a chunk of batch predictions, as `prediction_row` would make
+    them from `batch.records()`, but column by column and with no record per row."""
+    inputs = json_values.dumps_each(batch.input_rows(), "input_row")
+    predictions = json_values.dumps_each(batch.prediction_values(), "prediction")
+    probability_rows = batch.probability_rows()
+    probabilities = (
+        repeat(None)
+        if probability_rows is None
+        else json_values.dumps_each(probability_rows, "probabilities")
+    )
+    return list(
+        zip(
+            repeat(batch.model_name),
+            repeat(batch.model_version),
+            repeat(PredictionSource.BATCH.value),
+            repeat(None),  # request_id
+            repeat(batch.batch_id),
+            batch.row_indexes,
+            repeat(time_text(batch.created_at)),
+            repeat(batch.latency_ms),
+            inputs,
+            predictions,
+            probabilities,
+        )
     )
 
 

@@ -1,0 +1,102 @@
+"""Predicting a part and storing it, without the broker: plain functions and the handler."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pika
+import pytest
+
+from mlplatform.client.batches import batch_parts
+from mlplatform.common.consumer import Delivery, Done, Reject
+from mlplatform.common.input_schema import ColumnKind, ColumnSpec, ProblemType
+from mlplatform.common.model_loading import LoadedModel, ModelReference
+from mlplatform.common.store import BatchStatus, Store
+from mlplatform.inferer.batch_job import predict_part
+from mlplatform.inferer.worker import InfererHandler
+
+
+class ThresholdModel:
+    """Predicts x > 0; its probabilities can be made NaN, as a broken model's can."""
+
+    classes_ = np.array([0, 1])
+
+    def __init__(self, nan_probabilities: bool = False) -> None:
+        self.nan_probabilities = nan_probabilities
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        return (features["x"].fillna(0).to_numpy() > 0).astype(np.int64)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        positive = 1 / (1 + np.exp(-features["x"].fillna(0).to_numpy()))
+        if self.nan_probabilities:
+            positive[-1] = math.nan
+        return np.column_stack([1 - positive, positive])
+
+
+def loaded(estimator: ThresholdModel) -> LoadedModel:
+    return LoadedModel(
+        name="threshold",
+        version="2",
+        alias="production",
+        estimator=estimator,
+        input_schema=(ColumnSpec("x", ColumnKind.DOUBLE, required=False),),
+        problem_type=ProblemType.CLASSIFICATION,
+        classes=(0, 1),
+    )
+
+
+class OneModel:
+    """Stands in for the ModelCache: always the same loaded model."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+
+    def get(self, reference: ModelReference) -> LoadedModel:
+        return self.model
+
+
+def delivery_of(rows: pd.DataFrame, batch_id: str) -> Delivery:
+    [part] = batch_parts(rows, "threshold@production", batch_id, include_probabilities=True)
+    part.row_offset = 100  # as if it were a later part of a larger batch
+    return Delivery(part.SerializeToString(), pika.BasicProperties(), redelivered=False)
+
+
+def test_chunks_keep_their_rows_offsets_and_predictions() -> None:
+    rows = pd.DataFrame({"x": [-1.0, 2.0, math.nan, 0.5, -3.0]})
+    [part] = batch_parts(rows, "threshold@production", "b-1", include_probabilities=True)
+    part.row_offset = 100
+    result = predict_part(part, loaded(ThresholdModel()), chunk_rows=2)
+    assert [chunk.row_offset for chunk in result.chunks] == [100, 102, 104]
+    assert [len(chunk) for chunk in result.chunks] == [2, 2, 1] and result.row_count == 5
+    assert [chunk.predictions.tolist() for chunk in result.chunks] == [[0, 1], [0, 1], [0]]
+    assert result.chunks[0].class_names == ("0", "1")
+    assert result.chunks[1].input_rows() == [{"x": None}, {"x": 0.5}]
+    assert all(chunk.latency_ms is not None for chunk in result.chunks)
+
+
+def test_a_part_is_stored_and_counted(store: Store) -> None:
+    handler = InfererHandler(OneModel(loaded(ThresholdModel())), store, chunk_rows=2)  # type: ignore[arg-type]
+    rows = pd.DataFrame({"x": [-1.0, 2.0, 0.5]})
+    assert handler(delivery_of(rows, "b-ok")) == Done()
+    stored = store.query_predictions(batch_id="b-ok")
+    assert [(record.row_index, record.prediction) for record in stored] == [
+        (100, 0),
+        (101, 1),
+        (102, 1),
+    ]
+    assert stored[1].probabilities == pytest.approx({"0": 0.11920292, "1": 0.88079708})
+    batch = store.get_batch("b-ok")
+    assert (batch.status, batch.rows_done, batch.model_version) == (BatchStatus.SUCCEEDED, 3, "2")
+
+
+def test_nan_probabilities_fail_the_batch_instead_of_retrying(store: Store) -> None:
+    handler = InfererHandler(OneModel(loaded(ThresholdModel(nan_probabilities=True))), store)  # type: ignore[arg-type]
+    outcome = handler(delivery_of(pd.DataFrame({"x": [1.0, 2.0]}), "b-nan"))
+    assert isinstance(outcome, Reject)
+    assert "threshold v2 gave predictions the store refuses: probabilities" in outcome.reason
+    batch = store.get_batch("b-nan")
+    assert batch.status is BatchStatus.FAILED and "probabilities" in (batch.error or "")
+    assert store.count_predictions(batch_id="b-nan") == 0
