@@ -80,6 +80,17 @@ Outcome = Done | Reject | Defer
 Handler = Callable[[Delivery], Outcome]
 
 
+def properties_problem(properties: pika.BasicProperties, expected_type: str) -> str | None:
+    """Why a message's content type or type is not a protobuf `expected_type`, or None."""
+    content_type = properties.content_type
+    if content_type and content_type not in messaging.ACCEPTED_CONTENT_TYPES:
+        accepted = " or ".join(sorted(messaging.ACCEPTED_CONTENT_TYPES))
+        return f"content_type '{content_type}' is not {accepted}"
+    if properties.type and properties.type != expected_type:
+        return f"message type '{properties.type}' is not {expected_type}"
+    return None
+
+
 def worker_name(prefix: str) -> str:
     """A name that tells workers apart in logs and run records."""
     return f"{prefix}@{socket.gethostname()}:{os.getpid()}"

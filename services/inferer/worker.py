@@ -14,9 +14,15 @@ import time
 
 from google.protobuf.message import DecodeError
 
-from mlplatform.client import messaging
 from mlplatform.client.frames import FrameError
-from mlplatform.common.consumer import Defer, Delivery, Done, Outcome, Reject
+from mlplatform.common.consumer import (
+    Defer,
+    Delivery,
+    Done,
+    Outcome,
+    Reject,
+    properties_problem,
+)
 from mlplatform.common.faults import is_transient
 from mlplatform.common.input_schema import InvalidInputError
 from mlplatform.common.model_loading import ModelLoadError, ModelReference
@@ -38,14 +44,9 @@ REQUEST_TYPE = messages_pb2.BatchPredictionRequest.DESCRIPTOR.full_name
 
 def decode_request(delivery: Delivery) -> messages_pb2.BatchPredictionRequest | str:
     """The request, or the reason it cannot be one (naming the field)."""
-    properties = delivery.properties
-    if properties.content_type and properties.content_type not in messaging.ACCEPTED_CONTENT_TYPES:
-        return (
-            f"content_type '{properties.content_type}' is not "
-            f"{' or '.join(sorted(messaging.ACCEPTED_CONTENT_TYPES))}"
-        )
-    if properties.type and properties.type != REQUEST_TYPE:
-        return f"message type '{properties.type}' is not {REQUEST_TYPE}"
+    problem = properties_problem(delivery.properties, REQUEST_TYPE)
+    if problem is not None:
+        return problem
     try:
         request = messages_pb2.BatchPredictionRequest.FromString(delivery.body)
     except DecodeError as error:

@@ -20,7 +20,14 @@ from google.protobuf.message import DecodeError
 
 from mlplatform.client import messaging
 from mlplatform.client.pipelines import validate_pipeline
-from mlplatform.common.consumer import Defer, Delivery, Done, Outcome, Reject
+from mlplatform.common.consumer import (
+    Defer,
+    Delivery,
+    Done,
+    Outcome,
+    Reject,
+    properties_problem,
+)
 from mlplatform.common.store import NotFoundError, RunStatus, Store, utc_now
 from mlplatform.trainer.runner import PipelineRunner, TransientFailure, new_run_record
 from mlplatform.v1 import messages_pb2
@@ -194,14 +201,9 @@ class _Heartbeat:
 
 def decode_submission(delivery: Delivery) -> messages_pb2.SubmitPipeline | str:
     """The message, or the reason it cannot be one."""
-    properties = delivery.properties
-    if properties.content_type and properties.content_type not in messaging.ACCEPTED_CONTENT_TYPES:
-        return (
-            f"content_type '{properties.content_type}' is not "
-            f"{' or '.join(sorted(messaging.ACCEPTED_CONTENT_TYPES))}"
-        )
-    if properties.type and properties.type != SUBMIT_TYPE:
-        return f"message type '{properties.type}' is not {SUBMIT_TYPE}"
+    problem = properties_problem(delivery.properties, SUBMIT_TYPE)
+    if problem is not None:
+        return problem
     try:
         submission = messages_pb2.SubmitPipeline.FromString(delivery.body)
     except DecodeError as error:

@@ -4,7 +4,6 @@ of the test's own, a real SQLite store, and inferer workers in threads."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +11,6 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-import pika
 import pytest
 from mlflow.models import infer_signature
 from sklearn.datasets import load_breast_cancer
@@ -25,7 +23,7 @@ from mlplatform.common.consumer import Delivery, Outcome, QueueWorker
 from mlplatform.common.store import Store, open_store
 from mlplatform.inferer.model_cache import ModelCache
 from mlplatform.inferer.worker import InfererHandler
-from tests.trainer.conftest import BROKER_URL
+from tests.support.queues import BROKER_URL, temporary_work_queue
 from tests.trainer.workers import wait_until
 
 
@@ -74,13 +72,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def batch_queue() -> Iterator[messaging.WorkQueue]:
-    queue = messaging.WorkQueue(f"test.{uuid.uuid4().hex[:10]}.batches", wait_ms=300)
-    yield queue
-    connection = pika.BlockingConnection(messaging.connection_parameters(BROKER_URL))
-    channel = connection.channel()
-    for name in (queue.name, queue.dead_letter, queue.wait):
-        channel.queue_delete(name)
-    connection.close()
+    with temporary_work_queue("batches") as queue:
+        yield queue
 
 
 @contextmanager

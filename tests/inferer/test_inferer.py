@@ -19,7 +19,7 @@ from mlplatform.client import messaging
 from mlplatform.client.batches import batch_parts, submit_batch
 from mlplatform.common.store import BatchStatus, Store
 from tests.inferer.conftest import Registry, register, running_inferer
-from tests.trainer.conftest import BROKER_URL
+from tests.support.queues import BROKER_URL
 from tests.trainer.workers import drain, publish_raw, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore")

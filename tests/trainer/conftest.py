@@ -4,20 +4,17 @@ queues of the test's own, and small data shaped like the example's."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pika
 import pytest
 
 from mlplatform.client import messaging
 from mlplatform.common.store import Store, open_store
+from tests.support.queues import temporary_work_queue
 
 REPO = Path(__file__).resolve().parents[2]
-BROKER_URL = os.environ.get("MLP_BROKER_URL", messaging.DEFAULT_BROKER_URL)
 
 
 def _sample_module() -> Any:
@@ -52,13 +49,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def work_queue() -> Iterator[messaging.WorkQueue]:
     """Queues of this test only (deleted afterwards), with a short wait for deferrals."""
-    queue = messaging.WorkQueue(f"test.{uuid.uuid4().hex[:10]}.pipelines", wait_ms=300)
-    yield queue
-    connection = pika.BlockingConnection(messaging.connection_parameters(BROKER_URL))
-    channel = connection.channel()
-    for name in (queue.name, queue.dead_letter, queue.wait):
-        channel.queue_delete(name)
-    connection.close()
+    with temporary_work_queue("pipelines") as queue:
+        yield queue
 
 
 def classification_pipeline(

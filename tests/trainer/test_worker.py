@@ -16,7 +16,8 @@ from mlplatform.client.pipelines import parse_pipeline
 from mlplatform.client.submit import submit_pipeline
 from mlplatform.common.store import RunStatus, Store
 from mlplatform.v1 import messages_pb2
-from tests.trainer.conftest import BROKER_URL, classification_pipeline
+from tests.support.queues import BROKER_URL
+from tests.trainer.conftest import classification_pipeline
 from tests.trainer.workers import drain, publish_raw, running_worker, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]

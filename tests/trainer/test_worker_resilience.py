@@ -19,8 +19,9 @@ from mlplatform.client import messaging
 from mlplatform.client.pipelines import parse_pipeline
 from mlplatform.client.submit import submit_pipeline
 from mlplatform.common.store import RunStatus, StepStatus, Store
+from tests.support.queues import BROKER_URL
 from tests.support.rabbitmq_node import rabbitmq_node
-from tests.trainer.conftest import BROKER_URL, classification_pipeline
+from tests.trainer.conftest import classification_pipeline
 from tests.trainer.test_worker import run_finished
 from tests.trainer.workers import running_worker, wait_until
 
