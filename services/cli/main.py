@@ -15,13 +15,24 @@ app = typer.Typer(
 def _register_commands() -> None:
     """Command groups live in their own modules; each adds its commands here."""
     from mlplatform.cli import (
+        gateway_commands,
+        inferer_commands,
         pipeline_commands,
         predictor_commands,
+        stack_commands,
         store_commands,
         trainer_commands,
     )
 
-    for module in (pipeline_commands, trainer_commands, store_commands, predictor_commands):
+    for module in (
+        pipeline_commands,
+        trainer_commands,
+        predictor_commands,
+        gateway_commands,
+        inferer_commands,
+        store_commands,
+        stack_commands,
+    ):
         module.register(app)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -22,6 +23,7 @@ from inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 
 from mlplatform.common.model_loading import LoadedModel, ModelReference
 from mlplatform.common.store import Store, open_store
+from mlplatform.predictor.auth import ApiKeyInterceptor, api_keys_from_environment
 from mlplatform.predictor.batching import AdaptiveBatcher
 from mlplatform.predictor.kserve import InferenceServicer
 from mlplatform.predictor.metrics import PredictorMetrics
@@ -95,10 +97,12 @@ async def start_predictor(
     tracking_uri: str | None,
     store_uri: str | None = None,
     store: Store | None = None,
+    api_keys: Iterable[str] | None = None,
 ) -> RunningPredictor:
     """Start serving `settings.model`; returns once the port is bound (the model loads after).
 
     `store` (when given) is used instead of opening `store_uri`; the caller then closes it.
+    `api_keys` (default: `MLP_API_KEYS`) protect every method but health and reflection.
     """
     reference = ModelReference.parse(settings.model, settings.default_alias)
     metrics = PredictorMetrics()
@@ -127,11 +131,14 @@ async def start_predictor(
     service = PredictionService(slot, batcher, settings.max_request_rows, metrics, prediction_log)
 
     message_bytes = settings.max_message_mb * 1024 * 1024
+    keys = tuple(api_keys_from_environment() if api_keys is None else api_keys)
     server = grpc.aio.server(
+        # Installed only with keys: no per-call cost when authentication is off.
+        interceptors=[ApiKeyInterceptor(keys)] if keys else None,
         options=[
             ("grpc.max_receive_message_length", message_bytes),
             ("grpc.max_send_message_length", message_bytes),
-        ]
+        ],
     )
     predictor_pb2_grpc.add_PredictorServicer_to_server(PredictorServicer(service), server)
     grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(

@@ -1,0 +1,109 @@
+"""The gateway's FastAPI app: settings in, app out.
+
+The gRPC channel is opened in the lifespan (it belongs to the serving event loop) and closed
+on shutdown. Every failure, wherever it is raised (a route, the auth dependency, HTTP routing,
+query validation, the body limit), is rendered by the same error response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from mlplatform.common.api_keys import ApiKeys
+from mlplatform.gateway import routes
+from mlplatform.gateway.middleware import (
+    BodySizeLimitMiddleware,
+    RequestIdMiddleware,
+    request_id_of,
+)
+from mlplatform.gateway.openapi import install_openapi
+from mlplatform.gateway.predictor_backend import PredictorBackend
+from mlplatform.gateway.responses import JsonResponse, error_response
+from mlplatform.gateway.settings import GatewaySettings
+from mlplatform.gateway.status_mapping import (
+    ApiError,
+    code_for_http_status,
+    invalid_arguments,
+)
+
+DESCRIPTION = """\
+REST in front of the mlplatform Predictor (gRPC). `POST /predict` takes JSON rows;
+`POST /invocations` speaks MLflow's scoring-server protocol, so clients of `mlflow models serve`
+work unchanged.
+
+Errors carry the gRPC status of the failure, mapped to HTTP as grpc-gateway maps it
+(INVALID_ARGUMENT 400, UNAUTHENTICATED 401, NOT_FOUND 404, RESOURCE_EXHAUSTED 429,
+UNAVAILABLE 503, DEADLINE_EXCEEDED 504, INTERNAL 500), with the offending fields and the
+request id. With `MLP_API_KEYS` set, send `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+"""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("mlplatform")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+async def _api_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ApiError)
+    return error_response(error, request_id_of(request.scope))
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    code = code_for_http_status(error.status_code)
+    api_error = ApiError(
+        code,
+        str(error.detail),
+        http_status=error.status_code,
+        headers=dict(error.headers or {}),
+    )
+    return error_response(api_error, request_id_of(request.scope))
+
+
+async def _validation_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    violations = [
+        (".".join(str(part) for part in problem.get("loc", ())), str(problem.get("msg", "")))
+        for problem in error.errors()
+    ]
+    return error_response(invalid_arguments(violations), request_id_of(request.scope))
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    """The gateway app for `settings` (the predictor channel opens when the app starts)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.backend = PredictorBackend(settings.predictor, settings.request_timeout_s)
+        try:
+            yield
+        finally:
+            await app.state.backend.close()
+
+    app = FastAPI(
+        title="mlplatform REST gateway",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=JsonResponse,
+    )
+    app.state.settings = settings
+    app.state.api_keys = ApiKeys(settings.keys)
+    app.include_router(routes.router)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    # Added last = outermost: every response, a 413 included, gets the request id.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    install_openapi(app)
+    return app

@@ -1,0 +1,238 @@
+"""The gateway's HTTP endpoints. Each decodes, calls the predictor, encodes; nothing else.
+
+Request bodies are read as bytes and decoded by `rest_codec`, not declared as pydantic
+parameters (see `openapi.py` for why and for what the docs show). Every failure is an
+`ApiError` rendered by the app's one handler; an unexpected exception is logged with its
+traceback under the request id and answered 500 with that id only (`GatewayRoute`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from importlib import metadata
+
+import grpc
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import PlainTextResponse, Response
+
+from mlplatform.gateway import auth
+from mlplatform.gateway.middleware import request_id_of
+from mlplatform.gateway.mlflow_formats import (
+    Invocation,
+    parse_csv,
+    parse_invocation,
+    unsupported_media_type,
+)
+from mlplatform.gateway.openapi import (
+    ERROR_RESPONSES,
+    HealthResult,
+    InvocationsResult,
+    ModelInfoResult,
+    PredictResult,
+)
+from mlplatform.gateway.predictor_backend import PredictorBackend
+from mlplatform.gateway.responses import JsonResponse, error_response
+from mlplatform.gateway.rest_codec import (
+    invocation_result,
+    model_info_result,
+    parse_json,
+    predict_request,
+    predict_result,
+)
+from mlplatform.gateway.status_mapping import ApiError, internal_error
+from mlplatform.v1 import predictor_pb2
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME_HEADER = "x-model-name"
+MODEL_VERSION_HEADER = "x-model-version"
+
+
+class GatewayRoute(APIRoute):
+    """An APIRoute whose unexpected exceptions become a 500 carrying only the request id."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (ApiError, HTTPException, RequestValidationError):
+                raise
+            except ClientDisconnect:  # nobody reads this answer; nothing went wrong here
+                request_id = request_id_of(request.scope)
+                cancelled = ApiError(grpc.StatusCode.CANCELLED, "the client disconnected")
+                return error_response(cancelled, request_id)
+            except Exception:
+                request_id = request_id_of(request.scope)
+                logger.exception(
+                    "request %s: %s %s failed", request_id, request.method, request.url.path
+                )
+                return error_response(internal_error(request_id), request_id)
+
+        return guarded
+
+
+router = APIRouter(route_class=GatewayRoute)
+
+
+def _backend(request: Request) -> PredictorBackend:
+    return request.app.state.backend
+
+
+@router.post(
+    "/predict",
+    tags=["predictions"],
+    openapi_extra=auth.OPENAPI_SECURITY,
+    summary="Predict JSON rows",
+    response_class=JsonResponse,
+    responses={200: {"model": PredictResult}, **ERROR_RESPONSES},
+)
+async def predict(request: Request) -> Response:
+    """Predicts every row, in order. Rows go as `records` (one object per row) or as `columns`
+    and `data`; `include_probabilities` adds one `{class: probability}` object per row.
+    The request id is the caller's `X-Request-ID` when given."""
+    api_key = auth.api_key_of(request)
+    request_id = request.state.request_id
+    grpc_request = predict_request(parse_json(await request.body()), request_id)
+    response = await _backend(request).predict(grpc_request, api_key)
+    return JsonResponse(predict_result(response))
+
+
+def _media_type(content_type: str) -> str:
+    """The media type of a Content-Type header; 415 for a charset other than UTF-8 or an
+    unknown parameter, as MLflow's scoring server answers."""
+    media_type, *parameters = (part.strip() for part in content_type.split(";"))
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() != "charset" or value.strip().strip('"').lower() != "utf-8":
+            raise unsupported_media_type(content_type)
+    return media_type.lower()
+
+
+async def _invocation(request: Request) -> Invocation:
+    media_type = _media_type(request.headers.get("content-type") or "application/json")
+    body = await request.body()
+    if media_type == "application/json":
+        return parse_invocation(parse_json(body))
+    if media_type == "text/csv":
+        return Invocation(parse_csv(body), None, "body")
+    raise unsupported_media_type(media_type)
+
+
+@router.post(
+    "/invocations",
+    tags=["MLflow scoring server"],
+    openapi_extra=auth.OPENAPI_SECURITY,
+    summary="Predict, MLflow scoring-server protocol",
+    response_class=JsonResponse,
+    responses={200: {"model": InvocationsResult}, **ERROR_RESPONSES},
+)
+async def invocations(request: Request) -> Response:
+    """`mlflow models serve`'s endpoint: `dataframe_split`, `dataframe_records`, `instances` or
+    `inputs` (or a CSV body), answered as `{"predictions": [...]}`. `params.predict_method`
+    `predict_proba` answers one list of class probabilities per row. Rows without column names
+    take the model's input columns in order. The served model's name and version are in the
+    `X-Model-Name` and `X-Model-Version` headers, the body staying MLflow's."""
+    api_key = auth.api_key_of(request)
+    request_id = request.state.request_id
+    invocation = await _invocation(request)
+    backend = _backend(request)
+    if invocation.frame is None:
+        info = await backend.model_info("", request_id, api_key)
+        frame = invocation.with_column_names([column.name for column in info.input_schema])
+    else:
+        frame = invocation.frame
+    grpc_request = predictor_pb2.PredictRequest(
+        inputs=frame,
+        include_probabilities=invocation.wants_probabilities,
+        request_id=request_id,
+    )
+    response = await backend.predict(grpc_request, api_key)
+    return JsonResponse(
+        invocation_result(response, invocation.wants_probabilities),
+        headers={
+            MODEL_NAME_HEADER: response.model_name,
+            MODEL_VERSION_HEADER: response.model_version,
+        },
+    )
+
+
+@router.get(
+    "/models/{name}",
+    tags=["models"],
+    openapi_extra=auth.OPENAPI_SECURITY,
+    summary="Describe the served model",
+    response_class=JsonResponse,
+    responses={200: {"model": ModelInfoResult}, **ERROR_RESPONSES},
+)
+async def model_info(name: str, request: Request) -> Response:
+    """Version, alias, problem type, classes and input columns of model `name`; 404 when the
+    predictor serves another model."""
+    api_key = auth.api_key_of(request)
+    info = await _backend(request).model_info(name, request.state.request_id, api_key)
+    return JsonResponse(model_info_result(info))
+
+
+@router.get(
+    "/healthz",
+    tags=["health"],
+    summary="Liveness: the gateway process is up",
+    response_class=JsonResponse,
+    responses={200: {"model": HealthResult}},
+)
+async def healthz() -> Response:
+    """Always 200 while the process serves HTTP; it does not ask the predictor."""
+    return JsonResponse({"status": "ok"})
+
+
+async def _ready(request: Request) -> Response:
+    status = await _backend(request).serving_status()
+    if status != "SERVING":
+        raise ApiError(
+            grpc.StatusCode.UNAVAILABLE, f"the predictor is not serving a model ({status})"
+        )
+    return JsonResponse({"status": "ready", "predictor": status})
+
+
+@router.get(
+    "/readyz",
+    tags=["health"],
+    summary="Readiness: the predictor is reachable and serving a model",
+    response_class=JsonResponse,
+    responses={200: {"model": HealthResult}, 503: ERROR_RESPONSES[503]},
+)
+async def readyz(request: Request) -> Response:
+    """200 when the predictor's gRPC health check says SERVING; 503 otherwise."""
+    return await _ready(request)
+
+
+@router.get(
+    "/ping",
+    tags=["MLflow scoring server"],
+    summary="MLflow's health check (same as /readyz)",
+    response_class=JsonResponse,
+    responses={200: {"model": HealthResult}, 503: ERROR_RESPONSES[503]},
+)
+async def ping(request: Request) -> Response:
+    """What MLflow's clients poll before scoring (`ScoringServerClient.wait_server_ready`)."""
+    return await _ready(request)
+
+
+@router.get(
+    "/version",
+    tags=["MLflow scoring server"],
+    summary="The gateway's version",
+    response_class=PlainTextResponse,
+)
+async def version() -> PlainTextResponse:
+    """The mlplatform version serving this gateway (MLflow's `/version` answers its own)."""
+    try:
+        return PlainTextResponse(metadata.version("mlplatform"))
+    except metadata.PackageNotFoundError:
+        return PlainTextResponse("unknown")
