@@ -109,6 +109,9 @@ def predict(
         False, "--probabilities", help="Also print class probabilities."
     ),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the answer."),
+    api_key: str = typer.Option(
+        "", "--api-key", envvar="MLP_API_KEY", help="Key for a predictor with MLP_API_KEYS set."
+    ),
 ) -> None:
     """Predict rows with a running predictor and print them as a table."""
     from rich.console import Console
@@ -119,7 +122,9 @@ def predict(
 
     rows = _read_rows(rows_file, json_rows)
     try:
-        with PredictorClient(address, model_name=model, timeout=timeout) as client:
+        with PredictorClient(
+            address, model_name=model, timeout=timeout, api_key=api_key or None
+        ) as client:
             result = client.predict(rows, include_probabilities=probabilities)
     except FrameError as error:
         typer.echo(f"mlp predict: cannot send the rows: {error}", err=True)

@@ -160,6 +160,11 @@ def _model_info(response: predictor_pb2.GetModelInfoResponse) -> ModelInfo:
     )
 
 
+def _credentials(api_key: str | None) -> tuple[tuple[str, str], ...] | None:
+    """Call metadata presenting `api_key` (the predictor's `MLP_API_KEYS`), if any."""
+    return (("authorization", f"Bearer {api_key}"),) if api_key else None
+
+
 class PredictorClient:
     """Blocking client. `model_name` empty means "whatever the predictor serves"."""
 
@@ -169,10 +174,12 @@ class PredictorClient:
         model_name: str = "",
         timeout: float = DEFAULT_TIMEOUT_S,
         channel_options: list[tuple[str, Any]] | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.address = address
         self.model_name = model_name
         self.timeout = timeout
+        self._metadata = _credentials(api_key)
         self._channel = grpc.insecure_channel(address, options=channel_options or [])
         self._stub = predictor_pb2_grpc.PredictorStub(self._channel)
 
@@ -186,7 +193,9 @@ class PredictorClient:
         """Predict every row of `rows`."""
         request = _predict_request(self.model_name, rows, include_probabilities, request_id)
         try:
-            response = self._stub.Predict(request, timeout=timeout or self.timeout)
+            response = self._stub.Predict(
+                request, timeout=timeout or self.timeout, metadata=self._metadata
+            )
         except grpc.RpcError as error:
             raise _error_from(error, error.trailing_metadata()) from None  # type: ignore[attr-defined]
         return _prediction_result(response, len(rows))
@@ -195,7 +204,9 @@ class PredictorClient:
         """Name, version, alias, problem type, classes and input schema of the served model."""
         request = predictor_pb2.GetModelInfoRequest(model_name=self.model_name)
         try:
-            response = self._stub.GetModelInfo(request, timeout=timeout or self.timeout)
+            response = self._stub.GetModelInfo(
+                request, timeout=timeout or self.timeout, metadata=self._metadata
+            )
         except grpc.RpcError as error:
             raise _error_from(error, error.trailing_metadata()) from None  # type: ignore[attr-defined]
         return _model_info(response)
@@ -224,10 +235,12 @@ class AsyncPredictorClient:
         model_name: str = "",
         timeout: float = DEFAULT_TIMEOUT_S,
         channel_options: list[tuple[str, Any]] | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.address = address
         self.model_name = model_name
         self.timeout = timeout
+        self._metadata = _credentials(api_key)
         self._channel = grpc.aio.insecure_channel(address, options=channel_options or [])
         self._stub = predictor_pb2_grpc.PredictorStub(self._channel)
 
@@ -241,7 +254,9 @@ class AsyncPredictorClient:
         """Predict every row of `rows`."""
         request = _predict_request(self.model_name, rows, include_probabilities, request_id)
         try:
-            response = await self._stub.Predict(request, timeout=timeout or self.timeout)
+            response = await self._stub.Predict(
+                request, timeout=timeout or self.timeout, metadata=self._metadata
+            )
         except grpc.aio.AioRpcError as error:
             raise _error_from(error, error.trailing_metadata()) from None
         return _prediction_result(response, len(rows))
@@ -250,7 +265,9 @@ class AsyncPredictorClient:
         """Name, version, alias, problem type, classes and input schema of the served model."""
         request = predictor_pb2.GetModelInfoRequest(model_name=self.model_name)
         try:
-            response = await self._stub.GetModelInfo(request, timeout=timeout or self.timeout)
+            response = await self._stub.GetModelInfo(
+                request, timeout=timeout or self.timeout, metadata=self._metadata
+            )
         except grpc.aio.AioRpcError as error:
             raise _error_from(error, error.trailing_metadata()) from None
         return _model_info(response)
