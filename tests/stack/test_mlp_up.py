@@ -1,0 +1,93 @@
+"""`mlp up` as a user runs it: the whole stack comes up, says where it listens, and one
+SIGTERM stops every child; with no broker it says how to start one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.e2e.test_platform import free_ports
+from tests.support.queues import BROKER_URL
+from tests.trainer.workers import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def _mlp() -> str:
+    mlp = shutil.which("mlp")
+    assert mlp, "the mlp console script is not installed"
+    return mlp
+
+
+def test_up_starts_everything_and_sigterm_stops_it_all(tmp_path: Path) -> None:
+    mlflow_port, predictor_port, metrics_port, gateway_port = free_ports(4)
+    suffix = uuid.uuid4().hex[:8]
+    environment = {
+        **os.environ,
+        "MLP_BROKER_URL": BROKER_URL,
+        "MLP_PIPELINES_QUEUE": f"up.{suffix}.pipelines",
+        "MLP_BATCHES_QUEUE": f"up.{suffix}.batches",
+    }
+    command = [
+        _mlp(), "up", "--data-dir", str(tmp_path / "stack"),
+        "--mlflow-port", str(mlflow_port), "--predictor-port", str(predictor_port),
+        "--metrics-port", str(metrics_port), "--gateway-port", str(gateway_port),
+    ]  # fmt: skip
+    stack = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output: list[str] = []
+    reader = threading.Thread(
+        target=lambda: output.extend(iter(stack.stdout.readline, "")),
+        daemon=True,  # type: ignore[union-attr]
+    )
+    reader.start()
+    try:
+        wait_until(lambda: any("the stack is up" in line for line in output), 240, "mlp up")
+        children = psutil.Process(stack.pid).children(recursive=True)
+        assert len(children) >= 5
+        text = "".join(output)
+        assert f"http://127.0.0.1:{mlflow_port}" in text
+        assert f"127.0.0.1:{predictor_port}" in text
+        assert f"http://127.0.0.1:{gateway_port}/docs" in text
+        for prefix in (
+            "mlflow    | ",
+            "trainer   | ",
+            "inferer   | ",
+            "predictor | ",
+            "gateway   | ",
+        ):
+            assert prefix in text, f"no log line prefixed {prefix!r}"
+        stack.send_signal(signal.SIGTERM)
+        assert stack.wait(timeout=120) == 0
+    finally:
+        if stack.poll() is None:
+            stack.kill()
+    reader.join(timeout=10)
+    assert not [child for child in children if child.is_running() and child.status() != "zombie"]
+    with socket.socket() as probe:  # nothing listens on the gateway's port any more
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+        probe.bind(("127.0.0.1", gateway_port))
+
+
+def test_up_without_a_broker_says_how_to_start_one(tmp_path: Path) -> None:
+    [closed_port] = free_ports(1)
+    result = subprocess.run(
+        [_mlp(), "up", "--data-dir", str(tmp_path)],
+        env={**os.environ, "MLP_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{closed_port}/%2F"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"no RabbitMQ answers at amqp://guest:guest@127.0.0.1:{closed_port}" in result.stderr
+    assert "rabbitmq-server -detached" in result.stderr
