@@ -175,12 +175,16 @@ def demo(
             typer.echo(f"   serving {model_name} version {version}")
             data_path = Path(data_step.load_data_from_file.path)
             target = definition.experiment_config.target
-            rows = pd.read_csv(data_path).drop(columns=[target])
+            data = pd.read_csv(data_path)
+            rows = data.drop(columns=[target])
+            # Two rows of the majority class and one of the rarest, to see both answers.
+            rarest = data[target].value_counts().idxmin()
+            shown = pd.concat([rows.head(2), rows[data[target] == rarest].head(1)])
             typer.secho("\n3. a prediction over gRPC (Predictor.Predict)", bold=True)
-            result = scenario.predict_grpc(config.predictor_address, rows.head(3))
+            result = scenario.predict_grpc(config.predictor_address, shown)
             typer.echo(result.to_dataframe().to_string(index=False))
             typer.secho("\n4. the same rows over REST (POST /predict)", bold=True)
-            typer.echo(f"   {scenario.predict_rest(config.gateway_url, rows.head(3))}")
+            typer.echo(f"   {scenario.predict_rest(config.gateway_url, shown)}")
             typer.secho("\n5. a batch of 1,000 rows through the inferer", bold=True)
             with open_store(config.store_uri) as store:
                 batch = scenario.run_batch(rows.head(1000), config.model, settings, store)
