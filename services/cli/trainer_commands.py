@@ -55,7 +55,8 @@ def submit(
     from mlplatform.client.submit import FollowTimeout, submit_pipeline
 
     definition = _load_or_exit(pipeline_file)
-    url = broker_url or get_settings().broker_url
+    settings = get_settings()
+    url = broker_url or settings.broker_url
     try:
         submission = submit_pipeline(
             definition,
@@ -63,6 +64,7 @@ def submit(
             pipeline_id=pipeline_id or None,
             follow=wait,
             timeout=timeout,
+            queue=settings.pipelines_work_queue,
         )
     except pika.exceptions.AMQPConnectionError:
         typer.echo(
