@@ -31,7 +31,9 @@ class PredictRequest(_message.Message):
     INCLUDE_PROBABILITIES_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     model_name: _builtins.str
-    """The model the caller expects; must match the served model's name."""
+    """The model the caller expects: empty for whichever model is served, otherwise it
+    must be the served model's name (NOT_FOUND if not).
+    """
     include_probabilities: _builtins.bool
     """Also return per-class probabilities (classification only)."""
     request_id: _builtins.str
@@ -108,7 +110,9 @@ class GetModelInfoRequest(_message.Message):
 
     MODEL_NAME_FIELD_NUMBER: _builtins.int
     model_name: _builtins.str
-    """Registered model name; must match the served model's name."""
+    """Registered model name: empty for whichever model is served, otherwise it must be
+    the served model's name (NOT_FOUND if not).
+    """
     def __init__(
         self,
         *,
