@@ -56,8 +56,8 @@ from mlplatform.common.store.transitions import (
     RUN_KEY_FIELDS,
     apply_changes,
     check_limit,
+    new_serving_span,
     status_value,
-    validated,
     with_part_done,
     with_step,
 )
@@ -334,15 +334,7 @@ class MongoStore(Store):
         alias: str | None = None,
         started_at: datetime | None = None,
     ) -> ServingRecord:
-        span = validated(
-            ServingRecord,
-            {
-                "model_name": model_name,
-                "version": version,
-                "alias": alias,
-                "started_at": started_at or utc_now(),
-            },
-        )
+        span = new_serving_span(model_name, version, alias, started_at)
         open_span = {"model_name": span.model_name, "alias": span.alias, "open": True}
         for _attempt in range(MAX_SWAP_ATTEMPTS):
             current = self._serving.find_one(open_span)

@@ -46,8 +46,8 @@ from mlplatform.common.store.transitions import (
     RUN_KEY_FIELDS,
     apply_changes,
     check_limit,
+    new_serving_span,
     status_value,
-    validated,
     with_part_done,
     with_step,
 )
@@ -292,15 +292,7 @@ class SQLiteStore(Store):
         alias: str | None = None,
         started_at: datetime | None = None,
     ) -> ServingRecord:
-        span = validated(
-            ServingRecord,
-            {
-                "model_name": model_name,
-                "version": version,
-                "alias": alias,
-                "started_at": started_at or utc_now(),
-            },
-        )
+        span = new_serving_span(model_name, version, alias, started_at)
         with self._write() as connection:
             open_rows = connection.execute(
                 "SELECT id, version, started_at FROM serving_history "

@@ -18,8 +18,10 @@ from mlplatform.common.store.records import (
     BatchStatus,
     PipelineRun,
     RunStatus,
+    ServingRecord,
     StepRecord,
     to_store_time,
+    utc_now,
 )
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -120,3 +122,18 @@ def status_value(status: object, status_type: type[StatusT]) -> str:
 def store_time_or_none(moment: datetime | None) -> datetime | None:
     """A query bound in the stores' time form; naive datetimes are taken to be UTC."""
     return None if moment is None else to_store_time(moment)
+
+
+def new_serving_span(
+    model_name: str, version: str, alias: str | None, started_at: datetime | None
+) -> ServingRecord:
+    """The validated span that `record_serving` opens (starting now when not given)."""
+    return validated(
+        ServingRecord,
+        {
+            "model_name": model_name,
+            "version": version,
+            "alias": alias,
+            "started_at": started_at or utc_now(),
+        },
+    )
