@@ -47,13 +47,27 @@ class RabbitNode:
     process: subprocess.Popen[bytes]
 
     def ctl(self, *args: str) -> None:
-        subprocess.run(
-            [_find(CTL_CANDIDATES), "-n", self.name, *args],
-            env=self.environment,
-            check=True,
-            capture_output=True,
-            timeout=120,
+        command = [_find(CTL_CANDIDATES), "-n", self.name, *args]
+        done = subprocess.run(
+            command, env=self.environment, capture_output=True, text=True, timeout=120
         )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(command)} exited {done.returncode}: {done.stdout}{done.stderr}"
+            )
+
+    def ctl_until_it_succeeds(self, *args: str, timeout: float = 90) -> None:
+        """rabbitmqctl exits 69 (unavailable) while the node is still settling after
+        a stop_app; CI saw that once. Retries until `timeout`, then raises the last error."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.ctl(*args)
+                return
+            except RuntimeError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(1)
 
     def wait_until_answering(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -69,8 +83,8 @@ class RabbitNode:
 
     def restart_app(self) -> None:
         """Stops and starts the broker application (connections drop, the node stays)."""
-        self.ctl("stop_app")
-        self.ctl("start_app")
+        self.ctl_until_it_succeeds("stop_app")
+        self.ctl_until_it_succeeds("start_app")
         self.wait_until_answering()
 
 
