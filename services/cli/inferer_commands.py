@@ -171,6 +171,7 @@ def inferer(
     try:
         worker.run()
     finally:
+        handler.close()
         store.close()
 
 

@@ -3,13 +3,16 @@
 Rows are checked against the model's input schema and predicted in chunks (a PyCaret pipeline
 is much faster per row on hundreds of rows than on one, and chunks bound the memory of a
 large part). Each chunk's results stay columns (`BatchPredictions`), which the store writes as
-rows keyed by (batch_id, row index) without building a record object per row.
+rows keyed by (batch_id, row index) without building a record object per row. Each chunk goes
+to `on_chunk` as soon as it is predicted, so the caller can store it while the next one is
+predicted.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from mlplatform.client.frames import frame_to_dataframe
 from mlplatform.common.model_loading import LoadedModel
@@ -21,26 +24,27 @@ DEFAULT_CHUNK_ROWS = 2048
 
 @dataclass(frozen=True)
 class PartResult:
-    """The predictions of one part, chunk by chunk, and what the model calls cost."""
+    """What predicting one part did: rows predicted, what the model calls cost, and the
+    chunks themselves when no `on_chunk` took them."""
 
-    chunks: list[BatchPredictions]
+    row_count: int
     predict_seconds: float
-
-    @property
-    def row_count(self) -> int:
-        return sum(len(chunk) for chunk in self.chunks)
+    chunks: list[BatchPredictions] = field(default_factory=list)
 
 
 def predict_part(
     request: messages_pb2.BatchPredictionRequest,
     model: LoadedModel,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_chunk: Callable[[BatchPredictions], object] | None = None,
 ) -> PartResult:
-    """Predicts every row of a part; raises FrameError or InvalidInputError for bad rows, and
-    InvalidRecordError for model output the store cannot keep (e.g. NaN probabilities)."""
+    """Predicts every row of a part, handing each chunk to `on_chunk` (or keeping them in the
+    result); raises FrameError or InvalidInputError for bad rows, and InvalidRecordError for
+    model output the store cannot keep (e.g. NaN probabilities)."""
     rows = frame_to_dataframe(request.rows)
     checked = model.check(rows)
-    chunks: list[BatchPredictions] = []
+    kept: list[BatchPredictions] = []
+    take = kept.append if on_chunk is None else on_chunk
     predict_seconds = 0.0
     created_at = utc_now()
     for start in range(0, len(checked), chunk_rows):
@@ -53,7 +57,7 @@ def predict_part(
         predict_seconds += elapsed
         # The rows as sent (not as checked, which may have converted them) are what is kept.
         inputs = rows.iloc[start : start + chunk_rows]
-        chunks.append(
+        take(
             BatchPredictions(
                 model_name=model.name,
                 model_version=model.version,
@@ -67,4 +71,4 @@ def predict_part(
                 created_at=created_at,
             )
         )
-    return PartResult(chunks, predict_seconds)
+    return PartResult(len(checked), predict_seconds, kept)

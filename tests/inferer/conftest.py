@@ -86,9 +86,10 @@ def running_inferer(
     chunk_rows: int = 256,
 ) -> Iterator[QueueWorker]:
     """An inferer worker in a thread; `handled` collects the worker's name per message."""
-    handler: Callable[[Delivery], Outcome] = InfererHandler(
+    inferer = InfererHandler(
         ModelCache(tracking_uri, recheck_seconds=0.2), store, chunk_rows=chunk_rows
     )
+    handler: Callable[[Delivery], Outcome] = inferer
     if handled is not None:
         inner = handler
 
@@ -105,4 +106,5 @@ def running_inferer(
     finally:
         worker.stop()
         thread.join(timeout=60)
+        inferer.close()
         assert not thread.is_alive(), f"{name} did not stop"

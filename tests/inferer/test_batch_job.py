@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from mlplatform.client.batches import batch_parts
 from mlplatform.common.consumer import Delivery, Done, Reject
 from mlplatform.common.input_schema import ColumnKind, ColumnSpec, ProblemType
 from mlplatform.common.model_loading import LoadedModel, ModelReference
-from mlplatform.common.store import BatchStatus, Store
+from mlplatform.common.store import BatchPredictions, BatchStatus, InvalidRecordError, Store
 from mlplatform.inferer.batch_job import predict_part
 from mlplatform.inferer.worker import InfererHandler
 
@@ -100,3 +101,42 @@ def test_nan_probabilities_fail_the_batch_instead_of_retrying(store: Store) -> N
     batch = store.get_batch("b-nan")
     assert batch.status is BatchStatus.FAILED and "probabilities" in (batch.error or "")
     assert store.count_predictions(batch_id="b-nan") == 0
+
+
+class SlowThenFailingStore:
+    """Wraps a real store: the first chunk's write is slow, the second's is refused. Records
+    when each write finished, to show the handler waits for every write before it answers."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.finished: list[int] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def append_batch_predictions(self, chunk: BatchPredictions) -> int:
+        if chunk.row_offset == 100:
+            time.sleep(0.3)  # still writing while the later chunks are predicted
+            added = self._store.append_batch_predictions(chunk)
+            self.finished.append(chunk.row_offset)
+            return added
+        self.finished.append(chunk.row_offset)
+        if chunk.row_offset == 102:
+            raise InvalidRecordError("prediction", "refused by the test")
+        return self._store.append_batch_predictions(chunk)
+
+
+def test_chunks_are_stored_while_predicting_and_a_failed_write_fails_the_part(
+    store: Store,
+) -> None:
+    wrapped = SlowThenFailingStore(store)
+    handler = InfererHandler(OneModel(loaded(ThresholdModel())), wrapped, chunk_rows=2)  # type: ignore[arg-type]
+    try:
+        outcome = handler(delivery_of(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0]}), "b-w"))
+        # Answered only once every write (the slow one included) had finished.
+        assert sorted(wrapped.finished) == [100, 102, 104]
+    finally:
+        handler.close()
+    assert isinstance(outcome, Reject)
+    assert "prediction: refused by the test" in outcome.reason
+    assert store.get_batch("b-w").status is BatchStatus.FAILED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from mlplatform.common.store import (
     sqlite_path,
 )
 from mlplatform.common.store.sqlite import SQLiteStore
+from mlplatform.common.store.sqlite_rows import INSERT_PREDICTION, prediction_row
+from tests.store.conftest import T0
 from mlplatform.common.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 MakePrediction = Callable[..., PredictionRecord]
@@ -155,3 +158,40 @@ def test_numpy_values_are_stored_as_plain_numbers(
         [stored] = store.query_predictions()
     assert stored.input_row == {"x": 0.5, "n": 3, "v": [1, 2]}
     assert stored.prediction == 1
+
+
+def test_schema_1_batch_rows_move_to_the_batch_tables_unchanged(
+    tmp_path: Path, make_prediction: MakePrediction
+) -> None:
+    """A file written by schema 1 kept batch rows in `predictions`; migration 2 moves them to
+    the batch tables and every record reads back as it was written, digits and types kept."""
+    path = tmp_path / "store.db"
+    with sqlite3.connect(path, isolation_level=None) as connection:
+        for statement in MIGRATIONS[0]:
+            assert isinstance(statement, str)
+            connection.execute(statement)
+        connection.execute("PRAGMA user_version = 1")
+    legacy = [
+        make_prediction(
+            row_index=0,
+            input_row={"x": -0.28876650599537753, "vip": True, "n": 7, "tags": ["a", None]},
+            probabilities={"leave": 0.123456789012345678, "stay": 0.876543210987654321},
+        ),
+        make_prediction(batch_id="batch-2", request_id="req-7", row_index=0),
+        make_prediction(row_index=1, input_row={}, probabilities=None, latency_ms=None),
+        make_prediction(
+            source="online", request_id="req-1", row_index=0, created_at=T0 + timedelta(seconds=1)
+        ),
+    ]
+    with sqlite3.connect(path, isolation_level=None) as connection:
+        connection.executemany(INSERT_PREDICTION, [prediction_row(record) for record in legacy])
+    with SQLiteStore(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.query_predictions() == legacy  # in time, then row index, order
+        assert store.count_predictions(batch_id="batch-1") == 2
+        # The batch key still holds across the move: a redelivery adds nothing.
+        assert store.append_predictions(legacy[:3]) == 0
+        assert store.append_predictions([make_prediction(row_index=2)]) == 1
+    with sqlite3.connect(path) as connection:
+        kinds = connection.execute("SELECT DISTINCT source FROM predictions").fetchall()
+    assert kinds == [("online",)]

@@ -8,9 +8,11 @@ across threads and processes.
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,19 @@ from mlplatform.common.store.records import (
     DeadLetter,
     PipelineRun,
     PredictionRecord,
+    PredictionSource,
     RunStatus,
     ServingRecord,
     StepRecord,
     utc_now,
+)
+from mlplatform.common.store.sqlite_batch_rows import (
+    SELECT_ROWS,
+    EncodedPart,
+    encode_batch,
+    encode_record,
+    records_from_rows,
+    write_part,
 )
 from mlplatform.common.store.sqlite_connections import (
     DEFAULT_BUSY_TIMEOUT_SECONDS,
@@ -35,7 +46,6 @@ from mlplatform.common.store.sqlite_connections import (
 from mlplatform.common.store.sqlite_rows import (
     INSERT_PREDICTION,
     PREDICTION_COLUMNS,
-    batch_prediction_rows,
     build_prediction_where,
     prediction_from_row,
     prediction_row,
@@ -157,18 +167,25 @@ class SQLiteStore(Store):
     # -- predictions ---------------------------------------------------------------------------
 
     def append_predictions(self, records: Iterable[PredictionRecord]) -> int:
-        rows = [prediction_row(record) for record in records]
-        if not rows:
+        online: list[tuple[Any, ...]] = []
+        parts: list[EncodedPart] = []
+        for record in records:  # all encoded before the write lock is taken
+            if record.source is PredictionSource.BATCH:
+                parts.append(encode_record(record))
+            else:
+                online.append(prediction_row(record))
+        if not online and not parts:
             return 0
         with self._write() as connection:
-            return connection.executemany(INSERT_PREDICTION, rows).rowcount
+            added = connection.executemany(INSERT_PREDICTION, online).rowcount if online else 0
+            return added + sum(write_part(connection, part) for part in parts)
 
     def append_batch_predictions(self, batch: BatchPredictions) -> int:
-        rows = batch_prediction_rows(batch)  # encoded before the write lock is taken
-        if not rows:
+        part = encode_batch(batch)  # encoded before the write lock is taken
+        if not part.row_values:
             return 0
         with self._write() as connection:
-            return connection.executemany(INSERT_PREDICTION, rows).rowcount
+            return write_part(connection, part)
 
     def query_predictions(
         self,
@@ -181,16 +198,37 @@ class SQLiteStore(Store):
         limit: int = DEFAULT_QUERY_LIMIT,
         newest_first: bool = False,
     ) -> list[PredictionRecord]:
-        where, params = build_prediction_where(
-            model_name, model_version, batch_id, request_id, since, until
-        )
+        """Online rows and batch rows each come sorted and cut to `limit` from their own
+        tables; the first `limit` of the two merged are the answer."""
+        filters = (model_name, model_version, batch_id, request_id, since, until)
+        limit = check_limit(limit)
         direction = "DESC" if newest_first else "ASC"
+        online: list[PredictionRecord] = []
+        if batch_id is None:
+            where, params = build_prediction_where(*filters)
+            rows = self._read(
+                f"SELECT {PREDICTION_COLUMNS} FROM predictions{where} "
+                f"ORDER BY created_at {direction}, row_index {direction}, id {direction} LIMIT ?",
+                [*params, limit],
+            )
+            online = [prediction_from_row(row) for row in rows]
+        where, params = build_prediction_where(*filters, table="p")
         rows = self._read(
-            f"SELECT {PREDICTION_COLUMNS} FROM predictions{where} "
-            f"ORDER BY created_at {direction}, row_index {direction}, id {direction} LIMIT ?",
-            [*params, check_limit(limit)],
+            f"{SELECT_ROWS}{where} "
+            f"ORDER BY p.created_at {direction}, r.row_index {direction}, p.id {direction} "
+            "LIMIT ?",
+            [*params, limit],
         )
-        return [prediction_from_row(row) for row in rows]
+        batch = list(records_from_rows(rows))
+        if not online or not batch:
+            return online or batch
+        merged = heapq.merge(
+            online,
+            batch,
+            key=lambda record: (record.created_at, record.row_index),
+            reverse=newest_first,
+        )
+        return list(islice(merged, limit))
 
     def count_predictions(
         self,
@@ -201,10 +239,14 @@ class SQLiteStore(Store):
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> int:
-        where, params = build_prediction_where(
-            model_name, model_version, batch_id, request_id, since, until
-        )
-        return int(self._read(f"SELECT COUNT(*) FROM predictions{where}", params)[0][0])
+        filters = (model_name, model_version, batch_id, request_id, since, until)
+        online = 0
+        if batch_id is None:
+            where, params = build_prediction_where(*filters)
+            online = int(self._read(f"SELECT COUNT(*) FROM predictions{where}", params)[0][0])
+        where, params = build_prediction_where(*filters, table="p")
+        batch = self._read(f"SELECT TOTAL(p.row_count) FROM batch_parts AS p{where}", params)
+        return online + int(batch[0][0])
 
     # -- batches -------------------------------------------------------------------------------
 

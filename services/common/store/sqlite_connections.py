@@ -116,8 +116,11 @@ class SQLiteConnections:
             if found > SCHEMA_VERSION:
                 raise SchemaVersionError(found, SCHEMA_VERSION)
             for migration in MIGRATIONS[found:]:
-                for statement in migration:
-                    connection.execute(statement)
+                for step in migration:
+                    if isinstance(step, str):
+                        connection.execute(step)
+                    else:
+                        step(connection)
             if found < SCHEMA_VERSION:
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from itertools import repeat
 from typing import Any
 
 from mlplatform.common.store import json_values
-from mlplatform.common.store.batch_predictions import BatchPredictions
-from mlplatform.common.store.records import PredictionRecord, PredictionSource, to_store_time
+from mlplatform.common.store.records import PredictionRecord, to_store_time
 
 PREDICTION_COLUMNS = (
     "model_name, model_version, source, request_id, batch_id, row_index, created_at, "
@@ -50,34 +48,6 @@ def prediction_row(record: PredictionRecord) -> tuple[Any, ...]:
     )
 
 
-def batch_prediction_rows(batch: BatchPredictions) -> list[tuple[Any, ...]]:
-    """The predictions rows of a chunk of batch predictions, as `prediction_row` would make
-    them from `batch.records()`, but column by column and with no record per row."""
-    inputs = json_values.dumps_each(batch.input_rows(), "input_row")
-    predictions = json_values.dumps_each(batch.prediction_values(), "prediction")
-    probability_rows = batch.probability_rows()
-    probabilities = (
-        repeat(None)
-        if probability_rows is None
-        else json_values.dumps_each(probability_rows, "probabilities")
-    )
-    return list(
-        zip(
-            repeat(batch.model_name),
-            repeat(batch.model_version),
-            repeat(PredictionSource.BATCH.value),
-            repeat(None),  # request_id
-            repeat(batch.batch_id),
-            batch.row_indexes,
-            repeat(time_text(batch.created_at)),
-            repeat(batch.latency_ms),
-            inputs,
-            predictions,
-            probabilities,
-        )
-    )
-
-
 def prediction_from_row(row: sqlite3.Row) -> PredictionRecord:
     """The record a predictions row (selected as PREDICTION_COLUMNS) holds."""
     probabilities = row["probabilities"]
@@ -103,8 +73,11 @@ def build_prediction_where(
     request_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    table: str | None = None,
 ) -> tuple[str, list[Any]]:
-    """The WHERE clause (empty when there is no filter) and its parameters."""
+    """The WHERE clause (empty when there is no filter) and its parameters; with `table`,
+    columns are qualified by that table name or alias."""
+    prefix = f"{table}." if table else ""
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in (
@@ -114,12 +87,12 @@ def build_prediction_where(
         ("request_id", request_id),
     ):
         if value is not None:
-            clauses.append(f"{column} = ?")
+            clauses.append(f"{prefix}{column} = ?")
             params.append(value)
     if since is not None:
-        clauses.append("created_at >= ?")
+        clauses.append(f"{prefix}created_at >= ?")
         params.append(time_text(since))
     if until is not None:
-        clauses.append("created_at < ?")
+        clauses.append(f"{prefix}created_at < ?")
         params.append(time_text(until))
     return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params

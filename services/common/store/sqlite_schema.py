@@ -7,12 +7,22 @@ once migrate it exactly once.
 
 Runs and batches are kept as a JSON document plus the columns queries filter on: new optional
 record fields need no migration. Predictions get real columns because they are queried by
-model, version, batch, request and time, and are far too many to scan.
+model, version, batch, request and time, and are far too many to scan. Online predictions live
+in `predictions`; batch predictions, written by the hundred thousand, in the leaner
+`batch_parts` and `batch_rows` (see `sqlite_batch_rows`).
 """
 
 from __future__ import annotations
 
-_INITIAL_SCHEMA: tuple[str, ...] = (
+import sqlite3
+from collections.abc import Callable
+
+from mlplatform.common.store.sqlite_batch_rows import move_legacy_batch_rows
+
+#: A migration step: SQL text, or a function for what SQL cannot do exactly.
+Step = str | Callable[[sqlite3.Connection], None]
+
+_INITIAL_SCHEMA: tuple[Step, ...] = (
     """
     CREATE TABLE pipeline_runs (
         pipeline_id TEXT PRIMARY KEY,
@@ -85,7 +95,49 @@ _INITIAL_SCHEMA: tuple[str, ...] = (
     "CREATE INDEX serving_history_by_model_time ON serving_history (model_name, started_at)",
 )
 
+# Batch predictions move to lean tables of their own (see `sqlite_batch_rows`): `predictions`
+# keeps online rows, and its batch key index goes with the batch rows.
+_BATCH_TABLES: tuple[Step, ...] = (
+    """
+    CREATE TABLE batch_parts (
+        id INTEGER PRIMARY KEY,
+        batch_id TEXT NOT NULL,
+        model_name TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        request_id TEXT,
+        created_at TEXT NOT NULL,
+        latency_ms REAL,
+        first_row INTEGER NOT NULL,
+        last_row INTEGER NOT NULL,
+        row_count INTEGER NOT NULL,
+        input_columns TEXT NOT NULL,
+        class_names TEXT
+    )
+    """,
+    "CREATE INDEX batch_parts_by_batch ON batch_parts (batch_id, first_row)",
+    "CREATE INDEX batch_parts_by_request ON batch_parts (request_id) WHERE request_id IS NOT NULL",
+    """
+    CREATE INDEX batch_parts_by_model_version_time
+        ON batch_parts (model_name, model_version, created_at)
+    """,
+    "CREATE INDEX batch_parts_by_model_time ON batch_parts (model_name, created_at)",
+    "CREATE INDEX batch_parts_by_time ON batch_parts (created_at)",
+    """
+    CREATE TABLE batch_rows (
+        batch_id TEXT NOT NULL,
+        row_index INTEGER NOT NULL,
+        part_id INTEGER NOT NULL,
+        input_values TEXT NOT NULL,
+        prediction TEXT NOT NULL,
+        probabilities TEXT,
+        PRIMARY KEY (batch_id, row_index)
+    )
+    """,
+    move_legacy_batch_rows,
+    "DROP INDEX predictions_by_batch_row",
+)
+
 # MIGRATIONS[n] takes a database from user_version n to n + 1.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_INITIAL_SCHEMA,)
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (_INITIAL_SCHEMA, _BATCH_TABLES)
 
 SCHEMA_VERSION = len(MIGRATIONS)

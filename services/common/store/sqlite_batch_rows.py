@@ -1,0 +1,174 @@
+"""How batch predictions map to the SQLite store's two batch tables. Pure functions and SQL.
+
+The batch inferer writes rows by the hundred thousand, and a predictions row that repeats
+everything (model, version, batch id, time, the input column names in every row's JSON) with
+five indexes cost about 24 µs a row: more than a fast model spends predicting it. So a stored
+chunk is a *part*: what every row of the chunk shares lives once in `batch_parts` (model,
+version, time, latency, the input column names, the class names), and each `batch_rows` row
+holds only its key, its part, its input values as a JSON array in the part's column order, its
+prediction, and its probabilities as a JSON array in the part's class order. The one unique key
+on rows, (batch_id, row_index), makes writes idempotent; the query indexes are on the parts,
+which are few. Reading a row back gives exactly the `PredictionRecord` that was written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mlplatform.common.store import json_values
+from mlplatform.common.store.batch_predictions import BatchPredictions
+from mlplatform.common.store.records import PredictionRecord, PredictionSource
+from mlplatform.common.store.sqlite_rows import PREDICTION_COLUMNS, prediction_from_row, time_text
+
+_PART_COLUMNS = (
+    "batch_id, model_name, model_version, request_id, created_at, latency_ms, "
+    "first_row, last_row, row_count, input_columns, class_names"
+)
+INSERT_PART = f"INSERT INTO batch_parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+INSERT_ROW = (
+    "INSERT INTO batch_rows (batch_id, row_index, part_id, input_values, prediction, "
+    "probabilities) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+# A row belongs to the part that wrote it; the range lets the join use the rows' primary key.
+SELECT_ROWS = (
+    "SELECT p.model_name, p.model_version, p.request_id, p.batch_id, r.row_index, "
+    "p.created_at, p.latency_ms, p.input_columns, r.input_values, r.prediction, "
+    "p.class_names, r.probabilities, p.id AS part_id "
+    "FROM batch_parts AS p JOIN batch_rows AS r ON r.batch_id = p.batch_id "
+    "AND r.row_index BETWEEN p.first_row AND p.last_row AND r.part_id = p.id"
+)
+
+
+@dataclass(frozen=True)
+class EncodedPart:
+    """One part, encoded before the write lock is taken: `header` in INSERT_PART order, and
+    per row (row_index, input values, prediction, probabilities), each JSON text."""
+
+    batch_id: str
+    header: tuple[Any, ...]
+    row_values: list[tuple[int, str, str, str | None]]
+
+
+def encode_batch(batch: BatchPredictions) -> EncodedPart:
+    """A chunk of batch predictions as one part, column by column, with no record per row."""
+    columns = batch.input_columns()
+    if columns:
+        inputs = json_values.dumps_each(zip(*columns.values(), strict=True), "input_row")
+    else:
+        inputs = ["[]"] * len(batch)
+    predictions = json_values.dumps_each(batch.prediction_values(), "prediction")
+    if batch.probabilities is None:
+        probabilities: list[str | None] = [None] * len(batch)
+        class_names = None
+    else:
+        probabilities = json_values.dumps_each(batch.probabilities.tolist(), "probabilities")
+        class_names = json_values.dumps(list(batch.class_names), "class_names")
+    header = (
+        batch.batch_id,
+        batch.model_name,
+        batch.model_version,
+        None,  # request_id
+        time_text(batch.created_at),
+        batch.latency_ms,
+        batch.row_offset,
+        batch.row_offset + len(batch) - 1,
+        json_values.dumps(list(columns), "input_row"),
+        class_names,
+    )
+    rows = list(zip(batch.row_indexes, inputs, predictions, probabilities, strict=True))
+    return EncodedPart(batch.batch_id, header, rows)
+
+
+def encode_record(record: PredictionRecord) -> EncodedPart:
+    """One batch-source record as a part of one row (the per-record path, rarely used)."""
+    if record.batch_id is None:  # the record's own validator forbids this
+        raise ValueError("a batch prediction record needs a batch_id")
+    probabilities = record.probabilities
+    header = (
+        record.batch_id,
+        record.model_name,
+        record.model_version,
+        record.request_id,
+        time_text(record.created_at),
+        record.latency_ms,
+        record.row_index,
+        record.row_index,
+        json_values.dumps(list(record.input_row), "input_row"),
+        None if probabilities is None else json_values.dumps(list(probabilities), "probabilities"),
+    )
+    row = (
+        record.row_index,
+        json_values.dumps(list(record.input_row.values()), "input_row"),
+        json_values.dumps(record.prediction, "prediction"),
+        None
+        if probabilities is None
+        else json_values.dumps(list(probabilities.values()), "probabilities"),
+    )
+    return EncodedPart(record.batch_id, header, [row])
+
+
+def write_part(connection: sqlite3.Connection, part: EncodedPart) -> int:
+    """Writes a part inside the caller's write transaction; returns the rows it added (rows
+    already stored under their key are skipped, and a part that adds none is not kept)."""
+    if not part.row_values:
+        return 0
+    part_id = connection.execute(INSERT_PART, part.header).lastrowid
+    rows = (
+        (part.batch_id, row_index, part_id, inputs, prediction, probabilities)
+        for row_index, inputs, prediction, probabilities in part.row_values
+    )
+    added = connection.executemany(INSERT_ROW, rows).rowcount
+    if added:
+        connection.execute("UPDATE batch_parts SET row_count = ? WHERE id = ?", (added, part_id))
+    else:
+        connection.execute("DELETE FROM batch_parts WHERE id = ?", (part_id,))
+    return added
+
+
+def records_from_rows(rows: Iterable[sqlite3.Row]) -> Iterator[PredictionRecord]:
+    """The records that SELECT_ROWS rows hold. Column and class names are decoded once per
+    part."""
+    names_by_part: dict[int, tuple[list[str], list[str] | None]] = {}
+    for row in rows:
+        names = names_by_part.get(row["part_id"])
+        if names is None:
+            class_names = row["class_names"]
+            names = (
+                json_values.loads(row["input_columns"]),
+                None if class_names is None else json_values.loads(class_names),
+            )
+            names_by_part[row["part_id"]] = names
+        input_columns, class_names = names
+        probabilities = row["probabilities"]
+        yield PredictionRecord(
+            model_name=row["model_name"],
+            model_version=row["model_version"],
+            source=PredictionSource.BATCH,
+            request_id=row["request_id"],
+            batch_id=row["batch_id"],
+            row_index=row["row_index"],
+            created_at=datetime.fromisoformat(row["created_at"]),
+            latency_ms=row["latency_ms"],
+            input_row=dict(zip(input_columns, json_values.loads(row["input_values"]), strict=True)),
+            prediction=json_values.loads(row["prediction"]),
+            probabilities=None
+            if probabilities is None or class_names is None
+            else dict(zip(class_names, json_values.loads(probabilities), strict=True)),
+        )
+
+
+def move_legacy_batch_rows(connection: sqlite3.Connection) -> None:
+    """Schema migration 2's data step: batch rows written to `predictions` by schema 1 become
+    one-row parts. Done in Python, not SQL, because SQLite's JSON functions print floats with
+    15 digits and would round the stored inputs."""
+    legacy = connection.execute(
+        f"SELECT {PREDICTION_COLUMNS} FROM predictions WHERE source = ? ORDER BY id",
+        (PredictionSource.BATCH.value,),
+    ).fetchall()
+    for row in legacy:
+        write_part(connection, encode_record(prediction_from_row(row)))
+    connection.execute("DELETE FROM predictions WHERE source = ?", (PredictionSource.BATCH.value,))
