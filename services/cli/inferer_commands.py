@@ -151,6 +151,7 @@ def inferer(
     from mlplatform.cli.trainer_commands import configure_logging, stop_on_signals
     from mlplatform.common.consumer import QueueWorker, worker_name
     from mlplatform.common.store import open_store
+    from mlplatform.inferer.chunk_writers import ProcessChunkWriter
     from mlplatform.inferer.model_cache import ModelCache
     from mlplatform.inferer.worker import InfererHandler
 
@@ -159,13 +160,16 @@ def inferer(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.resolved_store_uri)
     models = ModelCache(settings.resolved_mlflow_tracking_uri, recheck_seconds)
-    handler = InfererHandler(models, store, max_attempts, chunk_rows)
+    writer = ProcessChunkWriter(settings.resolved_store_uri)
+    writer.warm_up()
+    handler = InfererHandler(models, store, max_attempts, chunk_rows, writer)
     worker = QueueWorker(
         settings.batches_work_queue,
         handler,
         store,
         broker_url or settings.broker_url,
         name=worker_name("inferer"),
+        prefetch=2,  # the next part is predicted while the last one is stored
     )
     stop_on_signals(worker)
     try:

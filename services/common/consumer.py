@@ -9,10 +9,15 @@ outcome is durable. A handler says what to do with each delivery:
 - `Reject(reason)`: publish the body to the queue's dead-letter queue (confirmed),
   record the reason in the store, then ack. The worker keeps consuming.
 - `Defer(reason)`: park a copy in the queue's wait queue (its TTL brings it back), ack.
+- `Later(future)`: the handler is done with the delivery but its work goes on in the
+  background; settle with the future's outcome once it completes. With `prefetch` above 1
+  the next delivery's job starts meanwhile: the batch inferer predicts one part while the
+  previous one is still being stored.
 
-A delivery that arrives while a job runs (our own message, redelivered after the broker
-closed the channel for a consumer timeout) is deferred at once. The connection is
-re-opened with capped exponential backoff when the broker goes away.
+With prefetch 1, a delivery that arrives while a job runs (our own message, redelivered
+after the broker closed the channel for a consumer timeout) is deferred at once; with more,
+deliveries queue for the job thread in order. The connection is re-opened with capped
+exponential backoff when the broker goes away.
 """
 
 from __future__ import annotations
@@ -77,7 +82,17 @@ class Defer:
 
 
 Outcome = Done | Reject | Defer
-Handler = Callable[[Delivery], Outcome]
+
+
+@dataclass(frozen=True)
+class Later:
+    """The work goes on in the background: settle with `future`'s outcome when it is done
+    (a future that raises is a handler bug, like a handler that raises)."""
+
+    future: Future[Outcome]
+
+
+Handler = Callable[[Delivery], Outcome | Later]
 
 
 def properties_problem(properties: pika.BasicProperties, expected_type: str) -> str | None:
@@ -98,7 +113,9 @@ def worker_name(prefix: str) -> str:
 
 @dataclass
 class QueueWorker:
-    """Consumes one work queue with prefetch 1: several workers share it round-robin."""
+    """Consumes one work queue; several workers share it round-robin. `prefetch` is how many
+    deliveries may be unsettled at once: 1 (one job at a time) unless the handler returns
+    `Later` and wants the next job to start while the last one finishes."""
 
     queue: messaging.WorkQueue
     handler: Handler
@@ -107,8 +124,12 @@ class QueueWorker:
     name: str = field(default_factory=lambda: worker_name("worker"))
     #: Called with the open channel after connecting (e.g. to declare more).
     on_connected: Callable[[BlockingChannel], None] | None = None
+    prefetch: int = 1
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
-    _busy: threading.Event = field(default_factory=threading.Event, init=False)
+    # Jobs handed to the handler whose outcome is not yet settled, on any connection: the
+    # count outlives a reconnect, so our own redelivered message is seen as in progress.
+    _jobs: int = field(default=0, init=False)
+    _jobs_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _connection: pika.BlockingConnection | None = field(default=None, init=False)
     _channel: BlockingChannel | None = field(default=None, init=False)
     _executor: ThreadPoolExecutor = field(
@@ -149,7 +170,7 @@ class QueueWorker:
                 connection.add_callback_threadsafe(self._stop_consuming)
 
     def _stop_consuming(self) -> None:
-        if self._channel is not None and self._channel.is_open and not self._busy.is_set():
+        if self._channel is not None and self._channel.is_open and not self._jobs:
             self._channel.stop_consuming()
 
     def _consume(self) -> None:
@@ -162,11 +183,11 @@ class QueueWorker:
         messaging.declare_work_queue(channel, self.queue, messaging.server_version(connection))
         if self.on_connected is not None:
             self.on_connected(channel)
-        channel.basic_qos(prefetch_count=1)
+        channel.basic_qos(prefetch_count=self.prefetch)
         channel.basic_consume(self.queue.name, self._on_message)
         self.consuming.set()
         logger.info("%s consuming %s", self.name, self.queue.name)
-        while not self._stop.is_set() or self._busy.is_set():
+        while not self._stop.is_set() or self._jobs:
             connection.process_data_events(time_limit=1)
             if not channel.is_open:
                 # pika reports a channel the broker closed (e.g. for a delivery left unacked
@@ -182,15 +203,19 @@ class QueueWorker:
         body: bytes,
     ) -> None:
         delivery = Delivery(body, properties, bool(method.redelivered))
-        if self._busy.is_set():
+        if self.prefetch == 1 and self._jobs:
             self._settle(channel, method.delivery_tag, delivery, Defer("a job is in progress here"))
             return
-        self._busy.set()
-        future = self._executor.submit(self.handler, delivery)
+        self._count_job(+1)
         connection = self._connection
         assert connection is not None
 
-        def finished(done: Future[Outcome]) -> None:
+        def finished(done: Future[Outcome | Later]) -> None:
+            if done.exception() is None:
+                outcome = done.result()
+                if isinstance(outcome, Later):
+                    outcome.future.add_done_callback(finished)
+                    return
             try:
                 connection.add_callback_threadsafe(
                     lambda: self._after_job(channel, method.delivery_tag, delivery, done)
@@ -199,24 +224,34 @@ class QueueWorker:
                 # The connection this delivery came on is gone (broker restart, consumer
                 # timeout): the broker redelivers the message, and the handler will find
                 # the job's outcome already recorded.
-                self._busy.clear()
+                self._count_job(-1)
                 logger.warning("%s: finished a job whose connection is gone", self.name)
 
-        future.add_done_callback(finished)
+        self._executor.submit(self.handler, delivery).add_done_callback(finished)
 
     def _after_job(
-        self, channel: BlockingChannel, tag: int, delivery: Delivery, done: Future[Outcome]
+        self,
+        channel: BlockingChannel,
+        tag: int,
+        delivery: Delivery,
+        done: Future[Outcome] | Future[Outcome | Later],
     ) -> None:
-        self._busy.clear()
+        self._count_job(-1)
         error = done.exception()
         if error is not None:  # a handler bug: leave the message to the broker's delivery limit
             logger.error("%s: handler raised; message requeued", self.name, exc_info=error)
             if channel.is_open:
                 channel.basic_nack(tag, requeue=True)
             return
-        self._settle(channel, tag, delivery, done.result())
-        if self._stop.is_set() and channel.is_open:
+        outcome = done.result()
+        assert not isinstance(outcome, Later)
+        self._settle(channel, tag, delivery, outcome)
+        if self._stop.is_set() and not self._jobs and channel.is_open:
             channel.stop_consuming()
+
+    def _count_job(self, change: int) -> None:
+        with self._jobs_lock:
+            self._jobs += change
 
     def _settle(
         self, channel: BlockingChannel, tag: int, delivery: Delivery, outcome: Outcome

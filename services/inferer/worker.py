@@ -20,6 +20,7 @@ from mlplatform.common.consumer import (
     Defer,
     Delivery,
     Done,
+    Later,
     Outcome,
     Reject,
     properties_problem,
@@ -35,7 +36,8 @@ from mlplatform.common.store import (
     NotFoundError,
     Store,
 )
-from mlplatform.inferer.batch_job import DEFAULT_CHUNK_ROWS, PartResult, predict_part
+from mlplatform.inferer.batch_job import DEFAULT_CHUNK_ROWS, predict_part
+from mlplatform.inferer.chunk_writers import ChunkWriter, ThreadChunkWriter, is_broken_error
 from mlplatform.inferer.model_cache import ModelCache
 from mlplatform.v1 import messages_pb2
 
@@ -71,10 +73,11 @@ def decode_request(delivery: Delivery) -> messages_pb2.BatchPredictionRequest | 
 class InfererHandler:
     """Turns one delivery into one outcome for the queue worker.
 
-    A part's chunks are stored by a writer thread while the next chunk is predicted: the
-    model and SQLite both spend most of their time outside the GIL, so on two cores the
-    store's cost mostly hides behind the model's. The part is acked only once every chunk
-    is stored.
+    A part's chunks are stored by `writer` (see `chunk_writers`; a thread writing to `store`
+    by default) while the next chunk is predicted. Once the last chunk is predicted the
+    handler answers `Later`: a finisher thread waits for the part's writes, counts the part
+    done, and settles it, while the queue worker (with prefetch 2) starts predicting the
+    next part. A part is acked only once every row of it is stored and it is counted.
     """
 
     def __init__(
@@ -83,54 +86,45 @@ class InfererHandler:
         store: Store,
         max_attempts: int = 3,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        writer: ChunkWriter | None = None,
     ) -> None:
         self.models = models
         self.store = store
         self.max_attempts = max_attempts
         self.chunk_rows = chunk_rows
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferer-store")
+        self.writer = writer if writer is not None else ThreadChunkWriter(store)
+        self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferer-finish")
 
     def close(self) -> None:
-        """Waits for any write in flight and stops the writer thread."""
-        self._writer.shutdown(wait=True)
+        """Waits for the parts in flight to be stored, then stops the writer."""
+        self._finisher.shutdown(wait=True)
+        self.writer.close()
 
-    def _store_part(
-        self, request: messages_pb2.BatchPredictionRequest, model: LoadedModel
-    ) -> tuple[PartResult, float]:
-        """Predicts the part, storing each chunk as the next is predicted; returns the result
-        and how long the writes ran on after the last prediction. Raises what predicting or
-        storing raised, and only once no write is in flight."""
-        writes: list[Future[int]] = []
-
-        def store(chunk: BatchPredictions) -> None:
-            writes.append(self._writer.submit(self.store.append_batch_predictions, chunk))
-
-        try:
-            result = predict_part(request, model, self.chunk_rows, on_chunk=store)
-        finally:
-            predicted = time.perf_counter()
-            wait(writes)
-        for write in writes:
-            write.result()  # raises the first failed write's error
-        return result, time.perf_counter() - predicted
-
-    def __call__(self, delivery: Delivery) -> Outcome:
+    def __call__(self, delivery: Delivery) -> Outcome | Later:
         request_or_reason = decode_request(delivery)
         if isinstance(request_or_reason, str):
             return Reject(request_or_reason)
         request = request_or_reason
         try:
-            return self._handle(request)
+            return self._handle(request, delivery)
         except Exception as error:
-            if not is_transient(error):
-                raise
-            attempt = delivery.attempt + 1
-            if attempt >= self.max_attempts:
-                return self._refuse(request, f"gave up after {attempt} attempts: {error}")
-            logger.warning("batch %s part %d: %s", request.batch_id, request.part_index, error)
-            return Defer(str(error), count_attempt=True)
+            return self._after_error(request, delivery, error)
 
-    def _handle(self, request: messages_pb2.BatchPredictionRequest) -> Outcome:
+    def _after_error(
+        self, request: messages_pb2.BatchPredictionRequest, delivery: Delivery, error: Exception
+    ) -> Outcome:
+        """A transient failure is retried, boundedly; anything else is a bug and raises."""
+        if not (is_transient(error) or is_broken_error(error)):
+            raise error
+        attempt = delivery.attempt + 1
+        if attempt >= self.max_attempts:
+            return self._refuse(request, f"gave up after {attempt} attempts: {error}")
+        logger.warning("batch %s part %d: %s", request.batch_id, request.part_index, error)
+        return Defer(str(error), count_attempt=True)
+
+    def _handle(
+        self, request: messages_pb2.BatchPredictionRequest, delivery: Delivery
+    ) -> Outcome | Later:
         try:
             reference = ModelReference.parse(request.model)
         except ValueError as error:
@@ -149,38 +143,78 @@ class InfererHandler:
                 raise
             return self._refuse(request, f"model {error.reference}: {error.reason}")
         began = time.perf_counter()
+        writes: list[Future[int]] = []
+
+        def store(chunk: BatchPredictions) -> None:
+            writes.append(self.writer.submit(chunk))
+
         try:
-            result, store_wait = self._store_part(request, model)
-        except (FrameError, InvalidInputError) as error:
-            return self._refuse(
-                request, f"rows do not fit model {model.name} v{model.version}: {error}"
+            result = predict_part(request, model, self.chunk_rows, on_chunk=store)
+        except (FrameError, InvalidInputError, InvalidRecordError) as error:
+            wait(writes)  # settle nothing while a write of the part is in flight
+            return self._refuse_rows(request, model, error)
+        except BaseException:
+            wait(writes)
+            raise
+        predicted = time.perf_counter()
+        timings = (result.predict_seconds, predicted - began - result.predict_seconds, predicted)
+        return Later(
+            self._finisher.submit(
+                self._finish, request, delivery, model, batch, result.row_count, writes, timings
             )
-        except InvalidRecordError as error:  # e.g. NaN probabilities: no retry can store them
-            return self._refuse(
-                request,
-                f"model {model.name} v{model.version} gave predictions the store refuses: {error}",
-            )
-        predicted_and_written = time.perf_counter()
-        self.store.mark_batch_part_done(request.batch_id, request.part_index, result.row_count)
-        if batch.model_version is None:
-            self.store.update_batch(request.batch_id, model_version=model.version)
-        stored = time.perf_counter()
+        )
+
+    def _finish(
+        self,
+        request: messages_pb2.BatchPredictionRequest,
+        delivery: Delivery,
+        model: LoadedModel,
+        batch: BatchRecord,
+        row_count: int,
+        writes: list[Future[int]],
+        timings: tuple[float, float, float],
+    ) -> Outcome:
+        """Runs on the finisher thread: the part's outcome once its writes are done."""
+        try:
+            wait(writes)
+            for write in writes:
+                write.result()  # raises the first failed write's error
+            self.store.mark_batch_part_done(request.batch_id, request.part_index, row_count)
+            if batch.model_version is None:
+                self.store.update_batch(request.batch_id, model_version=model.version)
+        except InvalidRecordError as error:
+            return self._refuse_rows(request, model, error)
+        except Exception as error:
+            return self._after_error(request, delivery, error)
+        predict_seconds, prepare_seconds, predicted = timings
         # The three timings are what bench/bench_inferer.py reports: the model calls, the rest
-        # of predicting (decoding, checking, building chunks), and the store time that did not
-        # overlap the model (writes still running after the last chunk, then counting the part).
+        # of predicting (decoding, checking, building chunks), and the time from the last
+        # prediction until the part was stored and counted (which overlaps the next part).
         logger.info(
             "batch %s part %d/%d: %d rows by %s v%s (predict %.3fs, prepare %.3fs, store %.3fs)",
             request.batch_id,
             request.part_index + 1,
             request.part_count,
-            result.row_count,
+            row_count,
             model.name,
             model.version,
-            result.predict_seconds,
-            predicted_and_written - began - store_wait - result.predict_seconds,
-            store_wait + stored - predicted_and_written,
+            predict_seconds,
+            prepare_seconds,
+            time.perf_counter() - predicted,
         )
         return Done()
+
+    def _refuse_rows(
+        self, request: messages_pb2.BatchPredictionRequest, model: LoadedModel, error: Exception
+    ) -> Reject:
+        if isinstance(error, InvalidRecordError):  # e.g. NaN probabilities: no retry helps
+            return self._refuse(
+                request,
+                f"model {model.name} v{model.version} gave predictions the store refuses: {error}",
+            )
+        return self._refuse(
+            request, f"rows do not fit model {model.name} v{model.version}: {error}"
+        )
 
     def _refuse(self, request: messages_pb2.BatchPredictionRequest, reason: str) -> Reject:
         """The part can never succeed: the batch fails with the reason, the message is dead."""

@@ -97,7 +97,7 @@ def running_inferer(
             handled.append(name)
             return inner(delivery)
 
-    worker = QueueWorker(queue, handler, store, BROKER_URL, name=name)
+    worker = QueueWorker(queue, handler, store, BROKER_URL, name=name, prefetch=2)
     thread = threading.Thread(target=worker.run, name=name, daemon=True)
     thread.start()
     try:

@@ -11,7 +11,7 @@ import pika
 import pytest
 
 from mlplatform.client.batches import batch_parts
-from mlplatform.common.consumer import Delivery, Done, Reject
+from mlplatform.common.consumer import Delivery, Done, Later, Outcome, Reject
 from mlplatform.common.input_schema import ColumnKind, ColumnSpec, ProblemType
 from mlplatform.common.model_loading import LoadedModel, ModelReference
 from mlplatform.common.store import BatchPredictions, BatchStatus, InvalidRecordError, Store
@@ -49,6 +49,11 @@ def loaded(estimator: ThresholdModel) -> LoadedModel:
     )
 
 
+def settled(outcome: Outcome | Later) -> Outcome:
+    """The handler's final outcome: a stored part answers `Later`, settled by its writes."""
+    return outcome.future.result(timeout=60) if isinstance(outcome, Later) else outcome
+
+
 class OneModel:
     """Stands in for the ModelCache: always the same loaded model."""
 
@@ -81,7 +86,9 @@ def test_chunks_keep_their_rows_offsets_and_predictions() -> None:
 def test_a_part_is_stored_and_counted(store: Store) -> None:
     handler = InfererHandler(OneModel(loaded(ThresholdModel())), store, chunk_rows=2)  # type: ignore[arg-type]
     rows = pd.DataFrame({"x": [-1.0, 2.0, 0.5]})
-    assert handler(delivery_of(rows, "b-ok")) == Done()
+    first = handler(delivery_of(rows, "b-ok"))
+    assert isinstance(first, Later)
+    assert settled(first) == Done()
     stored = store.query_predictions(batch_id="b-ok")
     assert [(record.row_index, record.prediction) for record in stored] == [
         (100, 0),
@@ -95,7 +102,7 @@ def test_a_part_is_stored_and_counted(store: Store) -> None:
 
 def test_nan_probabilities_fail_the_batch_instead_of_retrying(store: Store) -> None:
     handler = InfererHandler(OneModel(loaded(ThresholdModel(nan_probabilities=True))), store)  # type: ignore[arg-type]
-    outcome = handler(delivery_of(pd.DataFrame({"x": [1.0, 2.0]}), "b-nan"))
+    outcome = settled(handler(delivery_of(pd.DataFrame({"x": [1.0, 2.0]}), "b-nan")))
     assert isinstance(outcome, Reject)
     assert "threshold v2 gave predictions the store refuses: probabilities" in outcome.reason
     batch = store.get_batch("b-nan")
@@ -132,7 +139,9 @@ def test_chunks_are_stored_while_predicting_and_a_failed_write_fails_the_part(
     wrapped = SlowThenFailingStore(store)
     handler = InfererHandler(OneModel(loaded(ThresholdModel())), wrapped, chunk_rows=2)  # type: ignore[arg-type]
     try:
-        outcome = handler(delivery_of(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0]}), "b-w"))
+        outcome = settled(
+            handler(delivery_of(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0]}), "b-w"))
+        )
         # Answered only once every write (the slow one included) had finished.
         assert sorted(wrapped.finished) == [100, 102, 104]
     finally:

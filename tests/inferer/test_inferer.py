@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pika
+import psutil
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -222,8 +223,18 @@ def test_inferer_killed_mid_batch_loses_and_duplicates_nothing(
                     return False
 
             wait_until(some_parts_done, 120, "the first parts")
+            children = psutil.Process(doomed.pid).children(recursive=True)
+            assert children, "mlp inferer runs no store writer process"
             doomed.send_signal(signal.SIGKILL)
             doomed.wait(timeout=30)
+            # Its store writer (and multiprocessing's resource tracker) go with it.
+            wait_until(
+                lambda: (
+                    not any(child.is_running() and child.status() != "zombie" for child in children)
+                ),
+                60,
+                "the killed inferer's child processes to exit",
+            )
         finally:
             if doomed.poll() is None:
                 doomed.kill()

@@ -23,8 +23,8 @@ from mlplatform.common.store import (
 )
 from mlplatform.common.store.sqlite import SQLiteStore
 from mlplatform.common.store.sqlite_rows import INSERT_PREDICTION, prediction_row
-from tests.store.conftest import T0
 from mlplatform.common.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
+from tests.store.conftest import T0
 
 MakePrediction = Callable[..., PredictionRecord]
 

@@ -464,6 +464,33 @@ def test_columnar_batch_rows_are_idempotent(store: Store) -> None:
 # -- batches ---------------------------------------------------------------------------------
 
 
+def test_float_only_inputs_read_back_as_the_per_row_path_stores_them(store: Store) -> None:
+    """SQLite encodes a frame of float64 columns as one matrix: its text must be the rows'."""
+    values = np.array(
+        [
+            [0.28876650599537753, math.nan, -0.0],
+            [math.inf, -math.inf, 5e-324],
+            [1e300, -1e-300, 3.0],
+        ]
+    )
+    chunk = BatchPredictions(
+        model_name="churn",
+        model_version="1",
+        batch_id="columns",
+        row_offset=0,
+        inputs=pd.DataFrame(values, columns=["a", "b", "c"]),
+        predictions=np.array([0, 1, 0]),
+    )
+    assert store.append_batch_predictions(chunk) == 3
+    assert store.append_predictions(per_row_records(chunk, "rows")) == 3
+    columnar = store.query_predictions(batch_id="columns")
+    assert [r.model_copy(update={"batch_id": "rows"}) for r in columnar] == (
+        store.query_predictions(batch_id="rows")
+    )
+    assert columnar[0].input_row == {"a": 0.28876650599537753, "b": None, "c": -0.0}
+    assert columnar[1].input_row == {"a": None, "b": None, "c": 5e-324}
+
+
 def test_batch_create_get_and_idempotency(store: Store) -> None:
     batch = BatchRecord(batch_id="batch-1", model_name="churn", part_count=3, rows_total=30)
     created = store.create_batch(batch)

@@ -53,14 +53,39 @@ class EncodedPart:
     row_values: list[tuple[int, str, str, str | None]]
 
 
+def _input_values(batch: BatchPredictions) -> tuple[list[str], list[str]]:
+    """The input column names, and each row's values as a JSON array. A frame of float64
+    columns (the common case) is encoded as one matrix and split into rows, a third of the
+    per-row cost and the same text: NaN and infinities become null either way."""
+    import numpy as np
+
+    inputs = batch.inputs
+    names = [str(name) for name in inputs.columns]
+    if names and len(inputs) and all(dtype == np.float64 for dtype in inputs.dtypes):
+        text = json_values.dumps(inputs.to_numpy(), "input_row")
+        return names, [f"[{row}]" for row in text[2:-2].split("],[")]
+    columns = batch.input_columns()
+    if not columns:
+        return names, ["[]"] * len(batch)
+    return names, json_values.dumps_each(zip(*columns.values(), strict=True), "input_row")
+
+
+def _prediction_values(batch: BatchPredictions) -> list[str]:
+    """Each row's prediction as JSON text; one-dimensional float64, integer or bool
+    predictions are encoded as one array and split, with the same text."""
+    import numpy as np
+
+    predictions = batch.predictions
+    dtype = predictions.dtype
+    if predictions.ndim == 1 and len(predictions) and (dtype.kind in "iub" or dtype == np.float64):
+        return json_values.dumps(predictions, "prediction")[1:-1].split(",")
+    return json_values.dumps_each(batch.prediction_values(), "prediction")
+
+
 def encode_batch(batch: BatchPredictions) -> EncodedPart:
     """A chunk of batch predictions as one part, column by column, with no record per row."""
-    columns = batch.input_columns()
-    if columns:
-        inputs = json_values.dumps_each(zip(*columns.values(), strict=True), "input_row")
-    else:
-        inputs = ["[]"] * len(batch)
-    predictions = json_values.dumps_each(batch.prediction_values(), "prediction")
+    names, inputs = _input_values(batch)
+    predictions = _prediction_values(batch)
     if batch.probabilities is None:
         probabilities: list[str | None] = [None] * len(batch)
         class_names = None
@@ -76,7 +101,7 @@ def encode_batch(batch: BatchPredictions) -> EncodedPart:
         batch.latency_ms,
         batch.row_offset,
         batch.row_offset + len(batch) - 1,
-        json_values.dumps(list(columns), "input_row"),
+        json_values.dumps(names, "input_row"),
         class_names,
     )
     rows = list(zip(batch.row_indexes, inputs, predictions, probabilities, strict=True))

@@ -1,0 +1,123 @@
+"""Where the inferer's predicted chunks are written: a thread, or a process of their own.
+
+Storing a chunk (encoding every row as JSON, then the SQLite insert) costs most of what
+predicting it does, and the encoding holds the GIL. On a writer thread it competes with the
+model for the GIL; in a writer process it runs on the other core beside the model, and the
+model keeps the process to itself. So `mlp inferer` writes from a process; the thread
+writer is for embedding the handler where a store object, not a URI, is what there is.
+
+Either way `submit` returns a future of the rows the chunk added, and the handler acks a
+part only once every future of it has completed.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Protocol
+
+from mlplatform.common.store import BatchPredictions, Store, open_store
+
+logger = logging.getLogger(__name__)
+
+
+class ChunkWriter(Protocol):
+    """Writes chunks of batch predictions in the background."""
+
+    def submit(self, chunk: BatchPredictions) -> Future[int]: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadChunkWriter:
+    """Writes to `store` from one background thread, in submission order."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferer-store")
+
+    def submit(self, chunk: BatchPredictions) -> Future[int]:
+        return self._executor.submit(self._store.append_batch_predictions, chunk)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+# --- the writer process -------------------------------------------------------------------------
+
+_process_store: Store | None = None
+
+
+def _exit_when_parent_dies() -> None:
+    """The task pipe does not close when the inferer dies (the child holds both of its
+    ends), so a thread watches the parent's sentinel instead: no orphan writer lingers after
+    a SIGKILL. A write cut short is rolled back by the store and redone on redelivery."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    multiprocessing.connection.wait([parent.sentinel])
+    os._exit(1)
+
+
+def _open_process_store(store_uri: str) -> None:
+    global _process_store
+    threading.Thread(target=_exit_when_parent_dies, name="parent-watch", daemon=True).start()
+    _process_store = open_store(store_uri)
+
+
+def _append_in_process(chunk: BatchPredictions) -> int:
+    if _process_store is None:  # the initializer always runs first
+        raise RuntimeError("the writer process has no store")
+    return _process_store.append_batch_predictions(chunk)
+
+
+class ProcessChunkWriter:
+    """Writes to the store at `store_uri` from one child process, in submission order.
+
+    The child is started with `spawn` (forking a process that runs pika's I/O thread is
+    unsafe) and opens the store itself. If it dies, the futures in flight fail with
+    BrokenProcessPool, which `is_broken_error` recognises; the next `submit` starts a
+    new child. The child exits when this process dies.
+    """
+
+    def __init__(self, store_uri: str) -> None:
+        self._store_uri = store_uri
+        self._lock = threading.Lock()
+        self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        executor = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_open_process_store,
+            initargs=(self._store_uri,),
+        )
+        return executor
+
+    def warm_up(self) -> None:
+        """Starts the child and opens its store now, not on the first chunk."""
+        self._executor.submit(int).result()
+
+    def submit(self, chunk: BatchPredictions) -> Future[int]:
+        with self._lock:
+            try:
+                return self._executor.submit(_append_in_process, chunk)
+            except BrokenProcessPool:
+                logger.warning("the store writer process died; starting another")
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._start()
+                return self._executor.submit(_append_in_process, chunk)
+
+    def close(self) -> None:
+        with self._lock:
+            self._executor.shutdown(wait=True)
+
+
+def is_broken_error(error: BaseException) -> bool:
+    """The writer process died under a write: retrying the part (idempotent) is safe."""
+    return isinstance(error, BrokenProcessPool)
