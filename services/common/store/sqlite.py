@@ -251,6 +251,12 @@ class SQLiteStore(Store):
     # -- batches -------------------------------------------------------------------------------
 
     def create_batch(self, batch: BatchRecord) -> Created[BatchRecord]:
+        # Every part of a batch calls this and all but the first find it: a plain read first,
+        # so they do not queue for the write lock behind another process's inserts.
+        try:
+            return Created(self.get_batch(batch.batch_id), False)
+        except NotFoundError:
+            pass
         with self._write() as connection:
             try:
                 return Created(self._load_batch(connection, batch.batch_id), False)
