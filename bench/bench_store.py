@@ -4,9 +4,11 @@
 
 Without --uri it writes a fresh SQLite file in a temporary folder (removed afterwards). Rows
 have 30 numeric features, like a typical tabular model input; half the batches are batch-inferer
-rows, half online requests of 10 rows, across three model versions. The records are built
-before the clock starts (services hand the store ready records) and the time to encode them
-without a database is printed beside the append as the in-process floor. Exits 1 when the
+rows, half online requests of 10 rows, across three model versions, each written the way its
+service writes it: online records as the predictor's log appends them, batch rows as the
+inferer does, a columnar chunk (`BatchPredictions`) at a time. They are built before the clock
+starts (services hand the store ready records) and the time to encode them without a database
+is printed beside the append as the in-process floor. Exits 1 when the
 append takes 5 s or more, the target for SQLite on a developer machine.
 """
 
@@ -25,7 +27,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mlplatform.common.store import PredictionRecord, PredictionSource, Store, open_store
+import numpy as np
+import pandas as pd
+
+from mlplatform.common.store import (
+    BatchPredictions,
+    PredictionRecord,
+    PredictionSource,
+    Store,
+    open_store,
+)
+from mlplatform.common.store.sqlite_batch_rows import encode_batch
 from mlplatform.common.store.sqlite_rows import prediction_row
 
 APPEND_TARGET_SECONDS = 5.0
@@ -35,13 +47,45 @@ QUERY_REPEATS = 20
 VERSION_COUNT = 3
 
 
-def build_records(
-    row_count: int, batch_size: int, tag: str, start: datetime
-) -> list[list[PredictionRecord]]:
-    """The records to append, already grouped into the batches they are appended in."""
+Write = list[PredictionRecord] | BatchPredictions
+
+
+def as_chunk(records: list[PredictionRecord]) -> BatchPredictions:
+    """A batch's records as the inferer hands them over: columns, one time, one latency."""
+    probabilities = [record.probabilities or {} for record in records]
+    return BatchPredictions(
+        model_name=records[0].model_name,
+        model_version=records[0].model_version,
+        batch_id=records[0].batch_id or "",
+        row_offset=records[0].row_index,
+        inputs=pd.DataFrame([record.input_row for record in records]),
+        predictions=np.array([record.prediction for record in records]),
+        probabilities=np.array([[row["0"], row["1"]] for row in probabilities]),
+        class_names=("0", "1"),
+        latency_ms=records[0].latency_ms,
+        created_at=records[0].created_at,
+    )
+
+
+def append(store: Store, write: Write) -> int:
+    if isinstance(write, BatchPredictions):
+        return store.append_batch_predictions(write)
+    return store.append_predictions(write)
+
+
+def encode(write: Write) -> None:
+    """What appending encodes before it reaches the database: the in-process floor."""
+    if isinstance(write, BatchPredictions):
+        encode_batch(write)
+    else:
+        [prediction_row(record) for record in write]
+
+
+def build_records(row_count: int, batch_size: int, tag: str, start: datetime) -> list[Write]:
+    """What to append, already grouped into the writes it is appended in."""
     rng = random.Random(42)
     batch_count = -(-row_count // batch_size)
-    batches: list[list[PredictionRecord]] = []
+    batches: list[Write] = []
     for batch_number in range(batch_count):
         version = str(1 + batch_number * VERSION_COUNT // batch_count)
         from_batch_inferer = batch_number % 2 == 0
@@ -71,7 +115,7 @@ def build_records(
                     created_at=start + timedelta(milliseconds=sequence),
                 )
             )
-        batches.append(records)
+        batches.append(as_chunk(records) if from_batch_inferer else records)
     return batches
 
 
@@ -151,13 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         build_seconds = time.perf_counter() - began
 
         began = time.perf_counter()
-        for records in batches:
-            [prediction_row(record) for record in records]
+        for write in batches:
+            encode(write)
         encode_seconds = time.perf_counter() - began
 
         with open_store(uri) as store:
             began = time.perf_counter()
-            inserted = sum(store.append_predictions(records) for records in batches)
+            inserted = sum(append(store, write) for write in batches)
             append_seconds = time.perf_counter() - began
             # A service never holds 100,000 records: let the garbage collector forget them
             # rather than rescan them during every query below.

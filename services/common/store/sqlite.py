@@ -203,32 +203,39 @@ class SQLiteStore(Store):
         filters = (model_name, model_version, batch_id, request_id, since, until)
         limit = check_limit(limit)
         direction = "DESC" if newest_first else "ASC"
-        online: list[PredictionRecord] = []
+        online: list[sqlite3.Row] = []
         if batch_id is None:
             where, params = build_prediction_where(*filters)
-            rows = self._read(
+            online = self._read(
                 f"SELECT {PREDICTION_COLUMNS} FROM predictions{where} "
                 f"ORDER BY created_at {direction}, row_index {direction}, id {direction} LIMIT ?",
                 [*params, limit],
             )
-            online = [prediction_from_row(row) for row in rows]
         where, params = build_prediction_where(*filters, table="p")
-        rows = self._read(
+        batch = self._read(
             f"{SELECT_ROWS}{where} "
             f"ORDER BY p.created_at {direction}, r.row_index {direction}, p.id {direction} "
             "LIMIT ?",
             [*params, limit],
         )
-        batch = list(records_from_rows(rows))
-        if not online or not batch:
-            return online or batch
+        if not batch:
+            return [prediction_from_row(row) for row in online]
+        if not online:
+            return list(records_from_rows(batch))
+        # Merged as rows (times are fixed-width text, so text order is time order); only the
+        # rows that make the cut become records.
         merged = heapq.merge(
-            online,
-            batch,
-            key=lambda record: (record.created_at, record.row_index),
+            ((row["created_at"], row["row_index"], False, row) for row in online),
+            ((row["created_at"], row["row_index"], True, row) for row in batch),
+            key=lambda item: item[:3],
             reverse=newest_first,
         )
-        return list(islice(merged, limit))
+        kept = list(islice(merged, limit))
+        batch_records = records_from_rows(row for *_key, is_batch, row in kept if is_batch)
+        return [
+            next(batch_records) if is_batch else prediction_from_row(row)
+            for *_key, is_batch, row in kept
+        ]
 
     def count_predictions(
         self,
