@@ -29,6 +29,11 @@ def predictor(
         None, "--max-batch-wait-ms", help="Longest wait to fill a batch under concurrent load."
     ),
     batching: bool = typer.Option(None, "--batching/--no-batching", help="Adaptive batching."),
+    model_thread: bool = typer.Option(
+        None,
+        "--model-thread/--no-model-thread",
+        help="Run the model in a worker thread (for models that release the GIL).",
+    ),
     max_request_rows: int = typer.Option(None, "--max-request-rows", help="Most rows a request."),
     reload_interval: float = typer.Option(
         None, "--reload-interval", help="Seconds between registry alias checks."
@@ -62,6 +67,7 @@ def predictor(
         "max_batch_size": max_batch_size,
         "max_batch_wait_ms": max_batch_wait_ms,
         "batching": batching,
+        "model_thread": model_thread,
         "max_request_rows": max_request_rows,
         "reload_interval_s": reload_interval,
         "log_predictions": log_predictions,

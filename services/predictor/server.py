@@ -125,6 +125,7 @@ async def start_predictor(
         max_wait_s=settings.max_batch_wait_ms / 1000.0,
         enabled=settings.batching,
         observer=metrics,
+        model_thread=settings.model_thread,
     )
     batcher.start()
     slot = ModelSlot(reference)

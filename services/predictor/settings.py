@@ -31,6 +31,11 @@ class PredictorSettings(BaseSettings):
         description="Longest a batch waits for more requests, only while requests are "
         "arriving concurrently; a lone caller never waits.",
     )
+    model_thread: bool = Field(
+        default=False,
+        description="Run the model in a worker thread instead of the event loop's: pays only "
+        "for models whose predict releases the GIL most of the time.",
+    )
     max_request_rows: int = Field(default=10_000, ge=1, description="Most rows in one request.")
     reload_interval_s: float = Field(
         default=10.0, gt=0, description="How often the registry alias is checked."

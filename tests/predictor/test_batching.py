@@ -2,7 +2,9 @@
 
 `RecordingEstimator` is a stand-in, not a real model: it predicts each row's `x` (so a caller can
 see exactly which rows it got back), records the size of every model call, and can hold a call
-open until released, which makes "requests queue while the model is busy" deterministic.
+open until released, which makes "requests queue while the model is busy" deterministic. Holding
+a call open needs the model in its own thread (`model_thread=True`); the default, the model on
+the event loop's thread, has a test of its own below.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def run(scenario: Callable[[AdaptiveBatcher], Awaitable[T]], **options: Any) -> 
     """Run `scenario` against a fresh batcher on a fresh event loop."""
 
     async def main() -> T:
-        batcher = AdaptiveBatcher(**options)
+        batcher = AdaptiveBatcher(**{"model_thread": True, **options})
         batcher.start()
         try:
             return await scenario(batcher)
@@ -203,7 +205,7 @@ def test_closing_finishes_queued_requests_then_refuses_new_ones() -> None:
     model = stand_in_model(estimator)
 
     async def scenario() -> tuple[list[object], AdaptiveBatcher]:
-        batcher = AdaptiveBatcher(max_batch_size=64)
+        batcher = AdaptiveBatcher(max_batch_size=64, model_thread=True)
         batcher.start()
         estimator.gate.clear()
         queued = [asyncio.ensure_future(batcher.predict(model, rows(v), False)) for v in (1, 2)]
@@ -218,3 +220,44 @@ def test_closing_finishes_queued_requests_then_refuses_new_ones() -> None:
     assert [output.predictions.tolist() for output in results] == [[1.0], [2.0]]
     with pytest.raises(BatcherClosedError):
         asyncio.run(batcher.predict(model, rows(1.0), False))
+
+
+@pytest.mark.parametrize("rounds_apart", [0, 1])
+def test_on_the_loop_thread_calls_arriving_during_a_model_call_share_the_next_one(
+    rounds_apart: int,
+) -> None:
+    """With the model on the event loop's thread nothing else runs while it predicts. Calls
+    that arrive meanwhile (here started by the first model call itself, each taking a few loop
+    rounds to reach the batcher, as a decoded gRPC call does) must share the next model call."""
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+    plain_predict = estimator.predict
+
+    async def scenario(batcher: AdaptiveBatcher) -> list[object]:
+        loop = asyncio.get_running_loop()
+        arrived: list[asyncio.Task[object]] = []
+
+        async def call(value: float, rounds: int) -> object:
+            for _ in range(rounds):
+                await asyncio.sleep(0)
+            return await batcher.predict(model, rows(value, value + 1), False)
+
+        def predict_while_calls_arrive(features: pd.DataFrame) -> np.ndarray:
+            if not arrived:
+                arrived.extend(
+                    loop.create_task(call(base, 1 + number * rounds_apart))
+                    for number, base in enumerate((10.0, 20.0, 30.0))
+                )
+            return plain_predict(features)
+
+        estimator.predict = predict_while_calls_arrive  # type: ignore[method-assign]
+        await batcher.predict(model, rows(0.0), False)
+        return list(await asyncio.gather(*arrived))
+
+    outputs = run(scenario, max_batch_size=64, model_thread=False)
+    assert estimator.call_sizes == [1, 6]
+    assert [output.predictions.tolist() for output in outputs] == [  # type: ignore[attr-defined]
+        [10.0, 11.0],
+        [20.0, 21.0],
+        [30.0, 31.0],
+    ]
