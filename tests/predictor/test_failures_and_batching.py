@@ -2,7 +2,10 @@
 
 The `identity` model predicts each row's `x`, so a response shows exactly whose rows it holds;
 `threshold` is a classifier with probabilities. Both fail on x == 666 and sleep on negative x
-(predictor_model_behaviours), which lets a test hold the model busy while callers queue.
+(predictor_model_behaviours), which lets a test hold the model busy while callers queue. A
+sleeping model releases the GIL, the case the predictor's model thread is for, so the
+`threshold` predictor runs its model in one; the default, the model on the event loop's
+thread, is tested with a model that computes holding the GIL.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from predictor_harness import BackgroundLoop, PredictorUnderTest, start_test_predictor, wait_until
-from predictor_model_behaviours import MARKER_FAIL
+from predictor_model_behaviours import MARKER_FAIL, SPIN_BASE
 from predictor_registry import Registry, threshold_model
 
 from mlplatform.client.frames import column_to_series, dataframe_to_frame, frame_to_dataframe
@@ -58,6 +61,19 @@ def threshold_predictor(
         log_predictions=False,
         max_batch_size=MAX_BATCH,
         max_batch_wait_ms=0,
+        model_thread=True,
+    )
+    yield predictor
+    predictor.stop()
+
+
+@pytest.fixture(scope="module")
+def loop_thread_predictor(
+    background_loop: BackgroundLoop, registry: Registry
+) -> Iterator[PredictorUnderTest]:
+    """The identity model with the default settings: the model on the event loop's thread."""
+    predictor = start_test_predictor(
+        background_loop, "identity", registry.tracking_uri, log_predictions=False
     )
     yield predictor
     predictor.stop()
@@ -167,3 +183,26 @@ def test_one_failing_request_in_a_batch_fails_alone(
             bad.result(30)
     blocker.join(30)
     assert caught.value.code() is grpc.StatusCode.INTERNAL
+
+
+def test_on_the_loop_thread_concurrent_callers_are_batched_and_get_their_own_rows(
+    loop_thread_predictor: PredictorUnderTest,
+) -> None:
+    """8 callers against a model that computes for 5 ms holding the GIL: model calls hold
+    several requests, and every caller gets back exactly the row it sent."""
+
+    def caller(number: int) -> list[tuple[float, float]]:
+        answers = []
+        for call in range(12):
+            x = SPIN_BASE + 5 + (number * 12 + call) / 1000  # unique per call, spins 5 ms
+            response = predict_x(loop_thread_predictor, [x])
+            answers.append((column_to_series(response.predictions, 1).tolist()[0], x))
+        return answers
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = [pair for pairs in pool.map(caller, range(8)) for pair in pairs]
+    assert len(answers) == 96
+    for answer, sent in answers:
+        assert answer == pytest.approx(sent, abs=1e-6)
+    counts = dict(batch_requests_seen(loop_thread_predictor))
+    assert counts[1.0] < counts[float("inf")], "no model call held more than one request"
