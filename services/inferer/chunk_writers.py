@@ -99,9 +99,12 @@ class ProcessChunkWriter:
         )
         return executor
 
-    def warm_up(self) -> None:
-        """Starts the child and opens its store now, not on the first chunk."""
-        self._executor.submit(int).result()
+    def warm_up(self) -> int:
+        """Starts the child and opens its store now, not on the first chunk; returns the
+        child's process id (logged, so an operator can tell the writer from the worker)."""
+        pid = self._executor.submit(os.getpid).result()
+        logger.info("store writer process %d started", pid)
+        return pid
 
     def submit(self, chunk: BatchPredictions) -> Future[int]:
         with self._lock:
