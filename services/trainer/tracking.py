@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from mlplatform.trainer.pycaret_adapter import EvaluatedModel
 
 PIPELINE_ID_TAG = "mlp.pipeline_id"
+ALIAS_ATTEMPTS = 5
 #: What a saved pipeline needs to load: the platform (our transformers) and the libraries
 #: PyCaret pipelines pickle. Stated, not inferred: MLflow's inference re-imports the model in
 #: a subprocess, seconds per logged model (measured 2.6 s for a small forest).
@@ -164,8 +166,22 @@ class PipelineTracking:
                 model_name, model_uri, run_id=self._parent(), tags=tags, model_id=logged_model_id
             )
         if alias:
-            self.client.set_registered_model_alias(model_name, alias, version.version)
+            self._set_alias(model_name, alias, str(version.version))
         return RegisteredVersion(model_name, str(version.version), alias, model_uri)
+
+    def _set_alias(self, model_name: str, alias: str, version: str) -> None:
+        """Points `alias` at `version`. MLflow's SQL store sets an alias by looking it up and
+        then inserting or updating it, so two workers registering the same model at once can
+        both insert and one fails on the unique key (seen in CI); the retry finds the alias
+        and updates it. The last registration to set it wins, as with any two releases."""
+        for attempt in range(1, ALIAS_ATTEMPTS + 1):
+            try:
+                self.client.set_registered_model_alias(model_name, alias, version)
+                return
+            except mlflow.exceptions.MlflowException as error:
+                if attempt == ALIAS_ATTEMPTS or not _is_concurrent_insert(error):
+                    raise
+                time.sleep(0.05 * attempt)
 
     def registered_for_pipeline(self, model_name: str) -> Any | None:
         """The version this pipeline already registered under `model_name`, if any."""
@@ -182,3 +198,12 @@ class PipelineTracking:
         if self.parent_run_id is None:
             raise RuntimeError("the pipeline's MLflow run has not been started")
         return self.parent_run_id
+
+
+def _is_concurrent_insert(error: Exception) -> bool:
+    """A unique-key clash from two writers inserting the same row (SQLite, PostgreSQL, MySQL)."""
+    text = str(error)
+    return any(
+        marker in text
+        for marker in ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
+    )
