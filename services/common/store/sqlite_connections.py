@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,13 +51,31 @@ class SQLiteConnections:
             check_same_thread=False,  # only so close() may close every thread's connection
         )
         connection.row_factory = sqlite3.Row
-        journal_mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        try:
+            journal_mode = self._switch_to_wal(connection)
+        except sqlite3.Error:
+            connection.close()
+            raise
         if str(journal_mode).lower() != "wal":
             connection.close()
             raise StoreError(f"SQLite store {self.path} cannot use WAL mode (got {journal_mode})")
         # FULL: a committed write survives power loss, and consumers ack once a write commits.
         connection.execute("PRAGMA synchronous = FULL")
         return connection
+
+    def _switch_to_wal(self, connection: sqlite3.Connection) -> str:
+        """`PRAGMA journal_mode = WAL`, retried while the file is locked. Switching a new file
+        to WAL needs it to itself and SQLite answers "database is locked" at once instead of
+        waiting the busy timeout, so processes opening a new store together (one of them
+        creating the schema) failed now and then; they now wait as long as a write would."""
+        deadline = time.monotonic() + self._busy_timeout_seconds
+        while True:
+            try:
+                return str(connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
