@@ -24,9 +24,11 @@ process would share the GIL with the publisher. `--inferer thread` runs them as 
 
 The breakdown sums what the inferers report per part (worker-seconds, so with several workers
 it can exceed the wall time): `predict` is the model calls, `prepare` is decoding the message,
-checking the rows and building what the store writes, `store` is writing rows and counting the
-part. Target (issue 7): the broker rate is at least 70% of the in-process rate. The verdict is
-printed; the exit status is non-zero only when something failed. The load average is printed
+checking the rows and building what the store writes, `store` is the time from a part's last
+prediction until its rows were stored and the part counted (the writer process stores while the
+model predicts, so this overlaps the next part's prediction). Target (issue 7): the broker rate
+is at least 70% of the in-process rate. The verdict is printed; the exit status is non-zero
+only when something failed. The load average is printed
 too: on a shared machine, other work moves these figures (the floor alone was seen anywhere
 from 57,000 to 90,000 rows/s here within minutes), so the floor and the broker run are
 measured back to back `--repeat` times and the run with the median ratio is reported, beside

@@ -91,13 +91,12 @@ class ProcessChunkWriter:
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        executor = ProcessPoolExecutor(
+        return ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_open_process_store,
             initargs=(self._store_uri,),
         )
-        return executor
 
     def warm_up(self) -> int:
         """Starts the child and opens its store now, not on the first chunk; returns the
