@@ -10,6 +10,9 @@ thread, is tested with a model that computes holding the GIL.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -185,22 +188,53 @@ def test_one_failing_request_in_a_batch_fails_alone(
     assert caught.value.code() is grpc.StatusCode.INTERNAL
 
 
+# The callers run in a process of their own: in this one they would share the server's GIL,
+# and a model computing with the GIL held would keep them from even sending their next calls.
+CONCURRENT_CALLERS = """
+import json, sys
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import numpy as np
+import pandas as pd
+
+from mlplatform.client.frames import column_to_series, dataframe_to_frame
+from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
+
+address, base = sys.argv[1], float(sys.argv[2])
+
+
+def caller(number):
+    answers = []
+    with grpc.insecure_channel(address) as channel:
+        stub = predictor_pb2_grpc.PredictorStub(channel)
+        for call in range(12):
+            x = base + (number * 12 + call) / 1000  # unique per call
+            frame = dataframe_to_frame(pd.DataFrame({"x": np.array([x])}))
+            response = stub.Predict(predictor_pb2.PredictRequest(inputs=frame), timeout=30)
+            answers.append((column_to_series(response.predictions, 1).tolist()[0], x))
+    return answers
+
+
+with ThreadPoolExecutor(8) as pool:
+    print(json.dumps([pair for pairs in pool.map(caller, range(8)) for pair in pairs]))
+"""
+
+
 def test_on_the_loop_thread_concurrent_callers_are_batched_and_get_their_own_rows(
     loop_thread_predictor: PredictorUnderTest,
 ) -> None:
     """8 callers against a model that computes for 5 ms holding the GIL: model calls hold
     several requests, and every caller gets back exactly the row it sent."""
-
-    def caller(number: int) -> list[tuple[float, float]]:
-        answers = []
-        for call in range(12):
-            x = SPIN_BASE + 5 + (number * 12 + call) / 1000  # unique per call, spins 5 ms
-            response = predict_x(loop_thread_predictor, [x])
-            answers.append((column_to_series(response.predictions, 1).tolist()[0], x))
-        return answers
-
-    with ThreadPoolExecutor(8) as pool:
-        answers = [pair for pairs in pool.map(caller, range(8)) for pair in pairs]
+    spin_5_ms = str(SPIN_BASE + 5)
+    done = subprocess.run(
+        [sys.executable, "-c", CONCURRENT_CALLERS, loop_thread_predictor.address, spin_5_ms],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    answers = json.loads(done.stdout)
     assert len(answers) == 96
     for answer, sent in answers:
         assert answer == pytest.approx(sent, abs=1e-6)
