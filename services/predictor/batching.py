@@ -78,6 +78,9 @@ class _Pending:
 _STOP = object()
 #: Most event-loop rounds the batcher yields for calls that have already arrived.
 _SETTLE_ROUNDS = 8
+#: After an on-thread model call at least this long, how long the batcher lets the event loop
+#: wait for calls that arrived meanwhile before it cuts the next batch (see `_collect`).
+_ARRIVAL_WINDOW_S = 0.0003
 
 
 def concat_rows(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -184,6 +187,7 @@ class AdaptiveBatcher:
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
         self._load_is_concurrent = False
+        self._last_call_s = 0.0
 
     def start(self) -> None:
         """Start the worker task on the running event loop."""
@@ -243,6 +247,13 @@ class AdaptiveBatcher:
                 # the calls that have already arrived (queued behind a long model call, say)
                 # reach the queue, so they share this model call instead of each their own.
                 settled = not await self._let_arrived_calls_queue()
+                if settled and self._last_call_s >= _ARRIVAL_WINDOW_S:
+                    # Calls that reached the server during the last model call are still in
+                    # gRPC's hands: its poller thread needs the GIL to hand them over, which
+                    # it gets once the loop sleeps rather than spins. Without this wait the
+                    # batcher cut every batch at one call under concurrent load on a busy CPU.
+                    await asyncio.sleep(_ARRIVAL_WINDOW_S)
+                    settled = self._queue.empty()
             if not self._queue.empty():
                 item = self._queue.get_nowait()
             elif self._load_is_concurrent and self.max_wait_s > 0:
@@ -321,7 +332,11 @@ class AdaptiveBatcher:
             listener,
         )
         if self._executor is None:
-            return predict_together(*arguments)
+            started = time.perf_counter()
+            try:
+                return predict_together(*arguments)
+            finally:
+                self._last_call_s = time.perf_counter() - started
         return await asyncio.get_running_loop().run_in_executor(
             self._executor, predict_together, *arguments
         )
