@@ -9,14 +9,16 @@ examples/data/credit_fraud_sample.csv (30 features) and registered in a temporar
 - in-process floor: the loaded model's `predict` on a one-row DataFrame (n_jobs=1, as served),
   and on 8 rows (what batching exploits);
 - p50/p99 over `--calls` sequential single-row gRPC calls to `mlp predictor` running in its own
-  process, with prediction logging off, and the p50 of a second predictor with logging on (to a
-  SQLite store). The floor, the plain calls and the logged calls are interleaved round by round,
-  so the changing load of a shared machine hits all three alike;
-- throughput with `--callers` concurrent callers (threads, one channel each) for `--seconds`,
-  and, when Debian's h2load is installed, with `--callers` concurrent streams from h2load.
+  process, from two clients: Python (a pre-built request, a blocking stub) and, when Debian's
+  h2load is installed, h2load (C, one pre-encoded request, one stream at a time). Floor and
+  calls are interleaved round by round, so the changing load of a shared machine hits both
+  alike. With the Python client, also the p50 of a second predictor with logging on (to a
+  SQLite store);
+- throughput with `--callers` concurrent callers for `--seconds`: Python threads (one channel
+  each) and h2load streams, each beside the same client's sequential throughput.
 
-The client is Python (a pre-built request, a blocking stub). Its own cost is printed beside the
-figures: the same measurements against a trivial server that answers without a model.
+Each client's own cost is printed beside the figures: the same measurements against a trivial
+server that answers without a model.
 Targets (issue 5): sequential p50 within 1 ms of the floor; concurrent throughput at least 5x
 the sequential throughput; logging on costs under 5% of p50.
 """
@@ -51,9 +53,10 @@ LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 @dataclass
 class Figures:
-    """One row of the result table."""
+    """One row of the result table: one model (or the trivial server) seen by one client."""
 
     label: str
+    client: str
     floor_ms: float | None = None
     floor_8_rows_ms: float | None = None
     p50_ms: float | None = None
@@ -61,7 +64,12 @@ class Figures:
     logged_p50_ms: float | None = None
     sequential_rps: float | None = None
     concurrent_rps: float | None = None
-    h2load_rps: float | None = None
+
+    def add_sequential(self, calls: list[float]) -> None:
+        """p50, p99 and rows/s of sequential single-row calls that took `calls` seconds."""
+        self.p50_ms = percentile(calls, 0.5)
+        self.p99_ms = percentile(calls, 0.99)
+        self.sequential_rps = len(calls) / sum(calls)
 
 
 # --- models --------------------------------------------------------------------------------
@@ -266,31 +274,53 @@ def concurrent(
     return sum(counts) / seconds
 
 
-def h2load_throughput(
-    address: str, request: predictor_pb2.PredictRequest, streams: int, folder: Path
-) -> float | None:
-    """Rows/s with `streams` concurrent calls from h2load (a C client: no Python in the way).
+class H2load:
+    """h2load (Debian's nghttp2-client, a C client: no Python in the way) replaying one
+    pre-encoded gRPC request (1-byte flag, 4-byte length, message) to one server."""
 
-    Replays one pre-encoded gRPC request (1-byte flag, 4-byte length, message); None when
-    h2load (Debian's nghttp2-client) is not installed.
-    """
-    h2load = shutil.which("h2load")
-    if h2load is None:
-        return None
-    message = request.SerializeToString()
-    body = folder / "request.grpc"
-    body.write_bytes(b"\x00" + len(message).to_bytes(4, "big") + message)
-    url = f"http://{address}/mlplatform.v1.Predictor/Predict"
-    arguments = [h2load, "-c", "1", "-m", str(streams), "-d", str(body)]
-    arguments += ["-H", "content-type: application/grpc", "-H", "te: trailers", url]
-    subprocess.run([*arguments[:1], "-n", "200", *arguments[1:]], capture_output=True, check=True)
-    output = subprocess.run(
-        [*arguments[:1], "-n", "3000", *arguments[1:]], capture_output=True, text=True, check=True
-    ).stdout
-    if "3000 succeeded" not in output:
-        raise RuntimeError(f"h2load calls failed:\n{output}")
-    match = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output)
-    return float(match.group(1)) if match else None
+    def __init__(
+        self, program: str, address: str, request: predictor_pb2.PredictRequest, folder: Path
+    ) -> None:
+        message = request.SerializeToString()
+        self.body = folder / "request.grpc"
+        self.body.write_bytes(b"\x00" + len(message).to_bytes(4, "big") + message)
+        self.log = folder / "h2load.log"
+        self.program = program
+        self.url = f"http://{address}/mlplatform.v1.Predictor/Predict"
+
+    @classmethod
+    def find(
+        cls, address: str, request: predictor_pb2.PredictRequest, folder: Path
+    ) -> H2load | None:
+        """The client for `address`, or None when h2load is not installed."""
+        program = shutil.which("h2load")
+        return None if program is None else cls(program, address, request, folder)
+
+    def run(self, calls: int, streams: int, *options: str) -> str:
+        arguments = [self.program, "-n", str(calls), "-c", "1", "-m", str(streams), *options]
+        arguments += ["-d", str(self.body), "-H", "content-type: application/grpc"]
+        output = subprocess.run(
+            [*arguments, "-H", "te: trailers", self.url], capture_output=True, text=True, check=True
+        ).stdout
+        if f"{calls} succeeded" not in output:
+            raise RuntimeError(f"h2load calls failed:\n{output}")
+        return output
+
+    def sequential(self, calls: int) -> list[float]:
+        """Seconds taken by each of `calls` one-at-a-time calls on a fresh connection (the
+        connection's first call, which also opens the HTTP/2 session, is made but not kept)."""
+        self.log.unlink(missing_ok=True)  # h2load appends to an existing log
+        self.run(calls + 1, 1, f"--log-file={self.log}")
+        lines = self.log.read_text().splitlines()[1:]  # start, status, microseconds
+        if len(lines) != calls:
+            raise RuntimeError(f"h2load logged {len(lines) + 1} calls; expected {calls + 1}")
+        return [int(line.split("\t")[2]) / 1e6 for line in lines]
+
+    def throughput(self, streams: int) -> float | None:
+        """Rows/s with `streams` concurrent calls (after 200 calls of warm-up)."""
+        self.run(200, streams)
+        match = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", self.run(3000, streams))
+        return float(match.group(1)) if match else None
 
 
 def percentile(timings: list[float], share: float) -> float:
@@ -299,53 +329,75 @@ def percentile(timings: list[float], share: float) -> float:
 
 
 def measure_model(
-    figures: Figures,
+    label: str,
     tracking_uri: str,
     store_uri: str,
     features: pd.DataFrame,
     arguments: argparse.Namespace,
-) -> None:
-    """Floor, sequential latency with logging off and on (interleaved), throughput."""
-    estimator = loaded_estimator(tracking_uri, figures.label)
-    figures.floor_8_rows_ms = floor_ms(estimator, features.head(8), 100)
+) -> list[Figures]:
+    """Floor, sequential latency (logging off and on) and throughput, per client."""
+    estimator = loaded_estimator(tracking_uri, label)
+    python, h2 = Figures(label, "python"), Figures(label, "h2load")
+    python.floor_8_rows_ms = h2.floor_8_rows_ms = floor_ms(estimator, features.head(8), 100)
     row = features.head(1)
     request = predictor_pb2.PredictRequest(inputs=dataframe_to_frame(row))
+
+    def floor() -> object:
+        return estimator.predict(row)  # type: ignore[attr-defined]
+
     with (
-        predictor_process(tracking_uri, figures.label, store_uri, log=False) as plain,
-        predictor_process(tracking_uri, figures.label, store_uri, log=True) as logged,
+        predictor_process(tracking_uri, label, store_uri, log=False) as plain,
+        predictor_process(tracking_uri, label, store_uri, log=True) as logged,
         grpc.insecure_channel(plain) as plain_channel,
         grpc.insecure_channel(logged) as logged_channel,
     ):
-        floor, calls, logged_calls = interleaved(
-            [
-                lambda: estimator.predict(row),  # type: ignore[attr-defined]
-                caller(plain_channel, request),
-                caller(logged_channel, request),
-            ],
+        floor_calls, calls, logged_calls = interleaved(
+            [floor, caller(plain_channel, request), caller(logged_channel, request)],
             arguments.calls,
         )
-        figures.floor_ms = percentile(floor, 0.5)
-        figures.p50_ms = percentile(calls, 0.5)
-        figures.p99_ms = percentile(calls, 0.99)
-        figures.logged_p50_ms = percentile(logged_calls, 0.5)
-        figures.sequential_rps = len(calls) / sum(calls)
-        figures.concurrent_rps = concurrent(plain, request, arguments.callers, arguments.seconds)
-        figures.h2load_rps = h2load_throughput(plain, request, arguments.callers, arguments.workdir)
+        python.floor_ms = percentile(floor_calls, 0.5)
+        python.add_sequential(calls)
+        python.logged_p50_ms = percentile(logged_calls, 0.5)
+        python.concurrent_rps = concurrent(plain, request, arguments.callers, arguments.seconds)
+        h2load = H2load.find(plain, request, arguments.workdir)
+        if h2load is None:
+            return [python]
+        floor_calls, calls = h2load_interleaved(floor, h2load, arguments.calls)
+        h2.floor_ms = percentile(floor_calls, 0.5)
+        h2.add_sequential(calls)
+        h2.concurrent_rps = h2load.throughput(arguments.callers)
+    return [python, h2]
+
+
+def h2load_interleaved(
+    floor: Callable[[], object], h2load: H2load, calls: int, per_round: int = 100
+) -> tuple[list[float], list[float]]:
+    """`calls` floor timings and `calls` sequential h2load calls, alternating in rounds."""
+    floor_calls: list[float] = []
+    h2load_calls: list[float] = []
+    while len(h2load_calls) < calls:
+        count = min(per_round, calls - len(h2load_calls))
+        floor_calls += timed(floor, count)
+        h2load_calls += h2load.sequential(count)
+    return floor_calls, h2load_calls
 
 
 def measure_client(
-    figures: Figures, request: predictor_pb2.PredictRequest, arguments: argparse.Namespace
-) -> None:
-    """The same load against a server that answers without a model: the client's own cost."""
+    request: predictor_pb2.PredictRequest, arguments: argparse.Namespace
+) -> list[Figures]:
+    """The same load against a server that answers without a model: each client's own cost."""
+    python = Figures("client vs trivial", "python")
     with trivial_process() as address, grpc.insecure_channel(address) as channel:
         [calls] = interleaved([caller(channel, request)], arguments.calls)
-        figures.p50_ms = percentile(calls, 0.5)
-        figures.p99_ms = percentile(calls, 0.99)
-        figures.sequential_rps = len(calls) / sum(calls)
-        figures.concurrent_rps = concurrent(address, request, arguments.callers, arguments.seconds)
-        figures.h2load_rps = h2load_throughput(
-            address, request, arguments.callers, arguments.workdir
-        )
+        python.add_sequential(calls)
+        python.concurrent_rps = concurrent(address, request, arguments.callers, arguments.seconds)
+        h2load = H2load.find(address, request, arguments.workdir)
+        if h2load is None:
+            return [python]
+        h2 = Figures("client vs trivial", "h2load")
+        h2.add_sequential(h2load.sequential(arguments.calls))
+        h2.concurrent_rps = h2load.throughput(arguments.callers)
+    return [python, h2]
 
 
 def show(value: float | None, digits: int = 2) -> str:
@@ -354,28 +406,29 @@ def show(value: float | None, digits: int = 2) -> str:
 
 def print_table(rows: list[Figures], callers: int) -> None:
     header = (
-        f"{'':<22}{'floor 1 row':>12}{'floor 8 rows':>13}{'p50':>8}{'p99':>8}"
-        f"{'p50 logged':>11}{'seq rows/s':>11}{f'{callers} callers rows/s':>19}{'x seq':>7}"
-        f"{'h2load rows/s':>15}{'x seq':>7}"
+        f"{'':<20}{'client':>8}{'floor':>8}{'floor 8':>9}{'p50':>8}{'p99':>8}"
+        f"{'p50-floor':>11}{'p50 logged':>12}{'seq rows/s':>12}"
+        f"{f'{callers} callers rows/s':>20}{'x seq':>7}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
-        speedup = h2load_speedup = None
+        speedup = above_floor = None
         if row.concurrent_rps and row.sequential_rps:
             speedup = row.concurrent_rps / row.sequential_rps
-        if row.h2load_rps and row.sequential_rps:
-            h2load_speedup = row.h2load_rps / row.sequential_rps
+        if row.p50_ms is not None and row.floor_ms is not None:
+            above_floor = row.p50_ms - row.floor_ms
         print(
-            f"{row.label:<22}{show(row.floor_ms):>12}{show(row.floor_8_rows_ms):>13}"
-            f"{show(row.p50_ms):>8}{show(row.p99_ms):>8}{show(row.logged_p50_ms):>11}"
-            f"{show(row.sequential_rps, 0):>11}{show(row.concurrent_rps, 0):>19}"
-            f"{show(speedup, 1):>7}{show(row.h2load_rps, 0):>15}{show(h2load_speedup, 1):>7}"
+            f"{row.label:<20}{row.client:>8}{show(row.floor_ms):>8}{show(row.floor_8_rows_ms):>9}"
+            f"{show(row.p50_ms):>8}{show(row.p99_ms):>8}{show(above_floor):>11}"
+            f"{show(row.logged_p50_ms):>12}{show(row.sequential_rps, 0):>12}"
+            f"{show(row.concurrent_rps, 0):>20}{show(speedup, 1):>7}"
         )
     print(
-        "(times in ms; floor = model.predict in process; p50/p99 = single-row gRPC calls from a "
-        f"Python client; {callers} callers = Python threads; h2load = {callers} streams from "
-        "h2load, one pre-encoded request)"
+        "(times in ms; floor = model.predict in process, interleaved with that client's calls; "
+        "p50/p99 = sequential single-row gRPC calls; python: a blocking stub, "
+        f"{callers} callers = {callers} threads; h2load: one stream, then {callers} "
+        "concurrent streams; x seq = concurrent over the same client's sequential rows/s)"
     )
 
 
@@ -400,16 +453,12 @@ def main() -> None:
         store_uri = f"sqlite:///{root / 'store.db'}"
         for name, features in frames.items():
             print(f"measuring {name}...", flush=True)
-            figures = Figures(name)
-            measure_model(figures, tracking_uri, store_uri, features, arguments)
-            rows.append(figures)
-        print("measuring the client against a trivial server...", flush=True)
-        trivial = Figures("client vs trivial")
+            rows += measure_model(name, tracking_uri, store_uri, features, arguments)
+        print("measuring the clients against a trivial server...", flush=True)
         request = predictor_pb2.PredictRequest(
             inputs=dataframe_to_frame(frames["bench_sklearn_rf"].head(1))
         )
-        measure_client(trivial, request, arguments)
-        rows.append(trivial)
+        rows += measure_client(request, arguments)
     print()
     print_table(rows, arguments.callers)
     load_after = os.getloadavg()

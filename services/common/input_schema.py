@@ -196,7 +196,10 @@ def _as_frame(converted: dict[str, np.ndarray], row_count: int) -> pd.DataFrame:
 
 
 def _all_doubles_fast(
-    columns: Mapping[str, ColumnValues], row_count: int, schema: Sequence[ColumnSpec]
+    columns: Mapping[str, ColumnValues],
+    row_count: int,
+    schema: Sequence[ColumnSpec],
+    matrix: np.ndarray | None = None,
 ) -> pd.DataFrame | None:
     """The common all-numeric case in one vectorised pass, or None to take the general path.
 
@@ -204,6 +207,11 @@ def _all_doubles_fast(
     missing, unknown or extra; any problem is left to the general path, which names it.
     """
     if len(columns) != len(schema) or row_count == 0:
+        return None
+    names = tuple(spec.name for spec in schema)
+    if matrix is not None and tuple(columns) == names:
+        if all(spec.kind is ColumnKind.DOUBLE for spec in schema):
+            return _doubles_frame(matrix, names, schema)
         return None
     arrays = []
     for spec in schema:
@@ -215,13 +223,18 @@ def _all_doubles_fast(
         ):
             return None
         arrays.append(values)
-    matrix = np.column_stack(arrays)
+    return _doubles_frame(np.column_stack(arrays), names, schema)
+
+
+def _doubles_frame(
+    matrix: np.ndarray, names: tuple[str, ...], schema: Sequence[ColumnSpec]
+) -> pd.DataFrame | None:
+    """The model's frame over `matrix`, or None when a required column has a missing value."""
     required = [spec.required for spec in schema]
     if any(required) and np.isnan(matrix[:, required]).any():
         return None
-    names = tuple(spec.name for spec in schema)
     return pd.DataFrame(
-        matrix, columns=_column_index(names), index=pd.RangeIndex(row_count), copy=False
+        matrix, columns=_column_index(names), index=pd.RangeIndex(len(matrix)), copy=False
     )
 
 
@@ -231,6 +244,9 @@ class Columns:
 
     values: Mapping[str, ColumnValues]
     row_count: int
+    #: The same values as one float64 (rows, columns) array in `values` order, when a decoder
+    #: read them that way (all-double frames); the check then skips stacking the columns.
+    matrix: np.ndarray | None = None
 
     @classmethod
     def of(cls, features: pd.DataFrame) -> Columns:
@@ -251,7 +267,7 @@ def check_input(
         features = Columns.of(features)
     columns, row_count = features.values, features.row_count
     if max_rows is None or row_count <= max_rows:
-        fast = _all_doubles_fast(columns, row_count, schema)
+        fast = _all_doubles_fast(columns, row_count, schema, features.matrix)
         if fast is not None:
             return fast
     problems: list[InputProblem] = []

@@ -17,8 +17,17 @@ How:
   worker thread instead, which pays for models whose predict releases the GIL for most of its
   time (native boosters, large numpy work), letting the loop decode calls meanwhile.
 - `max_wait_s` is an extra wait to fill a batch, applied only while load is concurrent (the last
-  batch held several requests). A lone sequential caller never waits, so its latency stays at
-  the model's own cost.
+  batch held several requests), and only until the batch holds as many requests as the last
+  one: 8 callers in lockstep get batches of 8 without waiting out the window each time. A lone
+  sequential caller never waits, so its latency stays at the model's own cost.
+- With the model on the loop's thread, calls that reach the server during a model call are
+  still in gRPC's hands when it ends: its poller thread needs the GIL to hand them over, which
+  it gets only while the loop sleeps. Under concurrent load the batch wait gives it that time.
+  When every recent batch held one request, the batcher cannot tell a lone caller from callers
+  whose calls gRPC has not handed over yet (on a busy CPU that kept 8 callers at one request
+  per batch), so now and then it probes: it sleeps a short arrival window before cutting the
+  batch. A probe that finds nobody doubles the interval to the next one (up to every
+  `_MOST_BATCHES_BETWEEN_PROBES` batches), so a lone caller almost never pays for it.
 - Each caller gets exactly its own rows back (split by offsets) and probabilities only when it
   asked for them; the model is asked for probabilities when any caller in the batch wants them.
 - A request never shares a model call that would exceed `max_batch_size` rows: it waits for the
@@ -78,9 +87,11 @@ class _Pending:
 _STOP = object()
 #: Most event-loop rounds the batcher yields for calls that have already arrived.
 _SETTLE_ROUNDS = 8
-#: After an on-thread model call at least this long, how long the batcher lets the event loop
-#: wait for calls that arrived meanwhile before it cuts the next batch (see `_collect`).
+#: How long a probe lets the event loop wait for calls that arrived during an on-thread model
+#: call (at least this long) before the next batch is cut. Asks 0.3 ms; epoll makes it ~1 ms.
 _ARRIVAL_WINDOW_S = 0.0003
+#: Most single-request batches between two probes once probes keep finding nobody.
+_MOST_BATCHES_BETWEEN_PROBES = 64
 
 
 def concat_rows(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -93,13 +104,27 @@ def concat_rows(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
         return parts[0]
     first = parts[0]
     index = pd.RangeIndex(sum(len(part) for part in parts))
-    if first.dtypes.nunique() == 1 and first.dtypes.iloc[0].kind != "O":
+    if _one_numpy_block(first):
         matrix = np.concatenate([part.to_numpy() for part in parts])
         return pd.DataFrame(matrix, columns=first.columns, index=index, copy=False)
     columns = {
         name: np.concatenate([part[name].to_numpy() for part in parts]) for name in first.columns
     }
     return pd.DataFrame(columns, index=index, copy=False)
+
+
+def _one_numpy_block(frame: pd.DataFrame) -> bool:
+    """Whether every column shares one non-object numpy dtype (one 2-d block in pandas).
+
+    Reads pandas' block list where it has one: `frame.dtypes` builds a Series, which cost
+    more than stacking the rows.
+    """
+    blocks = getattr(getattr(frame, "_mgr", None), "blocks", None)
+    if blocks is not None:
+        dtypes = [block.dtype for block in blocks]
+    else:  # pragma: no cover - a pandas without block managers
+        dtypes = list(dict.fromkeys(frame.dtypes))
+    return len(dtypes) == 1 and isinstance(dtypes[0], np.dtype) and dtypes[0].kind != "O"
 
 
 def split_output(
@@ -186,8 +211,12 @@ class AdaptiveBatcher:
         )
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
-        self._load_is_concurrent = False
+        self._last_batch_requests = 1
         self._last_call_s = 0.0
+        self._batches_between_probes = 1
+        self._batches_since_probe = 0
+        #: Arrival windows waited so far (see the module doc); tests and diagnostics read it.
+        self.probes_made = 0
 
     def start(self) -> None:
         """Start the worker task on the running event loop."""
@@ -223,7 +252,9 @@ class AdaptiveBatcher:
                 return
             assert isinstance(first, _Pending)
             batch, carried = await self._collect(first)
-            self._load_is_concurrent = len(batch) > 1 or carried is not None
+            self._last_batch_requests = len(batch) + isinstance(carried, _Pending)
+            if self._last_batch_requests > 1:
+                self._probed(found_calls=True)
             try:
                 await self._predict_batch(batch)
             except Exception as error:  # a bug here must not strand callers on their futures
@@ -240,6 +271,7 @@ class AdaptiveBatcher:
             return batch, None
         deadline: float | None = None
         loop = asyncio.get_running_loop()
+        concurrent = self._last_batch_requests > 1
         settled = self._executor is not None
         while rows < self.max_batch_size:
             if self._queue.empty() and not settled:
@@ -247,16 +279,14 @@ class AdaptiveBatcher:
                 # the calls that have already arrived (queued behind a long model call, say)
                 # reach the queue, so they share this model call instead of each their own.
                 settled = not await self._let_arrived_calls_queue()
-                if settled and self._last_call_s >= _ARRIVAL_WINDOW_S:
-                    # Calls that reached the server during the last model call are still in
-                    # gRPC's hands: its poller thread needs the GIL to hand them over, which
-                    # it gets once the loop sleeps rather than spins. Without this wait the
-                    # batcher cut every batch at one call under concurrent load on a busy CPU.
+                if settled and not concurrent and self._probe_is_due():
+                    self.probes_made += 1
                     await asyncio.sleep(_ARRIVAL_WINDOW_S)
                     settled = self._queue.empty()
+                    self._probed(found_calls=not settled)
             if not self._queue.empty():
                 item = self._queue.get_nowait()
-            elif self._load_is_concurrent and self.max_wait_s > 0:
+            elif concurrent and self.max_wait_s > 0 and len(batch) < self._last_batch_requests:
                 deadline = deadline or loop.time() + self.max_wait_s
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -277,6 +307,21 @@ class AdaptiveBatcher:
             batch.append(item)
             rows += item.rows
         return batch, None
+
+    def _probe_is_due(self) -> bool:
+        """Whether this single-request batch waits the arrival window (see the module doc)."""
+        if self._last_call_s < _ARRIVAL_WINDOW_S:
+            return False  # a model call this short leaves no time for calls to pile up
+        self._batches_since_probe += 1
+        return self._batches_since_probe >= self._batches_between_probes
+
+    def _probed(self, found_calls: bool) -> None:
+        self._batches_since_probe = 0
+        self._batches_between_probes = (
+            1
+            if found_calls
+            else min(2 * self._batches_between_probes, _MOST_BATCHES_BETWEEN_PROBES)
+        )
 
     async def _let_arrived_calls_queue(self) -> bool:
         """Yields to the event loop until the queue has not grown for two rounds (a call takes

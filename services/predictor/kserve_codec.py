@@ -17,7 +17,7 @@ import struct
 import numpy as np
 from inference import grpc_predict_v2_pb2 as v2
 
-from mlplatform.client.frames import FrameError
+from mlplatform.client.frames import FrameError, repeated_to_array
 from mlplatform.common.input_schema import ColumnKind, Columns
 
 # V2 datatype -> (numpy dtype of its raw bytes, InferTensorContents field holding it typed).
@@ -103,7 +103,7 @@ def _tensor_values(tensor: v2.ModelInferRequest.InferInputTensor, raw: bytes | N
     values = getattr(tensor.contents, contents_field)
     if datatype == "BYTES":
         return _as_text(list(values), tensor.name)
-    return np.array(values, dtype=numpy_dtype)
+    return repeated_to_array(values, numpy_dtype)
 
 
 def request_to_columns(request: v2.ModelInferRequest) -> Columns:

@@ -10,6 +10,7 @@ the event loop's thread, has a test of its own below.
 from __future__ import annotations
 
 import asyncio
+import selectors
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -261,3 +262,115 @@ def test_on_the_loop_thread_calls_arriving_during_a_model_call_share_the_next_on
         [20.0, 21.0],
         [30.0, 31.0],
     ]
+
+
+def spin(seconds: float) -> None:
+    """Compute (holding the GIL) for `seconds`, as a GIL-bound model does."""
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
+
+
+class HandsOverWhenTheLoopSleeps(selectors.DefaultSelector):
+    """A selector that, like gRPC's poller thread on a busy CPU, hands over waiting calls only
+    once the event loop blocks (a select with a timeout), never on a loop round that merely
+    checks for ready events."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting_calls: list[Callable[[], None]] = []
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        if (timeout is None or timeout > 0) and self.waiting_calls:
+            calls, self.waiting_calls = self.waiting_calls, []
+            for call in calls:
+                call()
+            timeout = 0  # the calls just scheduled are ready to run
+        return super().select(timeout)
+
+
+def test_on_the_loop_thread_calls_handed_over_late_are_found_by_a_probe() -> None:
+    """Calls that reached gRPC during a model call are handed over only once the loop sleeps.
+    Here B arrives at once and C and D that way: the probe's arrival window makes B, C and D
+    share one model call (without it: B alone, then C and D)."""
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+    plain_predict = estimator.predict
+    selector = HandsOverWhenTheLoopSleeps()
+
+    async def scenario() -> list[object]:
+        batcher = AdaptiveBatcher(max_batch_size=64, model_thread=False)
+        batcher.start()
+        arrived: list[asyncio.Future[object]] = []
+        all_arrived = asyncio.Event()
+
+        def arrive(value: float) -> None:
+            arrived.append(asyncio.ensure_future(batcher.predict(model, rows(value), False)))
+            if len(arrived) == 3:
+                all_arrived.set()
+
+        def predict_while_calls_arrive(features: pd.DataFrame) -> np.ndarray:
+            if not arrived:
+                arrive(10.0)
+                selector.waiting_calls += [lambda: arrive(20.0), lambda: arrive(30.0)]
+            spin(0.001)  # long enough for the batcher to think calls may have piled up
+            return plain_predict(features)
+
+        estimator.predict = predict_while_calls_arrive  # type: ignore[method-assign]
+        try:
+            await batcher.predict(model, rows(0.0), False)
+            await all_arrived.wait()
+            return list(await asyncio.gather(*arrived))
+        finally:
+            await batcher.close()
+
+    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(selector)) as runner:
+        outputs = runner.run(scenario())
+    assert estimator.call_sizes == [1, 3]
+    assert [output.predictions.tolist() for output in outputs] == [  # type: ignore[attr-defined]
+        [10.0],
+        [20.0],
+        [30.0],
+    ]
+
+
+def test_on_the_loop_thread_a_lone_caller_is_rarely_probed() -> None:
+    """A lone sequential caller finds nobody in the arrival window, so probes back off: 100
+    calls pay for 6 of them (after calls 2, 4, 8, 16, 32 and 64), not 100."""
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+    plain_predict = estimator.predict
+
+    def predict_for_half_a_millisecond(features: pd.DataFrame) -> np.ndarray:
+        spin(0.0005)
+        return plain_predict(features)
+
+    estimator.predict = predict_for_half_a_millisecond  # type: ignore[method-assign]
+
+    async def scenario(batcher: AdaptiveBatcher) -> int:
+        for value in range(100):
+            await batcher.predict(model, rows(float(value)), False)
+        return batcher.probes_made
+
+    assert run(scenario, max_batch_size=64, model_thread=False) == 6
+    assert estimator.call_sizes == [1] * 100
+
+
+def test_in_lockstep_a_batch_stops_waiting_once_every_recent_caller_is_in() -> None:
+    """8 callers that each send their next call when answered: once a batch held all 8, the
+    next batch is cut as soon as the 8 are back, not after the whole batch window."""
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+
+    async def scenario(batcher: AdaptiveBatcher) -> float:
+        async def caller(number: int) -> None:
+            for call in range(5):
+                await batcher.predict(model, rows(float(number * 10 + call)), False)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(caller(number) for number in range(8)))
+        return time.perf_counter() - started
+
+    elapsed = run(scenario, max_batch_size=64, max_wait_s=2.0)
+    assert estimator.call_sizes == [8] * 5
+    assert elapsed < 2.0  # no batch waited out the 2 s window

