@@ -1,6 +1,7 @@
 """Benchmark of the online predictor: single-row latency, concurrent throughput, logging cost.
 
     python bench/bench_predictor.py [--calls 2000] [--callers 8] [--seconds 5] [--skip-pycaret]
+                                    [--predictor-option=--model-process ...]
 
 For two registered models, a plain scikit-learn pipeline (StandardScaler + 100-tree random
 forest) and a PyCaret pipeline (its `rf`, preprocessing included), both trained on
@@ -144,13 +145,16 @@ def floor_ms(estimator: object, rows: pd.DataFrame, repeats: int = 300) -> float
 
 
 @contextmanager
-def predictor_process(tracking_uri: str, model: str, store_uri: str, log: bool) -> Iterator[str]:
-    """`mlp predictor` in its own process; yields its address once it serves the model."""
+def predictor_process(
+    tracking_uri: str, model: str, store_uri: str, log: bool, options: list[str]
+) -> Iterator[str]:
+    """`mlp predictor [options]` in its own process; yields its address once it serves."""
     mlp = shutil.which("mlp")
     if mlp is None:
         raise SystemExit("the mlp command is not installed (pip install -e .)")
     arguments = [mlp, "predictor", "--model", model, "--host", "127.0.0.1", "--port", "0"]
     arguments += ["--metrics-port", "-1", "--log-predictions" if log else "--no-log-predictions"]
+    arguments += options
     environment = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLP_STORE_URI": store_uri}
     process = subprocess.Popen(
         arguments, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -346,8 +350,8 @@ def measure_model(
         return estimator.predict(row)  # type: ignore[attr-defined]
 
     with (
-        predictor_process(tracking_uri, label, store_uri, log=False) as plain,
-        predictor_process(tracking_uri, label, store_uri, log=True) as logged,
+        predictor_process(tracking_uri, label, store_uri, False, arguments.option) as plain,
+        predictor_process(tracking_uri, label, store_uri, True, arguments.option) as logged,
         grpc.insecure_channel(plain) as plain_channel,
         grpc.insecure_channel(logged) as logged_channel,
     ):
@@ -438,6 +442,13 @@ def main() -> None:
     parser.add_argument("--callers", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--skip-pycaret", action="store_true")
+    parser.add_argument(
+        "--predictor-option",
+        dest="option",
+        action="append",
+        default=[],
+        help="an option for `mlp predictor`, e.g. --predictor-option=--model-process",
+    )
     parser.add_argument("--serve-trivial", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.serve_trivial:

@@ -34,6 +34,11 @@ def predictor(
         "--model-thread/--no-model-thread",
         help="Run the model in a worker thread (for models that release the GIL).",
     ),
+    model_process: bool = typer.Option(
+        None,
+        "--model-process/--no-model-process",
+        help="Run the model in a process of its own (the model and gRPC each get a core).",
+    ),
     max_request_rows: int = typer.Option(None, "--max-request-rows", help="Most rows a request."),
     reload_interval: float = typer.Option(
         None, "--reload-interval", help="Seconds between registry alias checks."
@@ -68,6 +73,7 @@ def predictor(
         "max_batch_wait_ms": max_batch_wait_ms,
         "batching": batching,
         "model_thread": model_thread,
+        "model_process": model_process,
         "max_request_rows": max_request_rows,
         "reload_interval_s": reload_interval,
         "log_predictions": log_predictions,

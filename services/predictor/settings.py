@@ -6,7 +6,7 @@ The store and the MLflow registry come from the shared settings (`MLP_STORE_URI`
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,11 @@ class PredictorSettings(BaseSettings):
         description="Run the model in a worker thread instead of the event loop's: pays only "
         "for models whose predict releases the GIL most of the time.",
     )
+    model_process: bool = Field(
+        default=False,
+        description="Run the model in a process of its own: the model and the gRPC loop each "
+        "get a core (not with model_thread).",
+    )
     max_request_rows: int = Field(default=10_000, ge=1, description="Most rows in one request.")
     reload_interval_s: float = Field(
         default=10.0, gt=0, description="How often the registry alias is checked."
@@ -58,3 +63,9 @@ class PredictorSettings(BaseSettings):
         default=30.0, ge=0, description="On SIGTERM, how long in-flight requests may take."
     )
     max_message_mb: int = Field(default=64, ge=1, description="Largest gRPC message accepted.")
+
+    @model_validator(mode="after")
+    def _one_place_for_the_model(self) -> PredictorSettings:
+        if self.model_thread and self.model_process:
+            raise ValueError("model_thread and model_process: choose one place for the model")
+        return self
