@@ -22,6 +22,11 @@ How:
   batch held several requests), and only until the batch holds as many requests as the last
   one: 8 callers in lockstep get batches of 8 without waiting out the window each time. A lone
   sequential caller never waits, so its latency stays at the model's own cost.
+- With the model off the loop's thread (a model thread or process), 8 callers tend to split
+  into two groups that take turns: one is predicted while the other's calls queue. Calls that
+  were queued before the last batch was answered are from other callers than that batch's,
+  whose next calls come a round trip later; so the batch then waits (up to `max_wait_s`) for
+  as many calls as both groups hold, and the groups merge into one model call.
 - With the model on the loop's thread, calls that reach the server during a model call are
   still in gRPC's hands when it ends: its poller thread needs the GIL to hand them over, which
   it gets only while the loop sleeps. Under concurrent load the batch wait gives it that time.
@@ -217,6 +222,7 @@ class AdaptiveBatcher:
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
         self._last_batch_requests = 1
+        self._last_answered_at = 0.0
         self._last_call_s = 0.0
         self._batches_between_probes = 1
         self._batches_since_probe = 0
@@ -278,9 +284,15 @@ class AdaptiveBatcher:
             return batch, None
         deadline: float | None = None
         loop = asyncio.get_running_loop()
-        concurrent = self._last_batch_requests > 1
+        # Calls queued before the last batch was answered come from other callers than its
+        # own, who will be back within a round trip: expect both (see the module doc).
+        waited_through_last = int(first.enqueued_at < self._last_answered_at)
+        expected = self._last_batch_requests
         settled = self._executor is not None or self._model_process is not None
         while rows < self.max_batch_size:
+            if waited_through_last:
+                expected = self._last_batch_requests + waited_through_last
+            concurrent = expected > 1
             if self._queue.empty() and not settled:
                 # The model runs on this thread and nothing else runs while it does: first let
                 # the calls that have already arrived (queued behind a long model call, say)
@@ -293,7 +305,9 @@ class AdaptiveBatcher:
                     self._probed(found_calls=not settled)
             if not self._queue.empty():
                 item = self._queue.get_nowait()
-            elif concurrent and self.max_wait_s > 0 and len(batch) < self._last_batch_requests:
+                if isinstance(item, _Pending) and item.enqueued_at < self._last_answered_at:
+                    waited_through_last += 1
+            elif concurrent and self.max_wait_s > 0 and len(batch) < expected:
                 deadline = deadline or loop.time() + self.max_wait_s
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -366,6 +380,7 @@ class AdaptiveBatcher:
             return
         for pending, output in zip(live, outputs, strict=True):
             _settle(pending, output=output)
+        self._last_answered_at = time.perf_counter()
 
     async def _in_worker(self, model: LoadedModel, batch: list[_Pending]) -> list[ModelOutput]:
         """predict_together for `batch`: here, or in the model thread when there is one."""

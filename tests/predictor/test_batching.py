@@ -374,3 +374,42 @@ def test_in_lockstep_a_batch_stops_waiting_once_every_recent_caller_is_in() -> N
     elapsed = run(scenario, max_batch_size=64, max_wait_s=2.0)
     assert estimator.call_sizes == [8] * 5
     assert elapsed < 2.0  # no batch waited out the 2 s window
+
+
+def test_off_the_loop_thread_two_groups_taking_turns_merge_into_one_model_call() -> None:
+    """Callers 3 and 4 start while 1 and 2 are being predicted, so their calls queue through
+    that model call: two groups that would take turns (2, 2, 2, ...). Their batch waits for 1
+    and 2, answered meanwhile, to come back, and from then on all four share every call."""
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+    plain_predict = estimator.predict
+
+    def predict_for_5_ms(features: pd.DataFrame) -> np.ndarray:
+        time.sleep(0.005)  # releases the GIL, as the model thread allows
+        return plain_predict(features)
+
+    estimator.predict = predict_for_5_ms  # type: ignore[method-assign]
+
+    async def scenario(batcher: AdaptiveBatcher) -> list[list[float]]:
+        async def caller(number: int, calls: int, start_after_s: float) -> list[float]:
+            await asyncio.sleep(start_after_s)
+            answers = []
+            for call in range(calls):
+                output = await batcher.predict(model, rows(number * 10.0 + call), False)
+                answers.append(float(output.predictions[0]))
+            return answers
+
+        return list(
+            await asyncio.gather(
+                caller(1, 5, 0.0), caller(2, 5, 0.0), caller(3, 4, 0.0025), caller(4, 4, 0.0025)
+            )
+        )
+
+    answers = run(scenario, max_batch_size=64, max_wait_s=1.0)
+    assert answers == [
+        [10.0, 11.0, 12.0, 13.0, 14.0],
+        [20.0, 21.0, 22.0, 23.0, 24.0],
+        [30.0, 31.0, 32.0, 33.0],
+        [40.0, 41.0, 42.0, 43.0],
+    ]
+    assert estimator.call_sizes == [2, 4, 4, 4, 4]
