@@ -287,11 +287,9 @@ class AdaptiveBatcher:
         # Calls queued before the last batch was answered come from other callers than its
         # own, who will be back within a round trip: expect both (see the module doc).
         waited_through_last = int(first.enqueued_at < self._last_answered_at)
-        expected = self._last_batch_requests
         settled = self._executor is not None or self._model_process is not None
         while rows < self.max_batch_size:
-            if waited_through_last:
-                expected = self._last_batch_requests + waited_through_last
+            expected = self._last_batch_requests + waited_through_last
             concurrent = expected > 1
             if self._queue.empty() and not settled:
                 # The model runs on this thread and nothing else runs while it does: first let
@@ -383,7 +381,7 @@ class AdaptiveBatcher:
         self._last_answered_at = time.perf_counter()
 
     async def _in_worker(self, model: LoadedModel, batch: list[_Pending]) -> list[ModelOutput]:
-        """predict_together for `batch`: here, or in the model thread when there is one."""
+        """predict_together for `batch`: here, in the model thread or in the model process."""
         listener = None
         if self._observer is not None:
             observer, requests = self._observer, len(batch)
@@ -399,9 +397,7 @@ class AdaptiveBatcher:
             listener,
         )
         if self._model_process is not None:
-            outputs, calls = await self._model_process.predict_together(
-                model, arguments[1], arguments[2], self.max_batch_size
-            )
+            outputs, calls = await self._model_process.predict_together(*arguments[:4])
             if listener is not None:
                 for rows, seconds in calls:
                     listener(rows, seconds)
