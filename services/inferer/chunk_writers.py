@@ -21,6 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
+from mlplatform.common.parent_watch import exit_with_parent
 from mlplatform.common.store import BatchPredictions, Store, open_store
 
 logger = logging.getLogger(__name__)
@@ -53,20 +54,10 @@ class ThreadChunkWriter:
 _process_store: Store | None = None
 
 
-def _exit_when_parent_dies() -> None:
-    """The task pipe does not close when the inferer dies (the child holds both of its
-    ends), so a thread watches the parent's sentinel instead: no orphan writer lingers after
-    a SIGKILL. A write cut short is rolled back by the store and redone on redelivery."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-    multiprocessing.connection.wait([parent.sentinel])
-    os._exit(1)
-
-
 def _open_process_store(store_uri: str) -> None:
     global _process_store
-    threading.Thread(target=_exit_when_parent_dies, name="parent-watch", daemon=True).start()
+    # A write cut short by the inferer's death is rolled back and redone on redelivery.
+    exit_with_parent()
     _process_store = open_store(store_uri)
 
 

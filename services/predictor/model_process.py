@@ -27,10 +27,8 @@ import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
-import os
 import pickle
 import signal
-import threading
 import traceback
 from collections import OrderedDict
 from typing import Any
@@ -39,6 +37,7 @@ import cloudpickle
 import pandas as pd
 
 from mlplatform.common.model_loading import LoadedModel, ModelOutput
+from mlplatform.common.parent_watch import exit_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -55,18 +54,6 @@ class ModelProcessError(RuntimeError):
 # --- the child -------------------------------------------------------------------------------
 
 
-def _exit_when_parent_dies() -> None:
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait([parent.sentinel])
-        os._exit(0)
-
-    threading.Thread(target=watch, name="mlp-model-parent-watch", daemon=True).start()
-
-
 def serve_models(connection: multiprocessing.connection.Connection) -> None:
     """The child's loop: answer exchanges until the pipe closes or "stop" arrives."""
     from mlplatform.predictor.batching import predict_together
@@ -74,7 +61,7 @@ def serve_models(connection: multiprocessing.connection.Connection) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _exit_when_parent_dies()
+    exit_with_parent(exit_code=0)
     models: OrderedDict[int, LoadedModel] = OrderedDict()
     while True:
         try:
