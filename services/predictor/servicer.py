@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mlplatform.client.frames import (
+    FEW_VALUES,
     FrameError,
     column_to_series,
     dataframe_to_frame,
@@ -49,8 +50,6 @@ _PROBLEM_TYPES = {
 
 # Kinds whose values numpy reads straight from the message when no value is missing.
 _PLAIN_KINDS = {"double_values": np.float64, "int64_values": np.int64, "bool_values": np.bool_}
-#: Most rows the all-double fast path reads (through lists; beyond, numpy reads each column).
-_FEW_ROWS = 64
 
 
 def _column_values(column: frame_pb2.Column, row_count: int) -> np.ndarray | pd.Series:
@@ -70,7 +69,7 @@ def _all_doubles(frame: frame_pb2.Frame, row_count: int) -> Columns | None:
     """A small frame whose columns all hold doubles with none missing, read in one pass into
     one (rows, columns) matrix; None for anything else, which `decode_columns` reads column by
     column. Measured: 31 us for 30 one-row columns, against about 200 us column by column."""
-    if not 0 < row_count < _FEW_ROWS:
+    if not 0 < row_count < FEW_VALUES:  # beyond, numpy reads each column faster
         return None
     columns = frame.columns
     try:
