@@ -30,6 +30,7 @@ from mlplatform.common.input_schema import (
     ColumnKind,
     Columns,
     ColumnSpec,
+    DoublesLayout,
     ProblemType,
     check_input,
 )
@@ -105,6 +106,11 @@ class LoadedModel:
     classes: tuple[Any, ...] = ()
     input_example: pd.DataFrame | None = None
     loaded_at: float = field(default_factory=time.time)
+    #: The schema's all-double layout, worked out once (see input_schema.DoublesLayout).
+    doubles_layout: DoublesLayout | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.doubles_layout = DoublesLayout.of(self.input_schema)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -113,7 +119,7 @@ class LoadedModel:
 
     def check(self, features: pd.DataFrame | Columns, max_rows: int | None = None) -> pd.DataFrame:
         """`features` checked against this model's input schema (see input_schema.check_input)."""
-        return check_input(features, self.input_schema, max_rows)
+        return check_input(features, self.input_schema, max_rows, self.doubles_layout)
 
     def predict(self, features: pd.DataFrame, with_probabilities: bool = False) -> ModelOutput:
         """Predict already-checked rows; probabilities only for classifiers that were asked."""

@@ -8,7 +8,9 @@ import pytest
 
 from mlplatform.common.input_schema import (
     ColumnKind,
+    Columns,
     ColumnSpec,
+    DoublesLayout,
     InvalidInputError,
     check_input,
 )
@@ -106,3 +108,42 @@ def test_bool_column_refuses_numbers() -> None:
 def test_categorical_strings_are_accepted_for_string_columns() -> None:
     checked = check_input(rows(segment=pd.Categorical(["a", "b"])), SCHEMA)
     assert checked["segment"].tolist() == ["a", "b"]
+
+
+DOUBLES = (
+    ColumnSpec("a", ColumnKind.DOUBLE),
+    ColumnSpec("b", ColumnKind.DOUBLE, required=False),
+)
+
+
+@pytest.mark.parametrize("with_layout", [True, False], ids=["model's layout", "derived"])
+@pytest.mark.parametrize("as_matrix", [True, False], ids=["matrix", "columns"])
+def test_all_double_rows_take_the_fast_path_and_missing_values_still_name_the_column(
+    with_layout: bool, as_matrix: bool
+) -> None:
+    """The all-double path (a layout worked out once per model, a decoder's matrix or one
+    array per column) gives the general path's answers: an optional column may miss values,
+    a required one is refused by name."""
+    layout = DoublesLayout.of(DOUBLES) if with_layout else None
+
+    def check(a: list[float], b: list[float]) -> pd.DataFrame:
+        arrays = {"a": np.array(a), "b": np.array(b)}
+        matrix = np.column_stack(list(arrays.values())) if as_matrix else None
+        return check_input(Columns(arrays, len(a), matrix), DOUBLES, 10, layout)
+
+    checked = check([1.0, 2.0], [np.nan, 4.0])
+    assert list(checked.columns) == ["a", "b"]
+    assert checked["a"].tolist() == [1.0, 2.0]
+    assert np.isnan(checked["b"][0]) and checked["b"][1] == 4.0
+    with pytest.raises(InvalidInputError) as caught:
+        check([1.0, np.nan], [3.0, 4.0])
+    assert caught.value.columns == ("a",)
+    assert "has missing values" in str(caught.value)
+
+
+def test_only_an_all_double_schema_has_a_doubles_layout() -> None:
+    assert DoublesLayout.of(SCHEMA) is None
+    assert DoublesLayout.of(()) is None
+    layout = DoublesLayout.of(DOUBLES)
+    assert layout is not None and layout.names == ("a", "b")
+    assert layout.required is not None and layout.required.tolist() == [True, False]
