@@ -1,7 +1,7 @@
 """Benchmark of the online predictor: single-row latency, concurrent throughput, logging cost.
 
-    python bench/bench_predictor.py [--calls 2000] [--callers 8] [--seconds 5] [--skip-pycaret]
-                                    [--predictor-option=--model-process ...]
+    python bench/bench_predictor.py [--calls 2000] [--callers 8] [--rounds 5] [--seconds 10]
+                                    [--skip-pycaret] [--predictor-option=--model-process ...]
 
 For two registered models, a plain scikit-learn pipeline (StandardScaler + 100-tree random
 forest) and a PyCaret pipeline (its `rf`, preprocessing included), both trained on
@@ -15,8 +15,11 @@ examples/data/credit_fraud_sample.csv (30 features) and registered in a temporar
   calls are interleaved round by round, so the changing load of a shared machine hits both
   alike. With the Python client, also the p50 of a second predictor with logging on (to a
   SQLite store);
-- throughput with `--callers` concurrent callers for `--seconds`: Python threads (one channel
-  each) and h2load streams, each beside the same client's sequential throughput.
+- throughput with `--callers` concurrent callers (Python threads with a channel each, h2load
+  streams) over the same client's sequential throughput, in `--rounds` rounds that measure the
+  two back to back: this VM's speed swings by up to 2x from minute to minute, so a ratio of
+  rates taken minutes apart says more about the machine than about batching. The median and
+  the range of the rounds' ratios are printed.
 
 Each client's own cost is printed beside the figures: the same measurements against a trivial
 server that answers without a model.
@@ -31,6 +34,7 @@ import asyncio
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -49,6 +53,8 @@ from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "examples" / "data" / "credit_fraud_sample.csv"
+#: Sequential calls per h2load round (the concurrent part makes 4 times as many).
+ROUND_CALLS = 150
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 
@@ -65,6 +71,13 @@ class Figures:
     logged_p50_ms: float | None = None
     sequential_rps: float | None = None
     concurrent_rps: float | None = None
+    #: concurrent over sequential rows/s, one per round of the two measured back to back
+    speedups: list[float] = field(default_factory=list)
+
+    def add_rounds(self, rounds: list[tuple[float, float]]) -> None:
+        """(sequential, concurrent) rows/s measured back to back, round after round."""
+        self.concurrent_rps = statistics.median(concurrent for _, concurrent in rounds)
+        self.speedups = [concurrent / sequential for sequential, concurrent in rounds]
 
     def add_sequential(self, calls: list[float]) -> None:
         """p50, p99 and rows/s of sequential single-row calls that took `calls` seconds."""
@@ -255,12 +268,16 @@ def caller(channel: grpc.Channel, request: predictor_pb2.PredictRequest) -> Call
 
 
 def concurrent(
-    address: str, request: predictor_pb2.PredictRequest, callers: int, seconds: float
+    address: str,
+    request: predictor_pb2.PredictRequest,
+    callers: int,
+    seconds: float,
+    warm_up_s: float = 0.5,
 ) -> float:
     """Rows per second answered to `callers` threads calling back-to-back for `seconds`."""
     counts = [0] * callers
-    deadline = time.perf_counter() + seconds + 1.0
-    start_at = time.perf_counter() + 1.0  # the first second warms up and is not counted
+    deadline = time.perf_counter() + seconds + warm_up_s
+    start_at = time.perf_counter() + warm_up_s  # not counted: channels connect, threads start
 
     def caller(index: int) -> None:
         with grpc.insecure_channel(address) as channel:
@@ -276,6 +293,36 @@ def concurrent(
     for thread in threads:
         thread.join()
     return sum(counts) / seconds
+
+
+def sequential_rps(
+    channel: grpc.Channel, request: predictor_pb2.PredictRequest, seconds: float
+) -> float:
+    """Rows per second answered to one caller calling back-to-back for `seconds`."""
+    call = caller(channel, request)
+    calls = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        call()
+        calls += 1
+    return calls / (time.perf_counter() - started)
+
+
+def python_rounds(
+    address: str, request: predictor_pb2.PredictRequest, arguments: argparse.Namespace
+) -> list[tuple[float, float]]:
+    """(sequential, concurrent) rows/s from the Python client, back to back in each round.
+
+    This VM's speed swings by up to 2x from minute to minute: a speed-up is only a speed-up
+    when both rates were measured under the same conditions, so each round measures both.
+    """
+    seconds = arguments.seconds / arguments.rounds
+    rounds = []
+    with grpc.insecure_channel(address) as channel:
+        for _ in range(arguments.rounds):
+            sequential = sequential_rps(channel, request, seconds)
+            rounds.append((sequential, concurrent(address, request, arguments.callers, seconds)))
+    return rounds
 
 
 class H2load:
@@ -320,11 +367,19 @@ class H2load:
             raise RuntimeError(f"h2load logged {len(lines) + 1} calls; expected {calls + 1}")
         return [int(line.split("\t")[2]) / 1e6 for line in lines]
 
-    def throughput(self, streams: int) -> float | None:
-        """Rows/s with `streams` concurrent calls (after 200 calls of warm-up)."""
-        self.run(200, streams)
-        match = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", self.run(3000, streams))
-        return float(match.group(1)) if match else None
+    def rate(self, calls: int, streams: int) -> float:
+        """Rows/s of `calls` calls, `streams` at a time."""
+        output = self.run(calls, streams)
+        match = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output)
+        if match is None:
+            raise RuntimeError(f"no rate in h2load's output:\n{output}")
+        return float(match.group(1))
+
+    def rounds(self, streams: int, rounds: int, calls: int) -> list[tuple[float, float]]:
+        """(sequential, concurrent) rows/s, back to back in each round (see python_rounds):
+        `calls` one at a time, then 4 times as many `streams` at a time."""
+        self.run(200, streams)  # warm-up
+        return [(self.rate(calls, 1), self.rate(4 * calls, streams)) for _ in range(rounds)]
 
 
 def percentile(timings: list[float], share: float) -> float:
@@ -362,14 +417,14 @@ def measure_model(
         python.floor_ms = percentile(floor_calls, 0.5)
         python.add_sequential(calls)
         python.logged_p50_ms = percentile(logged_calls, 0.5)
-        python.concurrent_rps = concurrent(plain, request, arguments.callers, arguments.seconds)
+        python.add_rounds(python_rounds(plain, request, arguments))
         h2load = H2load.find(plain, request, arguments.workdir)
         if h2load is None:
             return [python]
         floor_calls, calls = h2load_interleaved(floor, h2load, arguments.calls)
         h2.floor_ms = percentile(floor_calls, 0.5)
         h2.add_sequential(calls)
-        h2.concurrent_rps = h2load.throughput(arguments.callers)
+        h2.add_rounds(h2load.rounds(arguments.callers, arguments.rounds, ROUND_CALLS))
     return [python, h2]
 
 
@@ -394,13 +449,13 @@ def measure_client(
     with trivial_process() as address, grpc.insecure_channel(address) as channel:
         [calls] = interleaved([caller(channel, request)], arguments.calls)
         python.add_sequential(calls)
-        python.concurrent_rps = concurrent(address, request, arguments.callers, arguments.seconds)
+        python.add_rounds(python_rounds(address, request, arguments))
         h2load = H2load.find(address, request, arguments.workdir)
         if h2load is None:
             return [python]
         h2 = Figures("client vs trivial", "h2load")
         h2.add_sequential(h2load.sequential(arguments.calls))
-        h2.concurrent_rps = h2load.throughput(arguments.callers)
+        h2.add_rounds(h2load.rounds(arguments.callers, arguments.rounds, 10 * ROUND_CALLS))
     return [python, h2]
 
 
@@ -412,27 +467,29 @@ def print_table(rows: list[Figures], callers: int) -> None:
     header = (
         f"{'':<20}{'client':>8}{'floor':>8}{'floor 8':>9}{'p50':>8}{'p99':>8}"
         f"{'p50-floor':>11}{'p50 logged':>12}{'seq rows/s':>12}"
-        f"{f'{callers} callers rows/s':>20}{'x seq':>7}"
+        f"{f'{callers} callers rows/s':>20}{'x seq':>7}{'rounds':>12}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
-        speedup = above_floor = None
-        if row.concurrent_rps and row.sequential_rps:
-            speedup = row.concurrent_rps / row.sequential_rps
+        speedup = spread = above_floor = None
+        if row.speedups:
+            speedup = statistics.median(row.speedups)
+            spread = f"{min(row.speedups):.1f}-{max(row.speedups):.1f}"
         if row.p50_ms is not None and row.floor_ms is not None:
             above_floor = row.p50_ms - row.floor_ms
         print(
             f"{row.label:<20}{row.client:>8}{show(row.floor_ms):>8}{show(row.floor_8_rows_ms):>9}"
             f"{show(row.p50_ms):>8}{show(row.p99_ms):>8}{show(above_floor):>11}"
             f"{show(row.logged_p50_ms):>12}{show(row.sequential_rps, 0):>12}"
-            f"{show(row.concurrent_rps, 0):>20}{show(speedup, 1):>7}"
+            f"{show(row.concurrent_rps, 0):>20}{show(speedup, 1):>7}{spread or '-':>12}"
         )
     print(
         "(times in ms; floor = model.predict in process, interleaved with that client's calls; "
         "p50/p99 = sequential single-row gRPC calls; python: a blocking stub, "
         f"{callers} callers = {callers} threads; h2load: one stream, then {callers} "
-        "concurrent streams; x seq = concurrent over the same client's sequential rows/s)"
+        "concurrent streams; x seq = median over rounds of concurrent rows/s divided by "
+        "sequential rows/s measured just before it, with the rounds' range)"
     )
 
 
@@ -440,7 +497,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--callers", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="Python client: seconds of sequential, and of concurrent, calls over all rounds",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds of sequential then concurrent calls"
+    )
     parser.add_argument("--skip-pycaret", action="store_true")
     parser.add_argument(
         "--predictor-option",

@@ -22,6 +22,19 @@ How:
   batch held several requests), and only until the batch holds as many requests as the last
   one: 8 callers in lockstep get batches of 8 without waiting out the window each time. A lone
   sequential caller never waits, so its latency stays at the model's own cost.
+- The wait never exceeds the last model call's duration either. Merging two groups that would
+  take turns pays while the wait is shorter than the model call it shares (k callers per call
+  become 2k for one wait plus one call, instead of two calls), so a fast model never waits long
+  and a slow one waits up to `max_wait_s`. The window has to cover the stragglers: measured
+  here, 8 callers answered together come back over 5-6 ms (each call's trip through gRPC and
+  its decoding takes about 0.6 ms of the loop's time), so with a 2 ms window batches broke
+  into groups of about 3 and 8 h2load streams reached 2.3x the sequential rows/s.
+- Waiting only for as many calls as the last batch held keeps groups that take turns apart
+  for good: measured here, 8 h2load streams sometimes settled into three groups (batches of
+  3, 3, 2) for a whole run. So now and then a concurrent batch is *stretched*: it waits out
+  its whole window, and the groups coming back meanwhile join it. A stretch that finds
+  nobody more doubles the interval to the next one (up to every
+  `_MOST_BATCHES_BETWEEN_PROBES` batches); load that turns concurrent starts it again at 1.
 - With the model off the loop's thread (a model thread or process), 8 callers tend to split
   into two groups that take turns: one is predicted while the other's calls queue. Calls that
   were queued before the last batch was answered are from other callers than that batch's,
@@ -197,12 +210,12 @@ def predict_together(
 
 
 class AdaptiveBatcher:
-    """Queues prediction requests and runs them, batched, in one worker thread."""
+    """Queues prediction requests and predicts them in batches (see the module doc)."""
 
     def __init__(
         self,
         max_batch_size: int = 128,
-        max_wait_s: float = 0.002,
+        max_wait_s: float = 0.010,
         enabled: bool = True,
         observer: BatchObserver | None = None,
         model_thread: bool = False,
@@ -226,8 +239,12 @@ class AdaptiveBatcher:
         self._last_call_s = 0.0
         self._batches_between_probes = 1
         self._batches_since_probe = 0
+        self._batches_between_stretches = 1
+        self._batches_since_stretch = 0
         #: Arrival windows waited so far (see the module doc); tests and diagnostics read it.
         self.probes_made = 0
+        #: Concurrent batches that waited out their whole window (see the module doc).
+        self.stretches_made = 0
 
     def start(self) -> None:
         """Start the worker task on the running event loop."""
@@ -264,8 +281,14 @@ class AdaptiveBatcher:
             if first is _STOP:
                 return
             assert isinstance(first, _Pending)
-            batch, carried = await self._collect(first)
-            self._last_batch_requests = len(batch) + isinstance(carried, _Pending)
+            stretch = self._stretch_is_due()
+            batch, carried = await self._collect(first, stretch)
+            requests = len(batch) + isinstance(carried, _Pending)
+            if stretch:
+                self._stretched(found_calls=requests > self._last_batch_requests)
+            elif requests > 1 and self._last_batch_requests == 1:
+                self._stretched(found_calls=True)  # load just became concurrent: look soon
+            self._last_batch_requests = requests
             if self._last_batch_requests > 1:
                 self._probed(found_calls=True)
             try:
@@ -276,8 +299,14 @@ class AdaptiveBatcher:
                     if not pending.future.done():
                         pending.future.set_exception(error)
 
-    async def _collect(self, first: _Pending) -> tuple[list[_Pending], _Pending | object | None]:
-        """`first` plus queued requests that fit; returns the batch and a request for the next."""
+    async def _collect(
+        self, first: _Pending, stretch: bool = False
+    ) -> tuple[list[_Pending], _Pending | object | None]:
+        """`first` plus queued requests that fit; returns the batch and a request for the next.
+
+        `stretch`: wait out the whole window for calls beyond the expected ones (see the module
+        doc).
+        """
         batch = [first]
         rows = first.rows
         if not self.enabled or rows >= self.max_batch_size:
@@ -305,8 +334,8 @@ class AdaptiveBatcher:
                 item = self._queue.get_nowait()
                 if isinstance(item, _Pending) and item.enqueued_at < self._last_answered_at:
                     waited_through_last += 1
-            elif concurrent and self.max_wait_s > 0 and len(batch) < expected:
-                deadline = deadline or loop.time() + self.max_wait_s
+            elif concurrent and self._wait_s() > 0 and (len(batch) < expected or stretch):
+                deadline = deadline or loop.time() + self._wait_s()
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -326,6 +355,28 @@ class AdaptiveBatcher:
             batch.append(item)
             rows += item.rows
         return batch, None
+
+    def _wait_s(self) -> float:
+        """How long a concurrent batch may wait to fill: `max_wait_s`, at most one model call."""
+        return min(self.max_wait_s, self._last_call_s)
+
+    def _stretch_is_due(self) -> bool:
+        """Whether this concurrent batch waits its whole window (see the module doc)."""
+        if not self.enabled or self._last_batch_requests < 2 or self._wait_s() <= 0:
+            return False
+        self._batches_since_stretch += 1
+        if self._batches_since_stretch < self._batches_between_stretches:
+            return False
+        self.stretches_made += 1
+        return True
+
+    def _stretched(self, found_calls: bool) -> None:
+        self._batches_since_stretch = 0
+        self._batches_between_stretches = (
+            1
+            if found_calls
+            else min(2 * self._batches_between_stretches, _MOST_BATCHES_BETWEEN_PROBES)
+        )
 
     def _probe_is_due(self) -> bool:
         """Whether this single-request batch waits the arrival window (see the module doc)."""
@@ -396,21 +447,21 @@ class AdaptiveBatcher:
             self.max_batch_size,
             listener,
         )
-        if self._model_process is not None:
-            outputs, calls = await self._model_process.predict_together(*arguments[:4])
-            if listener is not None:
-                for rows, seconds in calls:
-                    listener(rows, seconds)
-            return outputs
-        if self._executor is None:
-            started = time.perf_counter()
-            try:
+        started = time.perf_counter()
+        try:
+            if self._model_process is not None:
+                outputs, calls = await self._model_process.predict_together(*arguments[:4])
+                if listener is not None:
+                    for rows, seconds in calls:
+                        listener(rows, seconds)
+                return outputs
+            if self._executor is None:
                 return predict_together(*arguments)
-            finally:
-                self._last_call_s = time.perf_counter() - started
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, predict_together, *arguments
-        )
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, predict_together, *arguments
+            )
+        finally:
+            self._last_call_s = time.perf_counter() - started
 
     async def _predict_one_by_one(self, batch: list[_Pending]) -> None:
         """After a failed batch: each request alone, so only the bad one fails."""

@@ -26,10 +26,11 @@ class PredictorSettings(BaseSettings):
     batching: bool = Field(default=True, description="Predict concurrent requests together.")
     max_batch_size: int = Field(default=64, ge=1, description="Most rows in one model call.")
     max_batch_wait_ms: float = Field(
-        default=2.0,
+        default=10.0,
         ge=0,
         description="Longest a batch waits for more requests, only while requests are "
-        "arriving concurrently; a lone caller never waits.",
+        "arriving concurrently, and never longer than the last model call took; a lone caller "
+        "never waits.",
     )
     model_thread: bool = Field(
         default=False,

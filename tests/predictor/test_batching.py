@@ -413,3 +413,92 @@ def test_off_the_loop_thread_two_groups_taking_turns_merge_into_one_model_call()
         [40.0, 41.0, 42.0, 43.0],
     ]
     assert estimator.call_sizes == [2, 4, 4, 4, 4]
+
+
+def test_a_concurrent_batch_waits_no_longer_than_the_last_model_call() -> None:
+    """Two callers share a 5 ms model call, then one of them stops: the other's next batches
+    expect two calls, but wait at most one model call (5 ms) for the second, not the 2 s
+    window: waiting longer than the call it would share costs more than it saves."""
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+    plain_predict = estimator.predict
+
+    def predict_for_5_ms(features: pd.DataFrame) -> np.ndarray:
+        time.sleep(0.005)
+        return plain_predict(features)
+
+    estimator.predict = predict_for_5_ms  # type: ignore[method-assign]
+
+    async def scenario(batcher: AdaptiveBatcher) -> float:
+        await asyncio.gather(
+            batcher.predict(model, rows(1.0), False), batcher.predict(model, rows(2.0), False)
+        )
+        started = time.perf_counter()
+        for call in range(3):
+            await batcher.predict(model, rows(10.0 + call), False)
+        return time.perf_counter() - started
+
+    elapsed = run(scenario, max_batch_size=64, max_wait_s=2.0)
+    assert estimator.call_sizes == [2, 1, 1, 1]
+    assert elapsed < 1.0  # the first lone call waited ~5 ms, not the 2 s window
+
+
+def test_on_the_loop_thread_two_groups_taking_turns_merge_when_a_batch_stretches() -> None:
+    """On the loop's thread a call that arrives during a model call queues only after it, like
+    the answered callers' next calls: the batcher cannot tell the two groups apart, so callers
+    3 and 4, starting during 1 and 2's call, would take turns with them (2, 2, 2, ...). A
+    batch that waits out its whole window (one 20 ms model call) now and then finds the other
+    group coming back a 3 ms round trip later, and from then on all four share every call."""
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+    plain_predict = estimator.predict
+
+    def predict_for_20_ms(features: pd.DataFrame) -> np.ndarray:
+        time.sleep(0.02)  # holds the loop, as a model on its thread does
+        return plain_predict(features)
+
+    estimator.predict = predict_for_20_ms  # type: ignore[method-assign]
+
+    async def scenario(batcher: AdaptiveBatcher) -> list[list[float]]:
+        async def caller(number: int, calls: int, start_after_s: float) -> list[float]:
+            await asyncio.sleep(start_after_s)
+            answers = []
+            for call in range(calls):
+                output = await batcher.predict(model, rows(number * 10.0 + call), False)
+                answers.append(float(output.predictions[0]))
+                await asyncio.sleep(0.003)  # the answer's round trip to the caller and back
+            return answers
+
+        return list(
+            await asyncio.gather(
+                caller(1, 5, 0.0), caller(2, 5, 0.0), caller(3, 4, 0.01), caller(4, 4, 0.01)
+            )
+        )
+
+    answers = run(scenario, max_batch_size=64, max_wait_s=1.0, model_thread=False)
+    assert answers == [
+        [10.0, 11.0, 12.0, 13.0, 14.0],
+        [20.0, 21.0, 22.0, 23.0, 24.0],
+        [30.0, 31.0, 32.0, 33.0],
+        [40.0, 41.0, 42.0, 43.0],
+    ]
+    assert estimator.call_sizes == [2, 4, 4, 4, 4]
+
+
+def test_in_lockstep_stretched_batches_back_off_when_they_find_nobody_more() -> None:
+    """8 callers in lockstep, 40 calls each: every batch holds all 8, and a batch waits out
+    its whole window only at batches 2, 4, 8, 16 and 32 (each finds nobody new, so the
+    interval doubles), not on every batch."""
+    estimator = RecordingEstimator()
+    model = stand_in_model(estimator)
+
+    async def scenario(batcher: AdaptiveBatcher) -> int:
+        async def caller(number: int) -> None:
+            for call in range(40):
+                await batcher.predict(model, rows(float(number * 100 + call)), False)
+
+        await asyncio.gather(*(caller(number) for number in range(8)))
+        return batcher.stretches_made
+
+    assert run(scenario, max_batch_size=64, max_wait_s=2.0) == 5
+    assert estimator.call_sizes == [8] * 40
