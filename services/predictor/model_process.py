@@ -36,6 +36,7 @@ from typing import Any
 import cloudpickle
 import pandas as pd
 
+from mlplatform.common.heap import freeze_long_lived
 from mlplatform.common.model_loading import LoadedModel, ModelOutput
 from mlplatform.common.parent_watch import exit_with_parent
 
@@ -80,6 +81,7 @@ def serve_models(connection: multiprocessing.connection.Connection) -> None:
                 while len(models) > _MODELS_KEPT:
                     models.popitem(last=False)
                 warm_up(model)
+                freeze_long_lived(full_collection=False)  # see common.heap
                 connection.send(("loaded", None, calls))
                 continue
             _, key, parts, flags, max_batch_size = message

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 
+from mlplatform.common.heap import freeze_long_lived
 from mlplatform.common.model_loading import LoadedModel, ModelReference
 from mlplatform.common.store import Store, open_store
 from mlplatform.predictor.auth import ApiKeyInterceptor, api_keys_from_environment
@@ -168,6 +169,9 @@ async def start_predictor(
                 await model_process.load(current)
             except Exception:
                 logger.exception("sending %s to the model process failed", current.version)
+        # Full collections stop walking the model and the libraries (see common.heap); only
+        # the first swap, before any call is served, pays for a full collection.
+        freeze_long_lived(full_collection=previous is None)
         if previous is None:
             await running.set_health(health_pb2.HealthCheckResponse.SERVING)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import urllib.request
 
 import grpc
@@ -25,6 +26,16 @@ def test_health_reports_serving_for_the_server_and_each_service(
     serving = health_pb2.HealthCheckResponse.SERVING
     for service in ("", "mlplatform.v1.Predictor", "inference.GRPCInferenceService"):
         assert cancer_predictor.health(service) == serving
+
+
+def test_the_served_model_is_frozen_out_of_garbage_collection(
+    cancer_predictor: PredictorUnderTest,
+) -> None:
+    """Full collections skip the served model (see mlplatform.common.heap): it is in none of
+    the generations the collector walks."""
+    model = cancer_predictor.running.slot.require()
+    assert gc.get_freeze_count() > 0
+    assert not any(item is model.estimator for item in gc.get_objects())
 
 
 def test_reflection_lists_every_service(cancer_predictor: PredictorUnderTest) -> None:
