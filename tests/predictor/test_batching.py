@@ -66,6 +66,55 @@ def rows(*values: float) -> pd.DataFrame:
     return pd.DataFrame({"x": np.array(values, dtype=np.float64)})
 
 
+def sleeping_model(seconds: float) -> tuple[RecordingEstimator, LoadedModel]:
+    """A stand-in whose predict first sleeps `seconds`: in a model thread that releases the
+    GIL, on the loop's thread it holds the loop, as a model there does."""
+    estimator = RecordingEstimator()
+    plain_predict = estimator.predict
+
+    def predict_after_sleeping(features: pd.DataFrame) -> np.ndarray:
+        time.sleep(seconds)
+        return plain_predict(features)
+
+    estimator.predict = predict_after_sleeping  # type: ignore[method-assign]
+    return estimator, stand_in_model(estimator)
+
+
+#: What `two_groups` callers get back: each exactly its own rows, in order.
+TWO_GROUPS_ANSWERS = [
+    [10.0, 11.0, 12.0, 13.0, 14.0],
+    [20.0, 21.0, 22.0, 23.0, 24.0],
+    [30.0, 31.0, 32.0, 33.0],
+    [40.0, 41.0, 42.0, 43.0],
+]
+
+
+async def two_groups(
+    batcher: AdaptiveBatcher, model: LoadedModel, second_group_after_s: float, round_trip_s: float
+) -> list[list[float]]:
+    """Callers 1 and 2 (5 calls each) start at once, 3 and 4 (4 calls each) after
+    `second_group_after_s`; each caller sends its next call `round_trip_s` after its answer."""
+
+    async def caller(number: int, calls: int, start_after_s: float) -> list[float]:
+        await asyncio.sleep(start_after_s)
+        answers = []
+        for call in range(calls):
+            output = await batcher.predict(model, rows(number * 10.0 + call), False)
+            answers.append(float(output.predictions[0]))
+            if round_trip_s:
+                await asyncio.sleep(round_trip_s)
+        return answers
+
+    return list(
+        await asyncio.gather(
+            caller(1, 5, 0.0),
+            caller(2, 5, 0.0),
+            caller(3, 4, second_group_after_s),
+            caller(4, 4, second_group_after_s),
+        )
+    )
+
+
 async def hold_model_then_submit(
     batcher: AdaptiveBatcher,
     estimator: RecordingEstimator,
@@ -380,38 +429,12 @@ def test_off_the_loop_thread_two_groups_taking_turns_merge_into_one_model_call()
     """Callers 3 and 4 start while 1 and 2 are being predicted, so their calls queue through
     that model call: two groups that would take turns (2, 2, 2, ...). Their batch waits for 1
     and 2, answered meanwhile, to come back, and from then on all four share every call."""
-    estimator = RecordingEstimator()
-    model = stand_in_model(estimator)
-    plain_predict = estimator.predict
-
-    def predict_for_5_ms(features: pd.DataFrame) -> np.ndarray:
-        time.sleep(0.005)  # releases the GIL, as the model thread allows
-        return plain_predict(features)
-
-    estimator.predict = predict_for_5_ms  # type: ignore[method-assign]
+    estimator, model = sleeping_model(0.005)
 
     async def scenario(batcher: AdaptiveBatcher) -> list[list[float]]:
-        async def caller(number: int, calls: int, start_after_s: float) -> list[float]:
-            await asyncio.sleep(start_after_s)
-            answers = []
-            for call in range(calls):
-                output = await batcher.predict(model, rows(number * 10.0 + call), False)
-                answers.append(float(output.predictions[0]))
-            return answers
+        return await two_groups(batcher, model, second_group_after_s=0.0025, round_trip_s=0.0)
 
-        return list(
-            await asyncio.gather(
-                caller(1, 5, 0.0), caller(2, 5, 0.0), caller(3, 4, 0.0025), caller(4, 4, 0.0025)
-            )
-        )
-
-    answers = run(scenario, max_batch_size=64, max_wait_s=1.0)
-    assert answers == [
-        [10.0, 11.0, 12.0, 13.0, 14.0],
-        [20.0, 21.0, 22.0, 23.0, 24.0],
-        [30.0, 31.0, 32.0, 33.0],
-        [40.0, 41.0, 42.0, 43.0],
-    ]
+    assert run(scenario, max_batch_size=64, max_wait_s=1.0) == TWO_GROUPS_ANSWERS
     assert estimator.call_sizes == [2, 4, 4, 4, 4]
 
 
@@ -419,15 +442,7 @@ def test_a_concurrent_batch_waits_no_longer_than_the_last_model_call() -> None:
     """Two callers share a 5 ms model call, then one of them stops: the other's next batches
     expect two calls, but wait at most one model call (5 ms) for the second, not the 2 s
     window: waiting longer than the call it would share costs more than it saves."""
-    estimator = RecordingEstimator()
-    model = stand_in_model(estimator)
-    plain_predict = estimator.predict
-
-    def predict_for_5_ms(features: pd.DataFrame) -> np.ndarray:
-        time.sleep(0.005)
-        return plain_predict(features)
-
-    estimator.predict = predict_for_5_ms  # type: ignore[method-assign]
+    estimator, model = sleeping_model(0.005)
 
     async def scenario(batcher: AdaptiveBatcher) -> float:
         await asyncio.gather(
@@ -449,39 +464,13 @@ def test_on_the_loop_thread_two_groups_taking_turns_merge_when_a_batch_stretches
     3 and 4, starting during 1 and 2's call, would take turns with them (2, 2, 2, ...). A
     batch that waits out its whole window (one 20 ms model call) now and then finds the other
     group coming back a 3 ms round trip later, and from then on all four share every call."""
-    estimator = RecordingEstimator()
-    model = stand_in_model(estimator)
-    plain_predict = estimator.predict
-
-    def predict_for_20_ms(features: pd.DataFrame) -> np.ndarray:
-        time.sleep(0.02)  # holds the loop, as a model on its thread does
-        return plain_predict(features)
-
-    estimator.predict = predict_for_20_ms  # type: ignore[method-assign]
+    estimator, model = sleeping_model(0.02)
 
     async def scenario(batcher: AdaptiveBatcher) -> list[list[float]]:
-        async def caller(number: int, calls: int, start_after_s: float) -> list[float]:
-            await asyncio.sleep(start_after_s)
-            answers = []
-            for call in range(calls):
-                output = await batcher.predict(model, rows(number * 10.0 + call), False)
-                answers.append(float(output.predictions[0]))
-                await asyncio.sleep(0.003)  # the answer's round trip to the caller and back
-            return answers
-
-        return list(
-            await asyncio.gather(
-                caller(1, 5, 0.0), caller(2, 5, 0.0), caller(3, 4, 0.01), caller(4, 4, 0.01)
-            )
-        )
+        return await two_groups(batcher, model, second_group_after_s=0.01, round_trip_s=0.003)
 
     answers = run(scenario, max_batch_size=64, max_wait_s=1.0, model_thread=False)
-    assert answers == [
-        [10.0, 11.0, 12.0, 13.0, 14.0],
-        [20.0, 21.0, 22.0, 23.0, 24.0],
-        [30.0, 31.0, 32.0, 33.0],
-        [40.0, 41.0, 42.0, 43.0],
-    ]
+    assert answers == TWO_GROUPS_ANSWERS
     assert estimator.call_sizes == [2, 4, 4, 4, 4]
 
 
