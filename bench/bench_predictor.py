@@ -516,6 +516,8 @@ def main() -> None:
     )
     parser.add_argument("--serve-trivial", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.rounds < 1 or arguments.seconds <= 0 or arguments.calls < 1:
+        parser.error("--rounds and --calls need at least 1, --seconds more than 0")
     if arguments.serve_trivial:
         serve_trivial()
         return
