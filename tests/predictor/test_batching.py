@@ -80,6 +80,18 @@ def sleeping_model(seconds: float) -> tuple[RecordingEstimator, LoadedModel]:
     return estimator, stand_in_model(estimator)
 
 
+async def in_lockstep(
+    batcher: AdaptiveBatcher, model: LoadedModel, callers: int, calls: int
+) -> None:
+    """`callers` callers, each sending its next call as soon as its last one is answered."""
+
+    async def caller(number: int) -> None:
+        for call in range(calls):
+            await batcher.predict(model, rows(float(number * 100 + call)), False)
+
+    await asyncio.gather(*(caller(number) for number in range(callers)))
+
+
 #: What `two_groups` callers get back: each exactly its own rows, in order.
 TWO_GROUPS_ANSWERS = [
     [10.0, 11.0, 12.0, 13.0, 14.0],
@@ -412,12 +424,8 @@ def test_in_lockstep_a_batch_stops_waiting_once_every_recent_caller_is_in() -> N
     model = stand_in_model(estimator)
 
     async def scenario(batcher: AdaptiveBatcher) -> float:
-        async def caller(number: int) -> None:
-            for call in range(5):
-                await batcher.predict(model, rows(float(number * 10 + call)), False)
-
         started = time.perf_counter()
-        await asyncio.gather(*(caller(number) for number in range(8)))
+        await in_lockstep(batcher, model, callers=8, calls=5)
         return time.perf_counter() - started
 
     elapsed = run(scenario, max_batch_size=64, max_wait_s=2.0)
@@ -482,11 +490,7 @@ def test_in_lockstep_stretched_batches_back_off_when_they_find_nobody_more() -> 
     model = stand_in_model(estimator)
 
     async def scenario(batcher: AdaptiveBatcher) -> int:
-        async def caller(number: int) -> None:
-            for call in range(40):
-                await batcher.predict(model, rows(float(number * 100 + call)), False)
-
-        await asyncio.gather(*(caller(number) for number in range(8)))
+        await in_lockstep(batcher, model, callers=8, calls=40)
         return batcher.stretches_made
 
     assert run(scenario, max_batch_size=64, max_wait_s=2.0) == 5
