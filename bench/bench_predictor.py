@@ -18,8 +18,9 @@ examples/data/credit_fraud_sample.csv (30 features) and registered in a temporar
 - throughput with `--callers` concurrent callers (Python threads with a channel each, h2load
   streams) over the same client's sequential throughput, in `--rounds` rounds that measure the
   two back to back: this VM's speed swings by up to 2x from minute to minute, so a ratio of
-  rates taken minutes apart says more about the machine than about batching. The median and
-  the range of the rounds' ratios are printed.
+  rates taken minutes apart says more about the machine than about batching. Each rate counts
+  `--seconds`/`--rounds` seconds of calls that follow half a second of uncounted ones. The
+  median and the range of the rounds' ratios are printed.
 
 Each client's own cost is printed beside the figures: the same measurements against a trivial
 server that answers without a model.
@@ -53,8 +54,10 @@ from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "examples" / "data" / "credit_fraud_sample.csv"
-#: Sequential calls per h2load round (the concurrent part makes 4 times as many).
-ROUND_CALLS = 150
+#: Seconds of calls before a throughput measurement starts counting (connections open, the
+#: batcher adapts), for both clients. Measured here, 600-call runs of 8 h2load streams counted
+#: from their first call came out 13-33% below 6,000-call runs alternating with them.
+WARM_UP_S = 0.5
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 
@@ -272,7 +275,7 @@ def concurrent(
     request: predictor_pb2.PredictRequest,
     callers: int,
     seconds: float,
-    warm_up_s: float = 0.5,
+    warm_up_s: float = WARM_UP_S,
 ) -> float:
     """Rows per second answered to `callers` threads calling back-to-back for `seconds`."""
     counts = [0] * callers
@@ -308,6 +311,11 @@ def sequential_rps(
     return calls / (time.perf_counter() - started)
 
 
+def round_seconds(arguments: argparse.Namespace) -> float:
+    """How long each round measures each rate (after its warm-up)."""
+    return arguments.seconds / arguments.rounds
+
+
 def python_rounds(
     address: str, request: predictor_pb2.PredictRequest, arguments: argparse.Namespace
 ) -> list[tuple[float, float]]:
@@ -316,7 +324,7 @@ def python_rounds(
     This VM's speed swings by up to 2x from minute to minute: a speed-up is only a speed-up
     when both rates were measured under the same conditions, so each round measures both.
     """
-    seconds = arguments.seconds / arguments.rounds
+    seconds = round_seconds(arguments)
     rounds = []
     with grpc.insecure_channel(address) as channel:
         for _ in range(arguments.rounds):
@@ -347,13 +355,14 @@ class H2load:
         program = shutil.which("h2load")
         return None if program is None else cls(program, address, request, folder)
 
-    def run(self, calls: int, streams: int, *options: str) -> str:
-        arguments = [self.program, "-n", str(calls), "-c", "1", "-m", str(streams), *options]
+    def run(self, streams: int, *options: str) -> str:
+        """h2load's report of one run; RuntimeError when any call failed."""
+        arguments = [self.program, "-c", "1", "-m", str(streams), *options]
         arguments += ["-d", str(self.body), "-H", "content-type: application/grpc"]
         output = subprocess.run(
             [*arguments, "-H", "te: trailers", self.url], capture_output=True, text=True, check=True
         ).stdout
-        if f"{calls} succeeded" not in output:
+        if " 0 failed, 0 errored, 0 timeout" not in output:
             raise RuntimeError(f"h2load calls failed:\n{output}")
         return output
 
@@ -361,25 +370,29 @@ class H2load:
         """Seconds taken by each of `calls` one-at-a-time calls on a fresh connection (the
         connection's first call, which also opens the HTTP/2 session, is made but not kept)."""
         self.log.unlink(missing_ok=True)  # h2load appends to an existing log
-        self.run(calls + 1, 1, f"--log-file={self.log}")
+        self.run(1, "-n", str(calls + 1), f"--log-file={self.log}")
         lines = self.log.read_text().splitlines()[1:]  # start, status, microseconds
         if len(lines) != calls:
             raise RuntimeError(f"h2load logged {len(lines) + 1} calls; expected {calls + 1}")
         return [int(line.split("\t")[2]) / 1e6 for line in lines]
 
-    def rate(self, calls: int, streams: int) -> float:
-        """Rows/s of `calls` calls, `streams` at a time."""
-        output = self.run(calls, streams)
+    def rate(self, seconds: float, streams: int) -> float:
+        """Rows/s over `seconds` of calls, `streams` at a time, after `WARM_UP_S` of calls
+        that are not counted (as the Python client's rounds do)."""
+        output = self.run(
+            streams,
+            f"--duration={round(seconds * 1000)}ms",
+            f"--warm-up-time={round(WARM_UP_S * 1000)}ms",
+        )
         match = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output)
         if match is None:
             raise RuntimeError(f"no rate in h2load's output:\n{output}")
         return float(match.group(1))
 
-    def rounds(self, streams: int, rounds: int, calls: int) -> list[tuple[float, float]]:
+    def rounds(self, streams: int, rounds: int, seconds: float) -> list[tuple[float, float]]:
         """(sequential, concurrent) rows/s, back to back in each round (see python_rounds):
-        `calls` one at a time, then 4 times as many `streams` at a time."""
-        self.run(200, streams)  # warm-up
-        return [(self.rate(calls, 1), self.rate(4 * calls, streams)) for _ in range(rounds)]
+        `seconds` of calls one at a time, then `seconds` of `streams` at a time."""
+        return [(self.rate(seconds, 1), self.rate(seconds, streams)) for _ in range(rounds)]
 
 
 def percentile(timings: list[float], share: float) -> float:
@@ -424,7 +437,7 @@ def measure_model(
         floor_calls, calls = h2load_interleaved(floor, h2load, arguments.calls)
         h2.floor_ms = percentile(floor_calls, 0.5)
         h2.add_sequential(calls)
-        h2.add_rounds(h2load.rounds(arguments.callers, arguments.rounds, ROUND_CALLS))
+        h2.add_rounds(h2load.rounds(arguments.callers, arguments.rounds, round_seconds(arguments)))
     return [python, h2]
 
 
@@ -455,7 +468,7 @@ def measure_client(
             return [python]
         h2 = Figures("client vs trivial", "h2load")
         h2.add_sequential(h2load.sequential(arguments.calls))
-        h2.add_rounds(h2load.rounds(arguments.callers, arguments.rounds, 10 * ROUND_CALLS))
+        h2.add_rounds(h2load.rounds(arguments.callers, arguments.rounds, round_seconds(arguments)))
     return [python, h2]
 
 
@@ -501,7 +514,7 @@ def main() -> None:
         "--seconds",
         type=float,
         default=10.0,
-        help="Python client: seconds of sequential, and of concurrent, calls over all rounds",
+        help="seconds of sequential, and of concurrent, calls over all rounds, per client",
     )
     parser.add_argument(
         "--rounds", type=int, default=5, help="rounds of sequential then concurrent calls"
