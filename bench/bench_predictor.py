@@ -529,8 +529,10 @@ def main() -> None:
     )
     parser.add_argument("--serve-trivial", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
-    if arguments.rounds < 1 or arguments.seconds <= 0 or arguments.calls < 1:
-        parser.error("--rounds and --calls need at least 1, --seconds more than 0")
+    if arguments.rounds < 1 or arguments.calls < 1:
+        parser.error("--rounds and --calls need at least 1")
+    if round_seconds(arguments) < 0.1:
+        parser.error("--seconds needs at least 0.1 s per round (--seconds / --rounds)")
     if arguments.serve_trivial:
         serve_trivial()
         return
