@@ -27,7 +27,8 @@ How:
   become 2k for one wait plus one call, instead of two calls), so a fast model never waits long
   and a slow one waits up to `max_wait_s`. The window has to cover the stragglers: measured
   here, 8 callers answered together come back over 5-6 ms (each call's trip through gRPC and
-  its decoding takes about 0.6 ms of the loop's time), so with a 2 ms window batches broke
+  its decoding takes about 0.6 ms of the loop's time in this VM's slow state, 0.14 ms in its
+  fast one), so with a 2 ms window batches broke
   into groups of about 3 and 8 h2load streams reached 2.3x the sequential rows/s.
 - Waiting only for as many calls as the last batch held keeps groups that take turns apart
   for good: measured here, 8 h2load streams sometimes settled into three groups (batches of
@@ -111,7 +112,7 @@ _SETTLE_ROUNDS = 8
 #: How long a probe lets the event loop wait for calls that arrived during an on-thread model
 #: call (at least this long) before the next batch is cut. Asks 0.3 ms; epoll makes it ~1 ms.
 _ARRIVAL_WINDOW_S = 0.0003
-#: Most single-request batches between two probes once probes keep finding nobody.
+#: Most batches between two probes (or two stretches) once they keep finding nobody more.
 _MOST_BATCHES_BETWEEN_PROBES = 64
 
 
