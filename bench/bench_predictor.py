@@ -506,6 +506,48 @@ def print_table(rows: list[Figures], callers: int) -> None:
     )
 
 
+#: Issue 5's targets: sequential p50 at most this far above the floor (ms), this many times
+#: the sequential rows/s under concurrent callers, and logging costing under this share of p50.
+TARGET_ABOVE_FLOOR_MS = 1.0
+TARGET_SPEEDUP = 5.0
+TARGET_LOGGING_SHARE = 0.05
+
+
+def target_verdicts(rows: list[Figures], callers: int) -> list[str]:
+    """One line per measured model and client: each target's figure, met or missed.
+
+    Printed because the figures sit near the targets and this VM's noise moves them across:
+    a reader should not have to do the arithmetic to see which side a run fell on.
+    """
+
+    def verdict(met: bool) -> str:
+        return "met" if met else "MISSED"
+
+    lines = []
+    for row in rows:
+        if row.floor_ms is None or row.p50_ms is None:
+            continue  # the trivial server: no model, no targets
+        above = row.p50_ms - row.floor_ms
+        parts = [
+            f"p50 - floor {above:+.2f} ms (<= {TARGET_ABOVE_FLOOR_MS:g}): "
+            f"{verdict(above <= TARGET_ABOVE_FLOOR_MS)}"
+        ]
+        if row.speedups:
+            speedup = statistics.median(row.speedups)
+            parts.append(
+                f"{callers} callers {speedup:.2f}x (>= {TARGET_SPEEDUP:g}x): "
+                f"{verdict(speedup >= TARGET_SPEEDUP)}"
+            )
+        if row.logged_p50_ms is not None:
+            share = row.logged_p50_ms / row.p50_ms - 1
+            parts.append(
+                f"logging {share:+.1%} of p50 (< {TARGET_LOGGING_SHARE:.0%}): "
+                f"{verdict(share < TARGET_LOGGING_SHARE)}"
+            )
+        lines.append(f"{row.label} from {row.client}: " + "; ".join(parts))
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=2000)
@@ -554,6 +596,9 @@ def main() -> None:
         rows += measure_client(request, arguments)
     print()
     print_table(rows, arguments.callers)
+    print("\ntargets (issue 5):")
+    for line in target_verdicts(rows, arguments.callers):
+        print(f"  {line}")
     load_after = os.getloadavg()
     print(
         f"load average before/after (1 min): {load_before[0]:.2f} / {load_after[0]:.2f} on "
