@@ -27,12 +27,14 @@ import numpy as np
 import pandas as pd
 
 from mlplatform.common.input_schema import (
+    CheckedRows,
     ColumnKind,
     Columns,
     ColumnSpec,
     DoublesLayout,
     ProblemType,
     check_input,
+    check_input_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -120,6 +122,12 @@ class LoadedModel:
     def check(self, features: pd.DataFrame | Columns, max_rows: int | None = None) -> pd.DataFrame:
         """`features` checked against this model's input schema (see input_schema.check_input)."""
         return check_input(features, self.input_schema, max_rows, self.doubles_layout)
+
+    def check_rows(
+        self, features: pd.DataFrame | Columns, max_rows: int | None = None
+    ) -> CheckedRows:
+        """`check`, but all-double rows stay a matrix (see input_schema.DoublesRows)."""
+        return check_input_rows(features, self.input_schema, max_rows, self.doubles_layout)
 
     def predict(self, features: pd.DataFrame, with_probabilities: bool = False) -> ModelOutput:
         """Predict already-checked rows; probabilities only for classifiers that were asked."""

@@ -73,6 +73,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from mlplatform.common.input_schema import CheckedRows, DoublesRows, as_frame
 from mlplatform.common.model_loading import LoadedModel, ModelOutput
 from mlplatform.predictor.model_process import ModelProcess
 
@@ -96,7 +97,7 @@ class BatchObserver(Protocol):
 @dataclass(eq=False)
 class _Pending:
     model: LoadedModel
-    features: pd.DataFrame
+    features: CheckedRows
     with_probabilities: bool
     future: asyncio.Future[ModelOutput]
     enqueued_at: float = field(default_factory=time.perf_counter)
@@ -116,21 +117,28 @@ _ARRIVAL_WINDOW_S = 0.0003
 _MOST_BATCHES_BETWEEN_PROBES = 64
 
 
-def concat_rows(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Stack checked frames (same columns, same order) row-wise.
+def concat_rows(parts: Sequence[CheckedRows]) -> pd.DataFrame:
+    """Stack checked rows (same columns, same order) row-wise into the model's one DataFrame.
 
-    With numpy: `pd.concat` costs more than the model on small batches. Frames of one dtype
-    (the usual all-numeric input) stack as whole 2-d blocks; others column by column.
+    With numpy: `pd.concat` costs more than the model on small batches. All-double rows (the
+    usual input) stack as matrices, so a batch builds one DataFrame, not one per request;
+    frames of one dtype stack as whole 2-d blocks; others column by column.
     """
     if len(parts) == 1:
-        return parts[0]
-    first = parts[0]
-    index = pd.RangeIndex(sum(len(part) for part in parts))
+        return as_frame(parts[0])
+    doubles = [part for part in parts if isinstance(part, DoublesRows)]
+    if len(doubles) == len(parts) and all(
+        part.layout.names == doubles[0].layout.names for part in doubles
+    ):
+        return doubles[0].layout.frame(np.concatenate([part.matrix for part in doubles]))
+    frames = [as_frame(part) for part in parts]
+    first = frames[0]
+    index = pd.RangeIndex(sum(len(part) for part in frames))
     if _one_numpy_block(first):
-        matrix = np.concatenate([part.to_numpy() for part in parts])
+        matrix = np.concatenate([part.to_numpy() for part in frames])
         return pd.DataFrame(matrix, columns=first.columns, index=index, copy=False)
     columns = {
-        name: np.concatenate([part[name].to_numpy() for part in parts]) for name in first.columns
+        name: np.concatenate([part[name].to_numpy() for part in frames]) for name in first.columns
     }
     return pd.DataFrame(columns, index=index, copy=False)
 
@@ -175,7 +183,7 @@ ModelCallListener = Callable[[int, float], None]
 
 def predict_together(
     model: LoadedModel,
-    parts: Sequence[pd.DataFrame],
+    parts: Sequence[CheckedRows],
     with_probabilities: Sequence[bool],
     max_batch_size: int,
     on_model_call: ModelCallListener | None = None,
@@ -252,7 +260,7 @@ class AdaptiveBatcher:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="mlp-batcher")
 
     async def predict(
-        self, model: LoadedModel, features: pd.DataFrame, with_probabilities: bool
+        self, model: LoadedModel, features: CheckedRows, with_probabilities: bool
     ) -> ModelOutput:
         """Predict checked `features` with `model`, batched with whatever else is queued."""
         if self._closing or self._worker is None:

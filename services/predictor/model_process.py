@@ -34,9 +34,9 @@ from collections import OrderedDict
 from typing import Any
 
 import cloudpickle
-import pandas as pd
 
 from mlplatform.common.heap import freeze_long_lived
+from mlplatform.common.input_schema import CheckedRows
 from mlplatform.common.model_loading import LoadedModel, ModelOutput
 from mlplatform.common.parent_watch import exit_with_parent
 
@@ -138,7 +138,7 @@ class ModelProcess:
     async def predict_together(
         self,
         model: LoadedModel,
-        parts: list[pd.DataFrame],
+        parts: list[CheckedRows],
         with_probabilities: list[bool],
         max_batch_size: int,
     ) -> tuple[list[ModelOutput], ModelCalls]:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlplatform.common.input_schema import CheckedRows
 from mlplatform.common.store import PredictionRecord, PredictionSource, Store
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ class LoggedRequest:
     request_id: str
     model_name: str
     model_version: str
-    features: pd.DataFrame
+    #: A DataFrame or all-double rows: both have `columns` and `to_numpy()`.
+    features: CheckedRows
     predictions: np.ndarray
     probabilities: np.ndarray | None
     class_names: tuple[str, ...]

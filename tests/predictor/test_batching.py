@@ -20,9 +20,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlplatform.common.input_schema import ColumnKind, ColumnSpec, ProblemType
+from mlplatform.common.input_schema import (
+    ColumnKind,
+    Columns,
+    ColumnSpec,
+    DoublesRows,
+    ProblemType,
+)
 from mlplatform.common.model_loading import LoadedModel
-from mlplatform.predictor.batching import AdaptiveBatcher, BatcherClosedError
+from mlplatform.predictor.batching import AdaptiveBatcher, BatcherClosedError, concat_rows
 
 T = TypeVar("T")
 
@@ -64,6 +70,13 @@ def stand_in_model(estimator: RecordingEstimator, version: str = "1") -> LoadedM
 
 def rows(*values: float) -> pd.DataFrame:
     return pd.DataFrame({"x": np.array(values, dtype=np.float64)})
+
+
+def checked_doubles(model: LoadedModel, *values: float) -> DoublesRows:
+    """Rows as the predictor's check hands them on when decoded from the wire."""
+    checked = model.check_rows(Columns({"x": np.array(values, dtype=np.float64)}, len(values)))
+    assert isinstance(checked, DoublesRows)
+    return checked
 
 
 def sleeping_model(seconds: float) -> tuple[RecordingEstimator, LoadedModel]:
@@ -175,6 +188,56 @@ def test_queued_callers_share_one_call_and_each_gets_exactly_its_rows() -> None:
             np.testing.assert_allclose(output.probabilities[:, 1], frame["x"] / 1000.0)
         else:
             assert output.probabilities is None
+
+
+def test_checked_all_double_rows_reach_the_model_as_one_frame_per_batch() -> None:
+    """The predictor's usual input: rows the check kept as a matrix (`DoublesRows`) are stacked
+    into one DataFrame for the batch's model call, and each caller still gets its own rows."""
+    estimator = RecordingEstimator()
+    frames_seen: list[pd.DataFrame] = []
+    plain_predict = estimator.predict
+
+    def predict_recording_frames(features: pd.DataFrame) -> np.ndarray:
+        frames_seen.append(features)
+        return plain_predict(features)
+
+    estimator.predict = predict_recording_frames  # type: ignore[method-assign]
+    model = stand_in_model(estimator)
+    requests = [
+        (checked_doubles(model, *range(base, base + size)), False)
+        for base, size in [(10, 1), (20, 3), (30, 2)]
+    ]
+
+    results = run(
+        lambda batcher: hold_model_then_submit(batcher, estimator, model, requests),
+        max_batch_size=64,
+    )
+    assert estimator.call_sizes == [1, 6]
+    batch_frame = frames_seen[1]
+    assert isinstance(batch_frame, pd.DataFrame)
+    assert list(batch_frame.columns) == ["x"]
+    assert batch_frame.index.equals(pd.RangeIndex(6))
+    assert [output.predictions.tolist() for output in results] == [
+        [10.0],
+        [20.0, 21.0, 22.0],
+        [30.0, 31.0],
+    ]
+
+
+def test_rows_kept_as_a_matrix_stack_with_frames_in_order() -> None:
+    """A batch may mix both kinds (an all-double schema, one request sent as integers takes
+    the general path): the stacked frame holds every row in order, with a fresh index."""
+    model = stand_in_model(RecordingEstimator())
+    matrix_rows = checked_doubles(model, 1.0, 2.0)
+    frame_rows = model.check(rows(3.0))
+    for parts in ([matrix_rows, frame_rows], [matrix_rows, matrix_rows]):
+        stacked = concat_rows(parts)
+        assert stacked["x"].tolist() == [
+            value for part in parts for value in part.to_numpy()[:, 0].tolist()
+        ]
+        assert stacked.index.equals(pd.RangeIndex(len(stacked)))
+    alone = concat_rows([matrix_rows])
+    assert isinstance(alone, pd.DataFrame) and alone["x"].tolist() == [1.0, 2.0]
 
 
 def test_a_batch_never_exceeds_the_limit_and_overflow_waits_for_the_next_call() -> None:

@@ -11,8 +11,10 @@ from mlplatform.common.input_schema import (
     Columns,
     ColumnSpec,
     DoublesLayout,
+    DoublesRows,
     InvalidInputError,
     check_input,
+    check_input_rows,
 )
 
 SCHEMA = (
@@ -139,6 +141,23 @@ def test_all_double_rows_take_the_fast_path_and_missing_values_still_name_the_co
         check([1.0, np.nan], [3.0, 4.0])
     assert caught.value.columns == ("a",)
     assert "has missing values" in str(caught.value)
+
+
+def test_all_double_rows_can_stay_a_matrix_that_answers_like_the_checked_frame() -> None:
+    """`check_input_rows` leaves all-double rows as `DoublesRows` (the batcher builds one frame
+    per batch); what it answers matches `check_input`'s frame, and other schemas get a frame."""
+    arrays = {"a": np.array([1.0, 2.0]), "b": np.array([np.nan, 4.0])}
+    kept = check_input_rows(Columns(arrays, 2), DOUBLES, 10)
+    frame = check_input(Columns(arrays, 2), DOUBLES, 10)
+    assert isinstance(kept, DoublesRows)
+    assert len(kept) == 2
+    assert list(kept.columns) == list(frame.columns) == ["a", "b"]
+    np.testing.assert_array_equal(kept.to_numpy(), frame.to_numpy())
+    pd.testing.assert_frame_equal(kept.to_frame(), frame)
+    with pytest.raises(InvalidInputError) as caught:
+        check_input_rows(Columns({"a": np.array([np.nan]), "b": np.array([1.0])}, 1), DOUBLES)
+    assert caught.value.columns == ("a",)
+    assert isinstance(check_input_rows(rows(), SCHEMA), pd.DataFrame)
 
 
 def test_only_an_all_double_schema_has_a_doubles_layout() -> None:
