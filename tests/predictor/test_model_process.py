@@ -17,7 +17,14 @@ from predictor_harness import wait_until
 from predictor_model_behaviours import MARKER_FAIL
 from predictor_registry import threshold_model
 
-from mlplatform.common.input_schema import ColumnKind, ColumnSpec, ProblemType
+from mlplatform.common.input_schema import (
+    CheckedRows,
+    ColumnKind,
+    Columns,
+    ColumnSpec,
+    DoublesRows,
+    ProblemType,
+)
 from mlplatform.common.model_loading import LoadedModel
 from mlplatform.predictor.batching import predict_together
 from mlplatform.predictor.model_process import ModelProcess, ModelProcessError
@@ -56,11 +63,18 @@ def alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.parametrize("as_matrix", [False, True], ids=["frames", "checked matrices"])
 def test_the_child_predicts_exactly_what_the_model_does_in_process(
-    model_process: ModelProcess,
+    model_process: ModelProcess, as_matrix: bool
 ) -> None:
+    """Parts travel as DataFrames or, as the predictor's check hands them on, as DoublesRows."""
     model = threshold()
-    parts, flags = [rows(10.0, 70.0), rows(55.0), rows(1.0, 2.0, 3.0)], [True, False, True]
+    values = [(10.0, 70.0), (55.0,), (1.0, 2.0, 3.0)]
+    parts: list[CheckedRows] = [rows(*part) for part in values]
+    if as_matrix:
+        parts = [model.check_rows(Columns({"x": np.array(part)}, len(part))) for part in values]
+        assert all(isinstance(part, DoublesRows) for part in parts)
+    flags = [True, False, True]
     outputs, calls = asyncio.run(model_process.predict_together(model, parts, flags, 4))
     expected = predict_together(model, parts, flags, 4)
     assert len(outputs) == 3
