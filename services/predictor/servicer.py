@@ -68,7 +68,8 @@ def _column_values(column: frame_pb2.Column, row_count: int) -> np.ndarray | pd.
 def _all_doubles(frame: frame_pb2.Frame, row_count: int) -> Columns | None:
     """A small frame whose columns all hold doubles with none missing, read in one pass into
     one (rows, columns) matrix; None for anything else, which `decode_columns` reads column by
-    column. Measured: 31 us for 30 one-row columns, against about 200 us column by column."""
+    column. Measured in a fast hour: 31 us for 30 one-row columns, against about 200 us column
+    by column."""
     if not 0 < row_count < FEW_VALUES:  # beyond, numpy reads each column faster
         return None
     names: list[str] = []

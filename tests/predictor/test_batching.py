@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from mlplatform.common.input_schema import (
+    CheckedRows,
     ColumnKind,
     Columns,
     ColumnSpec,
@@ -144,7 +145,7 @@ async def hold_model_then_submit(
     batcher: AdaptiveBatcher,
     estimator: RecordingEstimator,
     model: LoadedModel,
-    requests: list[tuple[pd.DataFrame, bool]],
+    requests: list[tuple[CheckedRows, bool]],
 ) -> list[object]:
     """Occupy the model with one call, queue `requests` behind it, then release the model."""
     estimator.gate.clear()
