@@ -23,7 +23,11 @@ examples/data/credit_fraud_sample.csv (30 features) and registered in a temporar
   median and the range of the rounds' ratios are printed.
 
 Each client's own cost is printed beside the figures: the same measurements against a trivial
-server that answers without a model.
+server that answers without a model. And for each model, the same sequential calls go to a
+server whose handler only holds the event loop's thread (and the GIL) for the model's floor
+time, interleaved with the predictor's calls: its p50 minus that time ("grpc+client") is what
+gRPC and the client cost around a model call of that length, which grows with the length on
+this VM (see the README); the rest of p50 - floor ("own") is the predictor's own code.
 Targets (issue 5): sequential p50 within 1 ms of the floor; concurrent throughput at least 5x
 the sequential throughput; logging on costs under 5% of p50.
 """
@@ -76,6 +80,24 @@ class Figures:
     concurrent_rps: float | None = None
     #: concurrent over sequential rows/s, one per round of the two measured back to back
     speedups: list[float] = field(default_factory=list)
+    #: how long the held server's handler holds the loop (the model's floor, measured first)
+    hold_ms: float | None = None
+    #: p50 of sequential calls to the held server, interleaved with the predictor's calls
+    held_p50_ms: float | None = None
+
+    @property
+    def around_ms(self) -> float | None:
+        """What gRPC and the client add around a handler as long as the model (see the doc)."""
+        if self.held_p50_ms is None or self.hold_ms is None:
+            return None
+        return self.held_p50_ms - self.hold_ms
+
+    @property
+    def own_ms(self) -> float | None:
+        """p50 - floor less `around_ms`: what the predictor's own code adds."""
+        if self.p50_ms is None or self.floor_ms is None or self.around_ms is None:
+            return None
+        return self.p50_ms - self.floor_ms - self.around_ms
 
     def add_rounds(self, rounds: list[tuple[float, float]]) -> None:
         """(sequential, concurrent) rows/s measured back to back, round after round."""
@@ -196,23 +218,35 @@ def _address_when_serving(process: subprocess.Popen[str]) -> str:
 
 
 class TrivialPredictor(predictor_pb2_grpc.PredictorServicer):
-    """Answers every Predict with a fixed response: what the client and gRPC cost alone."""
+    """Answers every Predict with a fixed response: what the client and gRPC cost alone.
 
-    def __init__(self) -> None:
+    With `hold_s`, each call first holds the event loop's thread for that long, spinning with
+    the GIL held as a model on that thread does (the held server): what gRPC and the client
+    cost around a model call that long, without the predictor's code.
+    """
+
+    def __init__(self, hold_s: float = 0.0) -> None:
+        self.hold_s = hold_s
         self.response = predictor_pb2.PredictResponse(model_name="trivial", model_version="1")
         self.response.predictions.name = "prediction"
         self.response.predictions.int64_values.values.append(0)
 
     async def Predict(self, request, context):  # type: ignore[no-untyped-def]
+        if self.hold_s:
+            until = time.perf_counter() + self.hold_s
+            while time.perf_counter() < until:
+                pass
         return self.response
 
 
-def serve_trivial() -> None:
+def serve_trivial(hold_ms: float = 0.0) -> None:
     """Run the trivial server (this script's `--serve-trivial` mode); prints its port."""
 
     async def main() -> None:
         server = grpc.aio.server()
-        predictor_pb2_grpc.add_PredictorServicer_to_server(TrivialPredictor(), server)
+        predictor_pb2_grpc.add_PredictorServicer_to_server(
+            TrivialPredictor(hold_ms / 1000.0), server
+        )
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         print(port, flush=True)
@@ -222,9 +256,12 @@ def serve_trivial() -> None:
 
 
 @contextmanager
-def trivial_process() -> Iterator[str]:
+def trivial_process(hold_ms: float = 0.0) -> Iterator[str]:
+    """The trivial server (the held server with `hold_ms`) in its own process; its address."""
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-trivial"], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "--serve-trivial", f"--hold-ms={hold_ms}"],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -341,6 +378,7 @@ class H2load:
         self, program: str, address: str, request: predictor_pb2.PredictRequest, folder: Path
     ) -> None:
         message = request.SerializeToString()
+        folder.mkdir(parents=True, exist_ok=True)
         self.body = folder / "request.grpc"
         self.body.write_bytes(b"\x00" + len(message).to_bytes(4, "big") + message)
         self.log = folder / "h2load.log"
@@ -417,41 +455,55 @@ def measure_model(
     def floor() -> object:
         return estimator.predict(row)  # type: ignore[attr-defined]
 
+    python.hold_ms = h2.hold_ms = floor_ms(estimator, row)
     with (
         predictor_process(tracking_uri, label, store_uri, False, arguments.option) as plain,
         predictor_process(tracking_uri, label, store_uri, True, arguments.option) as logged,
+        trivial_process(python.hold_ms) as held,
         grpc.insecure_channel(plain) as plain_channel,
         grpc.insecure_channel(logged) as logged_channel,
+        grpc.insecure_channel(held) as held_channel,
     ):
-        floor_calls, calls, logged_calls = interleaved(
-            [floor, caller(plain_channel, request), caller(logged_channel, request)],
+        floor_calls, calls, logged_calls, held_calls = interleaved(
+            [
+                floor,
+                caller(plain_channel, request),
+                caller(logged_channel, request),
+                caller(held_channel, request),
+            ],
             arguments.calls,
         )
         python.floor_ms = percentile(floor_calls, 0.5)
         python.add_sequential(calls)
         python.logged_p50_ms = percentile(logged_calls, 0.5)
+        python.held_p50_ms = percentile(held_calls, 0.5)
         python.add_rounds(python_rounds(plain, request, arguments))
         h2load = H2load.find(plain, request, arguments.workdir)
         if h2load is None:
             return [python]
-        floor_calls, calls = h2load_interleaved(floor, h2load, arguments.calls)
+        held_h2load = H2load(h2load.program, held, request, arguments.workdir / "held")
+        floor_calls, calls, held_calls = h2load_interleaved(
+            floor, [h2load, held_h2load], arguments.calls
+        )
         h2.floor_ms = percentile(floor_calls, 0.5)
         h2.add_sequential(calls)
+        h2.held_p50_ms = percentile(held_calls, 0.5)
         h2.add_rounds(h2load.rounds(arguments.callers, arguments.rounds, round_seconds(arguments)))
     return [python, h2]
 
 
 def h2load_interleaved(
-    floor: Callable[[], object], h2load: H2load, calls: int, per_round: int = 100
-) -> tuple[list[float], list[float]]:
-    """`calls` floor timings and `calls` sequential h2load calls, alternating in rounds."""
-    floor_calls: list[float] = []
-    h2load_calls: list[float] = []
-    while len(h2load_calls) < calls:
-        count = min(per_round, calls - len(h2load_calls))
-        floor_calls += timed(floor, count)
-        h2load_calls += h2load.sequential(count)
-    return floor_calls, h2load_calls
+    floor: Callable[[], object], clients: list[H2load], calls: int, per_round: int = 100
+) -> list[list[float]]:
+    """`calls` floor timings, then `calls` sequential calls per h2load client, alternating in
+    rounds of `per_round`."""
+    timings: list[list[float]] = [[] for _ in range(len(clients) + 1)]
+    while len(timings[0]) < calls:
+        count = min(per_round, calls - len(timings[0]))
+        timings[0] += timed(floor, count)
+        for index, client in enumerate(clients, start=1):
+            timings[index] += client.sequential(count)
+    return timings
 
 
 def measure_client(
@@ -479,7 +531,7 @@ def show(value: float | None, digits: int = 2) -> str:
 def print_table(rows: list[Figures], callers: int) -> None:
     header = (
         f"{'':<20}{'client':>8}{'floor':>8}{'floor 8':>9}{'p50':>8}{'p99':>8}"
-        f"{'p50-floor':>11}{'p50 logged':>12}{'seq rows/s':>12}"
+        f"{'p50-floor':>11}{'grpc+client':>13}{'own':>7}{'p50 logged':>12}{'seq rows/s':>12}"
         f"{f'{callers} callers rows/s':>20}{'x seq':>7}{'rounds':>12}"
     )
     print(header)
@@ -494,12 +546,15 @@ def print_table(rows: list[Figures], callers: int) -> None:
         print(
             f"{row.label:<20}{row.client:>8}{show(row.floor_ms):>8}{show(row.floor_8_rows_ms):>9}"
             f"{show(row.p50_ms):>8}{show(row.p99_ms):>8}{show(above_floor):>11}"
+            f"{show(row.around_ms):>13}{show(row.own_ms):>7}"
             f"{show(row.logged_p50_ms):>12}{show(row.sequential_rps, 0):>12}"
             f"{show(row.concurrent_rps, 0):>20}{show(speedup, 1):>7}{spread or '-':>12}"
         )
     print(
         "(times in ms; floor = model.predict in process, interleaved with that client's calls; "
-        "p50/p99 = sequential single-row gRPC calls; python: a blocking stub, "
+        "p50/p99 = sequential single-row gRPC calls; grpc+client = p50 of a server whose "
+        "handler only holds the loop for the floor's time, minus that time, interleaved with "
+        "the predictor's calls; own = p50-floor minus grpc+client; python: a blocking stub, "
         f"{callers} callers = {callers} threads; h2load: one stream, then {callers} "
         "concurrent streams; x seq = median over rounds of concurrent rows/s divided by "
         "sequential rows/s measured just before it, with the rounds' range)"
@@ -532,6 +587,11 @@ def target_verdicts(rows: list[Figures], callers: int) -> list[str]:
             f"p50 - floor {above:+.2f} ms (<= {TARGET_ABOVE_FLOOR_MS:g}): "
             f"{verdict(above <= TARGET_ABOVE_FLOOR_MS)}"
         ]
+        if row.around_ms is not None and row.own_ms is not None:
+            parts[0] += (
+                f" (gRPC and the client around a {row.hold_ms:.1f} ms handler "
+                f"{row.around_ms:+.2f}, the predictor's own code {row.own_ms:+.2f})"
+            )
         if row.speedups:
             speedup = statistics.median(row.speedups)
             parts.append(
@@ -570,13 +630,14 @@ def main() -> None:
         help="an option for `mlp predictor`, e.g. --predictor-option=--model-process",
     )
     parser.add_argument("--serve-trivial", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--hold-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.rounds < 1 or arguments.calls < 1:
         parser.error("--rounds and --calls need at least 1")
     if round_seconds(arguments) < 0.1:
         parser.error("--seconds needs at least 0.1 s per round (--seconds / --rounds)")
     if arguments.serve_trivial:
-        serve_trivial()
+        serve_trivial(arguments.hold_ms)
         return
     rows: list[Figures] = []
     load_before = os.getloadavg()

@@ -46,3 +46,37 @@ def test_rows_without_a_model_or_figures_get_no_verdict(bench: ModuleType) -> No
     assert bench.target_verdicts([trivial, latency_only], 8) == [
         "forest from h2load: p50 - floor +0.50 ms (<= 1): met"
     ]
+
+
+def test_the_p50_verdict_splits_the_gap_between_grpc_and_the_predictors_own_code(
+    bench: ModuleType,
+) -> None:
+    row = bench.Figures(
+        "forest", "h2load", floor_ms=3.0, p50_ms=4.4, hold_ms=3.05, held_p50_ms=3.85
+    )
+    assert row.around_ms == pytest.approx(0.8)
+    assert row.own_ms == pytest.approx(0.6)
+    assert bench.target_verdicts([row], 8) == [
+        "forest from h2load: p50 - floor +1.40 ms (<= 1): MISSED (gRPC and the client around "
+        "a 3.0 ms handler +0.80, the predictor's own code +0.60)"
+    ]
+
+
+def test_the_held_server_answers_after_holding_for_its_time(bench: ModuleType) -> None:
+    """A real held server in its own process, called over gRPC on a loopback port."""
+    import grpc
+
+    from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
+
+    request = predictor_pb2.PredictRequest()
+    with (
+        bench.trivial_process(hold_ms=40.0) as held,
+        grpc.insecure_channel(held) as channel,
+    ):
+        predict = predictor_pb2_grpc.PredictorStub(channel).Predict
+        predict(request, timeout=30)  # connects
+        [timings] = bench.interleaved([lambda: predict(request, timeout=30)], 3)
+        response = predict(request, timeout=30)
+    assert min(timings) >= 0.040
+    assert response.model_name == "trivial"
+    assert list(response.predictions.int64_values.values) == [0]
