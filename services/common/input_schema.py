@@ -29,6 +29,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from mlplatform.common.float_frame import float_frame
+
 
 class ColumnKind(StrEnum):
     """The value kinds a model input column can have (the wire's Frame kinds)."""
@@ -225,9 +227,7 @@ class DoublesLayout:
 
     def frame(self, matrix: np.ndarray) -> pd.DataFrame:
         """The model's frame over an accepted `matrix` (rows, columns in schema order)."""
-        return pd.DataFrame(
-            matrix, columns=self.columns, index=pd.RangeIndex(len(matrix)), copy=False
-        )
+        return float_frame(matrix, self.columns)
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
 
 from mlplatform.common.model_loading import LoadedModel
 
@@ -22,11 +23,18 @@ _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 
 class PredictorMetrics:
-    """Request counts and latency by model, version and status; batching; prediction logging."""
+    """Request counts and latency by model, version and status; batching; prediction logging.
+
+    The request path keeps each label set's children (`labels(...)` finds them under a lock
+    after checking and converting every label: about half of a metric's cost per call) in
+    plain dicts. They hold what the registry holds already: one entry per label set seen.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self._http_server: Any = None
+        self._request_children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._model_children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         request_labels = ("api", "model_name", "model_version", "status")
         self.requests = Counter(
             "mlp_predictor_requests",
@@ -104,16 +112,27 @@ class PredictorMetrics:
     ) -> None:
         """Count one answered request and its latency."""
         labels = (api, model_name, model_version, status)
-        self.requests.labels(*labels).inc()
-        self.request_latency.labels(*labels).observe(seconds)
+        children = self._request_children.get(labels)
+        if children is None:
+            children = _children(labels, self.requests, self.request_latency)
+            self._request_children[labels] = children
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)
 
     # -- BatchObserver ---------------------------------------------------------------------
 
     def model_called(self, model: LoadedModel, rows: int, requests: int, seconds: float) -> None:
         """Record one model call of `rows` rows from `requests` requests (worker thread)."""
-        self.batch_rows.labels(model.name, model.version).observe(rows)
-        self.batch_requests.labels(model.name, model.version).observe(requests)
-        self.model_seconds.labels(model.name, model.version).observe(seconds)
+        labels = (model.name, model.version)
+        children = self._model_children.get(labels)
+        if children is None:
+            children = _children(labels, self.batch_rows, self.batch_requests, self.model_seconds)
+            self._model_children[labels] = children
+        batch_rows, batch_requests, model_seconds = children
+        batch_rows.observe(rows)
+        batch_requests.observe(requests)
+        model_seconds.observe(seconds)
 
     def queue_waited(self, seconds: float) -> None:
         """Record how long one request waited for its model call."""
@@ -140,3 +159,8 @@ class PredictorMetrics:
             self._http_server.shutdown()
             self._http_server.server_close()
             self._http_server = None
+
+
+def _children(labels: tuple[str, ...], *metrics: MetricWrapperBase) -> tuple[Any, ...]:
+    """Each metric's child for `labels`, created in the registry if new."""
+    return tuple(metric.labels(*labels) for metric in metrics)

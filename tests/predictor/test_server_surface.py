@@ -85,3 +85,34 @@ def test_metrics_are_scraped_over_http_with_model_version_and_status_labels(
     assert value("mlp_predictor_queue_wait_seconds_count") >= 1
     assert value("mlp_predictor_log_dropped_rows_total") is not None
     assert value("mlp_predictor_model_loaded", **model) == 1.0
+
+
+def test_metrics_keep_one_child_per_label_set_and_count_each_call() -> None:
+    """PredictorMetrics alone, in its own registry (no server needed for its arithmetic)."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry
+
+    from mlplatform.predictor.metrics import PredictorMetrics
+
+    registry = CollectorRegistry()
+    metrics = PredictorMetrics(registry)
+    for seconds in (0.004, 0.006):
+        metrics.request_answered("Predict", "m", "1", "OK", seconds)
+    metrics.request_answered("Predict", "m", "1", "INVALID_ARGUMENT", 0.001)
+    metrics.request_answered("Predict", "m", "2", "OK", 0.002)
+    for version, rows in (("1", 3), ("1", 5), ("2", 8)):
+        metrics.model_called(SimpleNamespace(name="m", version=version), rows, 2, 0.003)
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    ok_1 = {"api": "Predict", "model_name": "m", "model_version": "1", "status": "OK"}
+    assert sample("mlp_predictor_requests_total", **ok_1) == 2
+    assert sample("mlp_predictor_request_latency_seconds_sum", **ok_1) == pytest.approx(0.010)
+    assert sample("mlp_predictor_requests_total", **{**ok_1, "status": "INVALID_ARGUMENT"}) == 1
+    assert sample("mlp_predictor_requests_total", **{**ok_1, "model_version": "2"}) == 1
+    assert sample("mlp_predictor_batch_rows_sum", model_name="m", model_version="1") == 8
+    assert sample("mlp_predictor_batch_rows_count", model_name="m", model_version="2") == 1
+    assert sample("mlp_predictor_batch_requests_sum", model_name="m", model_version="1") == 4
+    assert sample("mlp_predictor_model_seconds_count", model_name="m", model_version="1") == 2
