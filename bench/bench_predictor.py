@@ -23,11 +23,13 @@ examples/data/credit_fraud_sample.csv (30 features) and registered in a temporar
   median and the range of the rounds' ratios are printed.
 
 Each client's own cost is printed beside the figures: the same measurements against a trivial
-server that answers without a model. And for each model, the same sequential calls go to a
-server whose handler only holds the event loop's thread (and the GIL) for the model's floor
-time, interleaved with the predictor's calls: its p50 minus that time ("grpc+client") is what
-gRPC and the client cost around a model call of that length, which grows with the length on
-this VM (see the README); the rest of p50 - floor ("own") is the predictor's own code.
+server that answers without a model. And for each model, the same sequential calls also go to
+a bare server, interleaved with the predictor's calls: the same model behind a grpc.aio
+handler that only calls its `predict` on a prepared one-row DataFrame (no decoding, checking,
+batching, metrics or encoding). Its p50 minus the floor ("grpc+client") is what gRPC, the
+client and the caches a model call leaves cold cost around that model on this VM (it grows
+with the model's time here: see the README); the predictor's p50 minus the bare server's
+("own") is the predictor's own code.
 Targets (issue 5): sequential p50 within 1 ms of the floor; concurrent throughput at least 5x
 the sequential throughput; logging on costs under 5% of p50.
 """
@@ -80,24 +82,22 @@ class Figures:
     concurrent_rps: float | None = None
     #: concurrent over sequential rows/s, one per round of the two measured back to back
     speedups: list[float] = field(default_factory=list)
-    #: how long the held server's handler holds the loop (the model's floor, measured first)
-    hold_ms: float | None = None
-    #: p50 of sequential calls to the held server, interleaved with the predictor's calls
-    held_p50_ms: float | None = None
+    #: p50 of sequential calls to the bare server, interleaved with the predictor's calls
+    bare_p50_ms: float | None = None
 
     @property
     def around_ms(self) -> float | None:
-        """What gRPC and the client add around a handler as long as the model (see the doc)."""
-        if self.held_p50_ms is None or self.hold_ms is None:
+        """The bare server's p50 over the floor: gRPC and the client around the model."""
+        if self.bare_p50_ms is None or self.floor_ms is None:
             return None
-        return self.held_p50_ms - self.hold_ms
+        return self.bare_p50_ms - self.floor_ms
 
     @property
     def own_ms(self) -> float | None:
-        """p50 - floor less `around_ms`: what the predictor's own code adds."""
-        if self.p50_ms is None or self.floor_ms is None or self.around_ms is None:
+        """The predictor's p50 over the bare server's: what the predictor's own code adds."""
+        if self.p50_ms is None or self.bare_p50_ms is None:
             return None
-        return self.p50_ms - self.floor_ms - self.around_ms
+        return self.p50_ms - self.bare_p50_ms
 
     def add_rounds(self, rounds: list[tuple[float, float]]) -> None:
         """(sequential, concurrent) rows/s measured back to back, round after round."""
@@ -220,33 +220,42 @@ def _address_when_serving(process: subprocess.Popen[str]) -> str:
 class TrivialPredictor(predictor_pb2_grpc.PredictorServicer):
     """Answers every Predict with a fixed response: what the client and gRPC cost alone.
 
-    With `hold_s`, each call first holds the event loop's thread for that long, spinning with
-    the GIL held as a model on that thread does (the held server): what gRPC and the client
-    cost around a model call that long, without the predictor's code.
+    With `predict` (the bare server), each call first runs it on the event loop's thread, as
+    the predictor runs its model, and answers its first prediction: the model behind the
+    thinnest handler, without the predictor's code.
     """
 
-    def __init__(self, hold_s: float = 0.0) -> None:
-        self.hold_s = hold_s
+    def __init__(self, predict: Callable[[], object] | None = None) -> None:
+        self.predict = predict
         self.response = predictor_pb2.PredictResponse(model_name="trivial", model_version="1")
         self.response.predictions.name = "prediction"
         self.response.predictions.int64_values.values.append(0)
 
     async def Predict(self, request, context):  # type: ignore[no-untyped-def]
-        if self.hold_s:
-            until = time.perf_counter() + self.hold_s
-            while time.perf_counter() < until:
-                pass
+        if self.predict is not None:
+            prediction = self.predict()[0]  # type: ignore[index]
+            response = predictor_pb2.PredictResponse(model_name="bare", model_version="1")
+            response.predictions.name = "prediction"
+            response.predictions.int64_values.values.append(int(prediction))
+            return response
         return self.response
 
 
-def serve_trivial(hold_ms: float = 0.0) -> None:
-    """Run the trivial server (this script's `--serve-trivial` mode); prints its port."""
+def serve_trivial(model: str | None = None, tracking_uri: str | None = None) -> None:
+    """Run the trivial server (this script's `--serve-trivial` mode); prints its port.
+
+    With `model` (registered at `tracking_uri`), the bare server for it, predicting the bench's
+    one-row request.
+    """
+    predict = None
+    if model is not None and tracking_uri is not None:
+        estimator = loaded_estimator(tracking_uri, model)
+        row = pd.read_csv(DATA).drop(columns="Class").head(1)
+        predict = lambda: estimator.predict(row)  # type: ignore[attr-defined]  # noqa: E731
 
     async def main() -> None:
         server = grpc.aio.server()
-        predictor_pb2_grpc.add_PredictorServicer_to_server(
-            TrivialPredictor(hold_ms / 1000.0), server
-        )
+        predictor_pb2_grpc.add_PredictorServicer_to_server(TrivialPredictor(predict), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         print(port, flush=True)
@@ -256,13 +265,12 @@ def serve_trivial(hold_ms: float = 0.0) -> None:
 
 
 @contextmanager
-def trivial_process(hold_ms: float = 0.0) -> Iterator[str]:
-    """The trivial server (the held server with `hold_ms`) in its own process; its address."""
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-trivial", f"--hold-ms={hold_ms}"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def trivial_process(model: str | None = None, tracking_uri: str | None = None) -> Iterator[str]:
+    """The trivial server (the bare server of `model`) in its own process; its address."""
+    arguments = [sys.executable, __file__, "--serve-trivial"]
+    if model is not None and tracking_uri is not None:
+        arguments += ["--bare-model", model, "--bare-tracking-uri", tracking_uri]
+    process = subprocess.Popen(arguments, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         yield f"127.0.0.1:{int(process.stdout.readline())}"
@@ -455,39 +463,38 @@ def measure_model(
     def floor() -> object:
         return estimator.predict(row)  # type: ignore[attr-defined]
 
-    python.hold_ms = h2.hold_ms = floor_ms(estimator, row)
     with (
         predictor_process(tracking_uri, label, store_uri, False, arguments.option) as plain,
         predictor_process(tracking_uri, label, store_uri, True, arguments.option) as logged,
-        trivial_process(python.hold_ms) as held,
+        trivial_process(label, tracking_uri) as bare,
         grpc.insecure_channel(plain) as plain_channel,
         grpc.insecure_channel(logged) as logged_channel,
-        grpc.insecure_channel(held) as held_channel,
+        grpc.insecure_channel(bare) as bare_channel,
     ):
-        floor_calls, calls, logged_calls, held_calls = interleaved(
+        floor_calls, calls, logged_calls, bare_calls = interleaved(
             [
                 floor,
                 caller(plain_channel, request),
                 caller(logged_channel, request),
-                caller(held_channel, request),
+                caller(bare_channel, request),
             ],
             arguments.calls,
         )
         python.floor_ms = percentile(floor_calls, 0.5)
         python.add_sequential(calls)
         python.logged_p50_ms = percentile(logged_calls, 0.5)
-        python.held_p50_ms = percentile(held_calls, 0.5)
+        python.bare_p50_ms = percentile(bare_calls, 0.5)
         python.add_rounds(python_rounds(plain, request, arguments))
         h2load = H2load.find(plain, request, arguments.workdir)
         if h2load is None:
             return [python]
-        held_h2load = H2load(h2load.program, held, request, arguments.workdir / "held")
-        floor_calls, calls, held_calls = h2load_interleaved(
-            floor, [h2load, held_h2load], arguments.calls
+        bare_h2load = H2load(h2load.program, bare, request, arguments.workdir / "bare")
+        floor_calls, calls, bare_calls = h2load_interleaved(
+            floor, [h2load, bare_h2load], arguments.calls
         )
         h2.floor_ms = percentile(floor_calls, 0.5)
         h2.add_sequential(calls)
-        h2.held_p50_ms = percentile(held_calls, 0.5)
+        h2.bare_p50_ms = percentile(bare_calls, 0.5)
         h2.add_rounds(h2load.rounds(arguments.callers, arguments.rounds, round_seconds(arguments)))
     return [python, h2]
 
@@ -552,9 +559,10 @@ def print_table(rows: list[Figures], callers: int) -> None:
         )
     print(
         "(times in ms; floor = model.predict in process, interleaved with that client's calls; "
-        "p50/p99 = sequential single-row gRPC calls; grpc+client = p50 of a server whose "
-        "handler only holds the loop for the floor's time, minus that time, interleaved with "
-        "the predictor's calls; own = p50-floor minus grpc+client; python: a blocking stub, "
+        "p50/p99 = sequential single-row gRPC calls; grpc+client = p50 of the bare server "
+        "(the model behind a handler that only calls predict), interleaved with the "
+        "predictor's calls, minus the floor; own = p50 minus the bare server's p50; "
+        "python: a blocking stub, "
         f"{callers} callers = {callers} threads; h2load: one stream, then {callers} "
         "concurrent streams; x seq = median over rounds of concurrent rows/s divided by "
         "sequential rows/s measured just before it, with the rounds' range)"
@@ -589,8 +597,8 @@ def target_verdicts(rows: list[Figures], callers: int) -> list[str]:
         ]
         if row.around_ms is not None and row.own_ms is not None:
             parts[0] += (
-                f" (gRPC and the client around a {row.hold_ms:.1f} ms handler "
-                f"{row.around_ms:+.2f}, the predictor's own code {row.own_ms:+.2f})"
+                f" (the model behind a bare gRPC handler {row.around_ms:+.2f}, "
+                f"the predictor's own code {row.own_ms:+.2f})"
             )
         if row.speedups:
             speedup = statistics.median(row.speedups)
@@ -630,14 +638,15 @@ def main() -> None:
         help="an option for `mlp predictor`, e.g. --predictor-option=--model-process",
     )
     parser.add_argument("--serve-trivial", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--hold-ms", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--bare-model", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-tracking-uri", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.rounds < 1 or arguments.calls < 1:
         parser.error("--rounds and --calls need at least 1")
     if round_seconds(arguments) < 0.1:
         parser.error("--seconds needs at least 0.1 s per round (--seconds / --rounds)")
     if arguments.serve_trivial:
-        serve_trivial(arguments.hold_ms)
+        serve_trivial(arguments.bare_model, arguments.bare_tracking_uri)
         return
     rows: list[Figures] = []
     load_before = os.getloadavg()

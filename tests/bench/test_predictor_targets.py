@@ -51,32 +51,30 @@ def test_rows_without_a_model_or_figures_get_no_verdict(bench: ModuleType) -> No
 def test_the_p50_verdict_splits_the_gap_between_grpc_and_the_predictors_own_code(
     bench: ModuleType,
 ) -> None:
-    row = bench.Figures(
-        "forest", "h2load", floor_ms=3.0, p50_ms=4.4, hold_ms=3.05, held_p50_ms=3.85
-    )
+    row = bench.Figures("forest", "h2load", floor_ms=3.0, p50_ms=4.4, bare_p50_ms=3.8)
     assert row.around_ms == pytest.approx(0.8)
     assert row.own_ms == pytest.approx(0.6)
     assert bench.target_verdicts([row], 8) == [
-        "forest from h2load: p50 - floor +1.40 ms (<= 1): MISSED (gRPC and the client around "
-        "a 3.0 ms handler +0.80, the predictor's own code +0.60)"
+        "forest from h2load: p50 - floor +1.40 ms (<= 1): MISSED (the model behind a bare gRPC "
+        "handler +0.80, the predictor's own code +0.60)"
     ]
 
 
-def test_the_held_server_answers_after_holding_for_its_time(bench: ModuleType) -> None:
-    """A real held server in its own process, called over gRPC on a loopback port."""
+def test_the_bare_server_answers_its_models_prediction(bench: ModuleType, tmp_path: Path) -> None:
+    """The bench's forest, registered in a real MLflow store, behind the bare server in its own
+    process, called over gRPC on a loopback port."""
     import grpc
 
     from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
 
+    tracking_uri, frames = bench.register_models(tmp_path, with_pycaret=False)
+    row = frames["bench_sklearn_rf"].head(1)
+    expected = bench.loaded_estimator(tracking_uri, "bench_sklearn_rf").predict(row)[0]
     request = predictor_pb2.PredictRequest()
     with (
-        bench.trivial_process(hold_ms=40.0) as held,
-        grpc.insecure_channel(held) as channel,
+        bench.trivial_process("bench_sklearn_rf", tracking_uri) as bare,
+        grpc.insecure_channel(bare) as channel,
     ):
-        predict = predictor_pb2_grpc.PredictorStub(channel).Predict
-        predict(request, timeout=30)  # connects
-        [timings] = bench.interleaved([lambda: predict(request, timeout=30)], 3)
-        response = predict(request, timeout=30)
-    assert min(timings) >= 0.040
-    assert response.model_name == "trivial"
-    assert list(response.predictions.int64_values.values) == [0]
+        response = predictor_pb2_grpc.PredictorStub(channel).Predict(request, timeout=30)
+    assert response.model_name == "bare"
+    assert list(response.predictions.int64_values.values) == [int(expected)]
