@@ -63,7 +63,8 @@ BUILT_DIRECTLY = _DIRECT is not None
 
 
 def float_frame(matrix: np.ndarray, columns: pd.Index) -> pd.DataFrame:
-    """A DataFrame over `matrix` (float64, rows by `columns`) without copying it; RangeIndex."""
+    """A DataFrame over `matrix` (rows by `columns`) without copying it, with a RangeIndex.
+    float64 matrices take the direct route; other dtypes the public constructor."""
     if _DIRECT is None or matrix.dtype != np.float64 or matrix.ndim != 2:
         return _public_frame(matrix, columns)
     return _DIRECT(matrix, columns)

@@ -73,6 +73,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from mlplatform.common.float_frame import float_frame
 from mlplatform.common.input_schema import CheckedRows, DoublesRows, as_frame
 from mlplatform.common.model_loading import LoadedModel, ModelOutput
 from mlplatform.predictor.model_process import ModelProcess
@@ -133,13 +134,12 @@ def concat_rows(parts: Sequence[CheckedRows]) -> pd.DataFrame:
         return doubles[0].layout.frame(np.concatenate([part.matrix for part in doubles]))
     frames = [as_frame(part) for part in parts]
     first = frames[0]
-    index = pd.RangeIndex(sum(len(part) for part in frames))
     if _one_numpy_block(first):
-        matrix = np.concatenate([part.to_numpy() for part in frames])
-        return pd.DataFrame(matrix, columns=first.columns, index=index, copy=False)
+        return float_frame(np.concatenate([part.to_numpy() for part in frames]), first.columns)
     columns = {
         name: np.concatenate([part[name].to_numpy() for part in frames]) for name in first.columns
     }
+    index = pd.RangeIndex(sum(len(part) for part in frames))
     return pd.DataFrame(columns, index=index, copy=False)
 
 
