@@ -88,10 +88,13 @@ class PredictionService:
         model_version: str = "",
         include_probabilities: bool = False,
         api: str = "Predict",
+        checked_rows: Callable[[LoadedModel], CheckedRows | None] | None = None,
     ) -> PredictionResult:
         """Predict the rows `decode_features` yields; typed errors map to one gRPC status.
 
         Decoding runs inside so that undecodable input is counted like any other refusal.
+        `checked_rows(model)`, when given, is a transport's shortcut: the rows already known to
+        pass `model`'s check, or None to decode and check them.
         """
         started = time.perf_counter()
         model: LoadedModel | None = None
@@ -102,7 +105,9 @@ class PredictionService:
             model = self.model_for(model_name, model_version)
             if include_probabilities and model.problem_type is ProblemType.REGRESSION:
                 raise ProbabilitiesUnavailableError(model.name)
-            features = model.check_rows(decode_features(), self.max_request_rows)
+            features = checked_rows(model) if checked_rows is not None else None
+            if features is None or len(features) > self.max_request_rows:
+                features = model.check_rows(decode_features(), self.max_request_rows)
             output = await self._predict_rows(model, features, include_probabilities, request_id)
             return PredictionResult(
                 request_id=request_id,

@@ -21,9 +21,10 @@ from mlplatform.client.frames import (
     repeated_to_array,
     series_to_column,
 )
-from mlplatform.common.input_schema import ColumnKind, Columns, ProblemType
+from mlplatform.common.input_schema import CheckedRows, ColumnKind, Columns, ProblemType
 from mlplatform.common.model_loading import LoadedModel
 from mlplatform.predictor.errors import PredictionFailedError
+from mlplatform.predictor.frame_templates import FrameTemplates
 from mlplatform.predictor.grpc_errors import abort_with
 from mlplatform.predictor.prediction_service import (
     PredictionResult,
@@ -172,6 +173,17 @@ class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
 
     def __init__(self, service: PredictionService) -> None:
         self.service = service
+        #: The templates of the last model whose schema is all doubles (see frame_templates).
+        self._templates: FrameTemplates | None = None
+
+    def _template_rows(self, model: LoadedModel, frame: frame_pb2.Frame) -> CheckedRows | None:
+        """`frame` read through `model`'s templates, or None to decode and check it."""
+        layout = model.doubles_layout
+        if layout is None:
+            return None
+        if self._templates is None or self._templates.layout is not layout:
+            self._templates = FrameTemplates(layout)  # a new model (hot reload): new templates
+        return self._templates.rows(frame)
 
     async def Predict(
         self, request: predictor_pb2.PredictRequest, context: grpc.aio.ServicerContext
@@ -184,6 +196,7 @@ class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
                 model_name=request.model_name,
                 include_probabilities=request.include_probabilities,
                 api="Predict",
+                checked_rows=lambda model: self._template_rows(model, request.inputs),
             )
             try:
                 response = encode_predictions(result)
