@@ -648,6 +648,7 @@ def main() -> None:
     if arguments.serve_trivial:
         serve_trivial(arguments.bare_model, arguments.bare_tracking_uri)
         return
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a clean table
     rows: list[Figures] = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-predictor-") as folder:
