@@ -40,6 +40,8 @@ class _Template:
     def __init__(self, names: tuple[str, ...], row_count: int) -> None:
         zeros = _serialized(names, row_count, 0.0)
         marked = _serialized(names, row_count, _MARKER)
+        if len(marked) != len(zeros):
+            raise RuntimeError("the frame's encoding changes length with its values")
         zero_bytes = np.frombuffer(zeros, np.uint8)
         differs = zero_bytes != np.frombuffer(marked, np.uint8)
         self.size = len(zeros)
@@ -47,7 +49,7 @@ class _Template:
         self.fixed_slots = np.flatnonzero(~differs)
         self.fixed_bytes = zero_bytes[self.fixed_slots]
         self.shape = (len(names), row_count)
-        if len(marked) != self.size or len(self.value_slots) != 8 * len(names) * row_count:
+        if len(self.value_slots) != 8 * len(names) * row_count:
             raise RuntimeError("the frame's encoding did not keep its values in 8-byte slots")
 
     def matrix(self, serialized: bytes) -> np.ndarray | None:
