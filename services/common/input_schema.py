@@ -15,8 +15,16 @@ Decisions a caller must know:
 - "Optional" columns (MLflow's name for a column that had missing values in training) must still
   be present: PyCaret pipelines raise `KeyError` on a column left out. Required columns must have
   a value in every row.
+- Infinities (+inf, -inf) are refused in every double column, optional ones included, naming the
+  first row that holds one: scikit-learn's input checks (and so every PyCaret pipeline, whose
+  imputers run them) raise on them, which the caller would otherwise see as a failed model.
+- Every problem is an `InputProblem` of one `InvalidInputError` (input_problems.py), whose
+  message stays short however many columns are wrong.
 - Nullable integers (pandas "Int64") become float64 with NaN where values are missing, because
   scikit-learn cannot take `pd.NA`.
+
+Over 300 lines because the general check and its all-double fast paths (`DoublesLayout`,
+`DoublesRows`) must refuse the same rows: they are kept side by side.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from mlplatform.common.float_frame import float_frame
+from mlplatform.common.input_problems import InputProblem, InvalidInputError
 
 
 class ColumnKind(StrEnum):
@@ -55,33 +64,6 @@ class ColumnSpec:
     name: str
     kind: ColumnKind
     required: bool = True
-
-
-@dataclass(frozen=True)
-class InputProblem:
-    """One reason an input was refused; `column` is None for frame-wide problems."""
-
-    column: str | None
-    message: str
-
-    def __str__(self) -> str:
-        return self.message if self.column is None else f"column {self.column!r}: {self.message}"
-
-
-class InvalidInputError(ValueError):
-    """Input that does not match the model's input schema; carries every problem found."""
-
-    def __init__(self, problems: Sequence[InputProblem]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("; ".join(str(problem) for problem in self.problems))
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """The offending columns, in the order found (frame-wide problems name none)."""
-        return tuple(problem.column for problem in self.problems if problem.column is not None)
-
-    def __reduce__(self) -> tuple[type[InvalidInputError], tuple[tuple[InputProblem, ...]]]:
-        return (type(self), (self.problems,))
 
 
 def describe_dtype(dtype: object) -> str:
@@ -132,12 +114,14 @@ def _convert_int64(values: ColumnValues) -> np.ndarray | str | None:
         return array
     if array.dtype.kind != "f":
         return None
-    present = array[~np.isnan(array)]
-    fractional = present[present != np.round(present)]
-    if fractional.size:
-        return f"expected int64, got double {fractional[0]!r}"
+    missing = np.isnan(array)
+    # Infinities too: np.round(inf) == inf, yet no int64 holds one.
+    not_whole = ~missing & ((array != np.round(array)) | np.isinf(array))
+    if not_whole.any():
+        row = int(np.argmax(not_whole))
+        return f"expected int64, got double {array[row]!r} at row {row}"
     # Whole numbers: ints when none is missing, else floats with NaN (scikit-learn takes no NA).
-    return array.astype(np.int64) if present.size == array.size else array.astype(np.float64)
+    return array.astype(np.float64) if missing.any() else array.astype(np.int64)
 
 
 def _convert_bool(values: ColumnValues) -> np.ndarray | None:
@@ -168,12 +152,26 @@ _CONVERTERS = {
 }
 
 
-def _has_missing(values: np.ndarray) -> bool:
+def _first_missing_row(values: np.ndarray) -> int | None:
+    """The first row without a value, or None when every row has one."""
     if values.dtype.kind == "f":
-        return bool(np.isnan(values).any())
-    if values.dtype.kind == "O":
-        return bool(pd.isna(values).any())
-    return False
+        missing = np.isnan(values)
+    elif values.dtype.kind == "O":
+        missing = pd.isna(values)
+    else:
+        return None
+    return int(np.argmax(missing)) if missing.any() else None
+
+
+def _infinity_problem(values: np.ndarray) -> str | None:
+    """What is wrong with a double column holding infinities; None when it holds none."""
+    infinite = np.isinf(values)
+    if not infinite.any():
+        return None
+    row = int(np.argmax(infinite))
+    count = int(infinite.sum())
+    others = f" ({count - 1} more rows hold infinities)" if count > 1 else ""
+    return f"row {row} holds {values[row]!r}{others}; expected a finite double"
 
 
 @lru_cache(maxsize=64)
@@ -221,9 +219,13 @@ class DoublesLayout:
         return cls(names, _column_index(names), None if required.all() else required)
 
     def accepts(self, matrix: np.ndarray) -> bool:
-        """Whether every required column of `matrix` has a value in every row."""
-        checked = matrix if self.required is None else matrix[:, self.required]
-        return not (checked.size and np.isnan(checked).any())
+        """Whether `matrix` holds no infinity and a value in every row of every required
+        column (NaN is a missing value)."""
+        if np.isfinite(matrix).all():  # the usual case: one pass
+            return True
+        if self.required is None or np.isinf(matrix).any():
+            return False
+        return not np.isnan(matrix[:, self.required]).any()
 
     def frame(self, matrix: np.ndarray) -> pd.DataFrame:
         """The model's frame over an accepted `matrix` (rows, columns in schema order)."""
@@ -367,12 +369,14 @@ def check_input_rows(
             problems.append(InputProblem(spec.name, f"expected {spec.kind}, got {got}"))
         elif isinstance(array, str):
             problems.append(InputProblem(spec.name, array))
-        elif spec.required and _has_missing(array):
+        elif spec.kind is ColumnKind.DOUBLE and (infinity := _infinity_problem(array)):
+            problems.append(InputProblem(spec.name, infinity))
+        elif spec.required and (row := _first_missing_row(array)) is not None:
             problems.append(
                 InputProblem(
                     spec.name,
-                    f"has missing values; expected a {spec.kind} in every row "
-                    "(the column had none in training)",
+                    f"has missing values (the first at row {row}); expected a {spec.kind} in "
+                    "every row (the column had none in training)",
                 )
             )
         else:

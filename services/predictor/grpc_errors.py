@@ -5,6 +5,13 @@ The status message says what is wrong; for invalid input the standard rich error
 lists each offending field, so clients can read the columns without parsing text. Every error
 carries the request id in the `x-request-id` trailer. Unexpected errors are logged here with
 their traceback and reach the caller only as INTERNAL with that id.
+
+The status travels in trailing metadata, which gRPC clients refuse beyond 16 KiB by default
+("received metadata size exceeds hard limit": the error itself is lost). Whatever the input,
+the status stays far below that: the message is cut to `MAX_MESSAGE_BYTES` as sent (gRPC
+percent-encodes it), the details list at most `MAX_VIOLATIONS` field violations, each field cut
+to `NAME_WIDTH` characters and each description to `MAX_DESCRIPTION_CHARS`, within
+`MAX_VIOLATION_BYTES` in all, and a last violation counts the ones left out.
 """
 
 from __future__ import annotations
@@ -17,13 +24,23 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from mlplatform.client.frames import FrameError
-from mlplatform.common.input_schema import InvalidInputError
+from mlplatform.common.input_problems import InvalidInputError
+from mlplatform.common.summaries import CUT_MARK, NAME_WIDTH, NAMES_LIMIT, shorten
 from mlplatform.predictor.errors import PredictionFailedError, status_for
 
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+#: Most bytes of a status message as sent (UTF-8, percent-encoded outside printable ASCII).
+MAX_MESSAGE_BYTES = 2048
+#: Most field violations listed before the one that counts the rest.
+MAX_VIOLATIONS = NAMES_LIMIT
+#: Most characters of one violation's description.
+MAX_DESCRIPTION_CHARS = 160
+#: Most UTF-8 bytes of the listed violations' fields and descriptions together.
+MAX_VIOLATION_BYTES = 4096
 
 
 def field_violations(error: BaseException) -> list[tuple[str, str]]:
@@ -34,6 +51,50 @@ def field_violations(error: BaseException) -> list[tuple[str, str]]:
         return [(error.column or "inputs", error.detail)]
     field = getattr(error, "field", None)
     return [(field, str(error))] if isinstance(field, str) else []
+
+
+def _sent_size(character: str) -> int:
+    """Bytes one character takes in a status message as gRPC sends it (percent-encoded UTF-8
+    outside printable ASCII)."""
+    if " " <= character <= "~" and character != "%":
+        return 1
+    return 3 * len(character.encode("utf-8", "surrogatepass"))
+
+
+def fit_message(message: str, max_bytes: int = MAX_MESSAGE_BYTES) -> str:
+    """`message`, or its start and `CUT_MARK` when it takes more than `max_bytes` as sent."""
+    if 3 * len(message.encode("utf-8", "surrogatepass")) <= max_bytes:
+        return message  # the usual case, decided without a look at each character
+    head = message[: max_bytes + 1]  # every character takes at least one byte
+    sizes = [_sent_size(character) for character in head]
+    if len(message) <= max_bytes and sum(sizes) <= max_bytes:
+        return message
+    budget = max_bytes - _sent_size(CUT_MARK)
+    used = kept = 0
+    for size in sizes:
+        if used + size > budget:
+            break
+        used += size
+        kept += 1
+    return message[:kept] + CUT_MARK
+
+
+def capped_violations(violations: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """At most `MAX_VIOLATIONS` violations within `MAX_VIOLATION_BYTES`, each cut to size,
+    and one more (field `inputs`) counting those left out."""
+    kept: list[tuple[str, str]] = []
+    size = 0
+    for field, description in violations[:MAX_VIOLATIONS]:
+        field, description = shorten(field, NAME_WIDTH), shorten(description, MAX_DESCRIPTION_CHARS)
+        size += len(field.encode("utf-8", "surrogatepass"))
+        size += len(description.encode("utf-8", "surrogatepass"))
+        if size > MAX_VIOLATION_BYTES:
+            break
+        kept.append((field, description))
+    left_out = len(violations) - len(kept)
+    if left_out:
+        kept.append(("inputs", f"and {left_out} more problems, left out of this list"))
+    return kept
 
 
 def _rich_status(code: grpc.StatusCode, message: str, violations: list[tuple[str, str]]) -> bytes:
@@ -59,9 +120,10 @@ async def abort_with(
         logger.error("request %s: unexpected error", request_id, exc_info=error)
         message = f"internal error (request id {request_id})"
     else:
-        message = str(error)
+        message = fit_message(str(error))
     trailing: list[tuple[str, str | bytes]] = [(REQUEST_ID_KEY, request_id)]
     violations = field_violations(error)
     if violations:
-        trailing.append((STATUS_DETAILS_KEY, _rich_status(code, message, violations)))
+        status = _rich_status(code, message, capped_violations(violations))
+        trailing.append((STATUS_DETAILS_KEY, status))
     await context.abort(code, message, trailing_metadata=tuple(trailing))

@@ -32,6 +32,7 @@ from mlplatform.predictor.model_process import ModelProcess
 from mlplatform.predictor.prediction_log import PredictionLog
 from mlplatform.predictor.prediction_service import PredictionService
 from mlplatform.predictor.reload import ModelSlot, ModelWatcher
+from mlplatform.predictor.request_decoding import DecodingGuard
 from mlplatform.predictor.servicer import PredictorServicer
 from mlplatform.predictor.settings import PredictorSettings
 from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
@@ -148,9 +149,11 @@ async def start_predictor(
             ("grpc.max_send_message_length", message_bytes),
         ],
     )
-    predictor_pb2_grpc.add_PredictorServicer_to_server(PredictorServicer(service), server)
+    # Registered through the guard: a body that does not parse is INVALID_ARGUMENT, not UNKNOWN.
+    guarded = DecodingGuard(server)
+    predictor_pb2_grpc.add_PredictorServicer_to_server(PredictorServicer(service), guarded)
     grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-        InferenceServicer(service, SERVER_NAME, _server_version()), server
+        InferenceServicer(service, SERVER_NAME, _server_version()), guarded
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -166,3 +166,63 @@ def test_only_an_all_double_schema_has_a_doubles_layout() -> None:
     layout = DoublesLayout.of(DOUBLES)
     assert layout is not None and layout.names == ("a", "b")
     assert layout.required is not None and layout.required.tolist() == [True, False]
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+@pytest.mark.parametrize("with_layout", [True, False], ids=["model's layout", "derived"])
+@pytest.mark.parametrize("as_matrix", [True, False], ids=["matrix", "columns"])
+def test_an_infinity_is_refused_in_every_double_column_naming_its_row(
+    value: float, with_layout: bool, as_matrix: bool
+) -> None:
+    """Optional columns too: they may miss values, but no model can use an infinity."""
+    layout = DoublesLayout.of(DOUBLES) if with_layout else None
+    arrays = {"a": np.array([1.0, 2.0, 3.0]), "b": np.array([np.nan, value, value])}
+    matrix = np.column_stack(list(arrays.values())) if as_matrix else None
+    with pytest.raises(InvalidInputError) as caught:
+        check_input_rows(Columns(arrays, 3, matrix), DOUBLES, 10, layout)
+    assert caught.value.columns == ("b",)
+    assert str(caught.value) == (
+        f"column 'b': row 1 holds {value!r} (1 more rows hold infinities); expected a finite double"
+    )
+
+
+def test_an_infinity_in_a_frame_of_mixed_kinds_is_refused() -> None:
+    error = refusal(rows(amount=[1.0, -np.inf]))
+    assert error.columns == ("amount",)
+    assert "row 1 holds -inf; expected a finite double" in str(error)
+
+
+def test_an_infinity_is_not_a_whole_number_for_an_integer_column() -> None:
+    error = refusal(rows(visits=[np.nan, np.inf]))
+    assert error.columns == ("visits",)
+    assert "expected int64, got double inf at row 1" in str(error)
+
+
+def test_missing_values_name_the_first_row_without_one() -> None:
+    error = refusal(rows(amount=[1.0, np.nan]))
+    assert "column 'amount': has missing values (the first at row 1)" in str(error)
+
+
+def test_the_message_names_at_most_twenty_columns_and_counts_the_rest() -> None:
+    """10,000 unknown columns: the message stays short; `problems` keeps every one."""
+    frame = pd.concat(
+        [rows(), pd.DataFrame(np.ones((2, 10_000)), columns=[f"x{i}" for i in range(10_000)])],
+        axis=1,
+    )
+    error = refusal(frame)
+    assert len(error.problems) == 10_000
+    names = ", ".join(f"'x{i}'" for i in range(20))
+    assert str(error) == f"columns {names} and 9980 more: not an input of the model"
+
+
+def test_long_names_are_cut_and_problems_past_the_limit_are_counted() -> None:
+    long_name = "y" * 100_000
+    frame = rows(**{long_name: [1.0, 2.0]}).drop(columns=["segment", "member"])
+    error = refusal(frame)
+    assert error.columns == (long_name, "segment", "member")  # kept whole for callers
+    assert str(error) == (
+        f"column {'y' * 63 + '…'!r}: not an input of the model; "
+        "column 'segment': missing; expected a string column; "
+        "column 'member': missing; expected a bool column"
+    )
+    assert len(str(error)) < 300
