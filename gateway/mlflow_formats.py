@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
-
 from mlplatform.gateway.json_frames import (
     frame_from_column_mapping,
     frame_from_columns,
@@ -30,7 +28,7 @@ from mlplatform.gateway.json_frames import (
     frame_from_split,
     rows_of,
 )
-from mlplatform.gateway.status_mapping import ApiError, invalid_argument
+from mlplatform.gateway.status_mapping import invalid_argument
 from mlplatform.v1 import frame_pb2
 
 DF_SPLIT = "dataframe_split"
@@ -151,13 +149,3 @@ def parse_csv(body: bytes) -> frame_pb2.Frame:
         return dataframe_to_frame(rows)
     except FrameError as error:
         raise invalid_argument(error.column or "body", error.detail) from None
-
-
-def unsupported_media_type(content_type: str) -> ApiError:
-    """415, as MLflow's scoring server answers a content type it does not read."""
-    return ApiError(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        f"unsupported content type {content_type!r:.80}; send application/json or text/csv "
-        "(charset utf-8)",
-        http_status=415,
-    )

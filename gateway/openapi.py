@@ -185,6 +185,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     )
 }
 
+#: The error answers of the routes that read a body: those of every route, and 415.
+BODY_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    415: {
+        "model": ErrorBody,
+        "description": "The Content-Type is not one the route reads (JSON; CSV on /invocations)",
+    },
+}
+
 PredictBody = PredictRecords | PredictColumns
 InvocationsBody = InvocationsSplit | InvocationsRecords | InvocationsInstances | InvocationsInputs
 

@@ -21,14 +21,11 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import PlainTextResponse, Response
 
 from mlplatform.gateway import auth
+from mlplatform.gateway.content_types import BodyFormat, body_format
 from mlplatform.gateway.middleware import request_id_of
-from mlplatform.gateway.mlflow_formats import (
-    Invocation,
-    parse_csv,
-    parse_invocation,
-    unsupported_media_type,
-)
+from mlplatform.gateway.mlflow_formats import Invocation, parse_csv, parse_invocation
 from mlplatform.gateway.openapi import (
+    BODY_ERROR_RESPONSES,
     ERROR_RESPONSES,
     HealthResult,
     InvocationsResult,
@@ -85,44 +82,38 @@ def _backend(request: Request) -> PredictorBackend:
     return request.app.state.backend
 
 
+def _body_format(request: Request, accepted: tuple[BodyFormat, ...]) -> BodyFormat:
+    """How to read the request's body (see content_types); 415 for a type not accepted."""
+    return body_format(request.headers.get("content-type"), accepted)
+
+
 @router.post(
     "/predict",
     tags=["predictions"],
     openapi_extra=auth.OPENAPI_SECURITY,
     summary="Predict JSON rows",
     response_class=JsonResponse,
-    responses={200: {"model": PredictResult}, **ERROR_RESPONSES},
+    responses={200: {"model": PredictResult}, **BODY_ERROR_RESPONSES},
 )
 async def predict(request: Request) -> Response:
     """Predicts every row, in order. Rows go as `records` (one object per row) or as `columns`
     and `data`; `include_probabilities` adds one `{class: probability}` object per row.
-    The request id is the caller's `X-Request-ID` when given."""
+    The body is JSON (`Content-Type: application/json`; 415 for other types). The request id
+    is the caller's `X-Request-ID` when given."""
     api_key = auth.api_key_of(request)
     request_id = request.state.request_id
+    _body_format(request, (BodyFormat.JSON,))
     grpc_request = predict_request(parse_json(await request.body()), request_id)
     response = await _backend(request).predict(grpc_request, api_key)
     return JsonResponse(predict_result(response))
 
 
-def _media_type(content_type: str) -> str:
-    """The media type of a Content-Type header; 415 for a charset other than UTF-8 or an
-    unknown parameter, as MLflow's scoring server answers."""
-    media_type, *parameters = (part.strip() for part in content_type.split(";"))
-    for parameter in parameters:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() != "charset" or value.strip().strip('"').lower() != "utf-8":
-            raise unsupported_media_type(content_type)
-    return media_type.lower()
-
-
 async def _invocation(request: Request) -> Invocation:
-    media_type = _media_type(request.headers.get("content-type") or "application/json")
+    read_as = _body_format(request, (BodyFormat.JSON, BodyFormat.CSV))
     body = await request.body()
-    if media_type == "application/json":
-        return parse_invocation(parse_json(body))
-    if media_type == "text/csv":
+    if read_as is BodyFormat.CSV:
         return Invocation(parse_csv(body), None, "body")
-    raise unsupported_media_type(media_type)
+    return parse_invocation(parse_json(body))
 
 
 @router.post(
@@ -131,7 +122,7 @@ async def _invocation(request: Request) -> Invocation:
     openapi_extra=auth.OPENAPI_SECURITY,
     summary="Predict, MLflow scoring-server protocol",
     response_class=JsonResponse,
-    responses={200: {"model": InvocationsResult}, **ERROR_RESPONSES},
+    responses={200: {"model": InvocationsResult}, **BODY_ERROR_RESPONSES},
 )
 async def invocations(request: Request) -> Response:
     """`mlflow models serve`'s endpoint: `dataframe_split`, `dataframe_records`, `instances` or

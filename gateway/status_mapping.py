@@ -25,6 +25,8 @@ import grpc
 from google.protobuf import any_pb2, json_format
 from google.rpc import error_details_pb2, status_pb2
 
+from mlplatform.common.summaries import shorten
+
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
@@ -124,7 +126,9 @@ def invalid_argument(field: str, description: str, message: str | None = None) -
 def invalid_arguments(
     violations: Sequence[tuple[str, str]], message: str | None = None
 ) -> ApiError:
-    """INVALID_ARGUMENT (400) naming every offending field."""
+    """INVALID_ARGUMENT (400) naming every offending field (each name cut to
+    `summaries.NAME_WIDTH` characters: a field is often a column name the caller chose)."""
+    violations = [(shorten(field), description) for field, description in violations]
     if message is None:
         message = "; ".join(f"{field}: {description}" for field, description in violations)
     return ApiError(_Code.INVALID_ARGUMENT, message, [bad_request_detail(violations)])
