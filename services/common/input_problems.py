@@ -9,6 +9,7 @@ rest. `InvalidInputError.problems` keeps every problem, untruncated, for callers
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,6 +45,15 @@ class InvalidInputError(ValueError):
         return (type(self), (self.problems,))
 
 
+def _quoted_names(columns: Sequence[str], limit: int) -> str:
+    """`'a', 'b' and 9 more`: the first `limit` columns, each cut to `NAME_WIDTH` and quoted as
+    Python quotes them (escapes included), then how many more."""
+    quoted = [repr(shorten(column)) for column in columns[:limit]]
+    named = summarise_names(quoted, limit, width=sys.maxsize)  # cut before quoting, not after
+    rest = len(columns) - len(quoted)
+    return f"{named} and {rest} more" if rest > 0 else named
+
+
 def describe_problems(problems: Sequence[InputProblem], limit: int = NAMES_LIMIT) -> str:
     """One message for `problems`: frame-wide ones first, then each problem with the columns
     that have it (`columns 'a', 'b': missing; ...`), naming at most `limit` columns in all;
@@ -63,7 +73,7 @@ def describe_problems(problems: Sequence[InputProblem], limit: int = NAMES_LIMIT
             parts.append(f"column {shorten(columns[0])!r}: {message}")
             names_left -= 1
         else:
-            parts.append(f"columns {summarise_names(columns, names_left)}: {message}")
+            parts.append(f"columns {_quoted_names(columns, names_left)}: {message}")
             names_left -= min(len(columns), names_left)
     if untold:
         parts.append(f"{untold} more columns with other problems")

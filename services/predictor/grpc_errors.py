@@ -25,7 +25,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from mlplatform.client.frames import FrameError
 from mlplatform.common.input_problems import InvalidInputError
-from mlplatform.common.summaries import CUT_MARK, NAME_WIDTH, NAMES_LIMIT, shorten
+from mlplatform.common.summaries import ELLIPSIS, NAME_WIDTH, NAMES_LIMIT, shorten
 from mlplatform.predictor.errors import PredictionFailedError, status_for
 
 logger = logging.getLogger(__name__)
@@ -62,21 +62,21 @@ def _sent_size(character: str) -> int:
 
 
 def fit_message(message: str, max_bytes: int = MAX_MESSAGE_BYTES) -> str:
-    """`message`, or its start and `CUT_MARK` when it takes more than `max_bytes` as sent."""
+    """`message`, or its start and `ELLIPSIS` when it takes more than `max_bytes` as sent."""
     if 3 * len(message.encode("utf-8", "surrogatepass")) <= max_bytes:
         return message  # the usual case, decided without a look at each character
     head = message[: max_bytes + 1]  # every character takes at least one byte
     sizes = [_sent_size(character) for character in head]
     if len(message) <= max_bytes and sum(sizes) <= max_bytes:
         return message
-    budget = max_bytes - _sent_size(CUT_MARK)
+    budget = max_bytes - _sent_size(ELLIPSIS)
     used = kept = 0
     for size in sizes:
         if used + size > budget:
             break
         used += size
         kept += 1
-    return message[:kept] + CUT_MARK
+    return message[:kept] + ELLIPSIS
 
 
 def capped_violations(violations: list[tuple[str, str]]) -> list[tuple[str, str]]:
