@@ -8,7 +8,7 @@ model's order, all doubles, none missing, serializes to the same bytes as a temp
 once per model and row count, except in its values' 8-byte slots: so one comparison of the
 other bytes proves the frame holds the model's columns and nothing else, as doubles, and the
 values are read from their slots in one numpy operation (3-4 us, the serialization
-included). They still pass the layout's check for missing values.
+included). They still pass the layout's check for missing values and infinities.
 
 Anything else (another column order, a missing value, another type, unknown fields, a row
 count beyond `MOST_TEMPLATE_ROWS`) does not match, and the caller decodes and checks the frame
