@@ -59,11 +59,19 @@ def tolerant(deserializer: Deserializer) -> Deserializer:
     return deserialize
 
 
-def refusing_undecodable(behaviour: Behaviour, method: str) -> Behaviour:
+#: Hears the method (`/package.Service/Method`) of each refused body, to count it.
+RefusalListener = Callable[[str], None]
+
+
+def refusing_undecodable(
+    behaviour: Behaviour, method: str, on_refused: RefusalListener | None = None
+) -> Behaviour:
     """`behaviour`, except that an `UndecodableRequest` is refused as INVALID_ARGUMENT."""
 
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, UndecodableRequest):
+            if on_refused is not None:
+                on_refused(method)
             request_id = new_request_id()
             logger.warning(
                 "request %s: %s refused: a body of %d bytes that is not a valid %s",
@@ -82,14 +90,16 @@ def refusing_undecodable(behaviour: Behaviour, method: str) -> Behaviour:
     return guarded
 
 
-def guard_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+def guard_handler(
+    handler: grpc.RpcMethodHandler, method: str, on_refused: RefusalListener | None = None
+) -> grpc.RpcMethodHandler:
     """`handler` with its body parsing guarded, if it is unary-unary; else `handler`."""
     if handler.request_streaming or handler.response_streaming:
         return handler
     if handler.request_deserializer is None or handler.unary_unary is None:
         return handler
     return grpc.unary_unary_rpc_method_handler(
-        refusing_undecodable(handler.unary_unary, method),
+        refusing_undecodable(handler.unary_unary, method, on_refused),
         request_deserializer=tolerant(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )
@@ -99,8 +109,9 @@ class _GuardedGenericHandler(grpc.GenericRpcHandler):
     """A generic handler whose method handlers are guarded (each guarded once, then kept;
     methods it does not serve are not kept, so unknown names cannot grow the cache)."""
 
-    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+    def __init__(self, inner: grpc.GenericRpcHandler, on_refused: RefusalListener | None) -> None:
         self._inner = inner
+        self._on_refused = on_refused
         self._guarded: dict[str, grpc.RpcMethodHandler] = {}
 
     def service(
@@ -112,20 +123,23 @@ class _GuardedGenericHandler(grpc.GenericRpcHandler):
             handler = self._inner.service(handler_call_details)
             if handler is None:
                 return None
-            guarded = self._guarded[method] = guard_handler(handler, method)
+            guarded = guard_handler(handler, method, self._on_refused)
+            self._guarded[method] = guarded
         return guarded
 
 
 class DecodingGuard:
     """Stands in for `server` in the generated `add_*Servicer_to_server(servicer, server)`,
-    registering the service's handlers with their request parsing guarded."""
+    registering the service's handlers with their request parsing guarded; `on_refused`
+    hears of each body refused."""
 
-    def __init__(self, server: grpc.aio.Server) -> None:
+    def __init__(self, server: grpc.aio.Server, on_refused: RefusalListener | None = None) -> None:
         self._server = server
+        self._on_refused = on_refused
 
     def add_generic_rpc_handlers(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> None:
         self._server.add_generic_rpc_handlers(
-            tuple(_GuardedGenericHandler(handler) for handler in handlers)
+            tuple(_GuardedGenericHandler(handler, self._on_refused) for handler in handlers)
         )
 
     def add_registered_method_handlers(
@@ -134,7 +148,7 @@ class DecodingGuard:
         self._server.add_registered_method_handlers(
             service_name,
             {
-                name: guard_handler(handler, f"/{service_name}/{name}")
+                name: guard_handler(handler, f"/{service_name}/{name}", self._on_refused)
                 for name, handler in method_handlers.items()
             },
         )

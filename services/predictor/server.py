@@ -45,6 +45,11 @@ INFERENCE_SERVICE = grpc_predict_v2_pb2.DESCRIPTOR.services_by_name[
     "GRPCInferenceService"
 ].full_name
 HEALTH_SERVICES = ("", PREDICTOR_SERVICE, INFERENCE_SERVICE)
+#: The prediction calls the request metrics count (their `api` label), by method path.
+COUNTED_APIS = {
+    f"/{PREDICTOR_SERVICE}/Predict": "Predict",
+    f"/{INFERENCE_SERVICE}/ModelInfer": "ModelInfer",
+}
 
 
 def _server_version() -> str:
@@ -149,8 +154,17 @@ async def start_predictor(
             ("grpc.max_send_message_length", message_bytes),
         ],
     )
+
+    def count_undecodable(method: str) -> None:
+        """A prediction call whose body did not parse is counted as refused, like bad rows."""
+        api = COUNTED_APIS.get(method)
+        if api is not None:
+            model = slot.current
+            name, version = (model.name, model.version) if model else (reference.name, "")
+            metrics.request_answered(api, name, version, "INVALID_ARGUMENT", 0.0)
+
     # Registered through the guard: a body that does not parse is INVALID_ARGUMENT, not UNKNOWN.
-    guarded = DecodingGuard(server)
+    guarded = DecodingGuard(server, on_refused=count_undecodable)
     predictor_pb2_grpc.add_PredictorServicer_to_server(PredictorServicer(service), guarded)
     grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
         InferenceServicer(service, SERVER_NAME, _server_version()), guarded

@@ -74,6 +74,15 @@ def with_value(rows: pd.DataFrame, column: str, row: int, value: float) -> pd.Da
     return changed
 
 
+def refused_count(predictor: PredictorUnderTest, api: str) -> float:
+    labels = {"api": api, "model_name": "cancer_rf", "model_version": "1"}
+    registry = predictor.running.metrics.registry
+    value = registry.get_sample_value(
+        "mlp_predictor_requests_total", {**labels, "status": "INVALID_ARGUMENT"}
+    )
+    return value or 0.0
+
+
 def assert_still_serving(predictor: PredictorUnderTest, registry: Registry) -> None:
     response = predict(predictor, dataframe_to_frame(registry.cancer_features.head(2)))
     assert len(response.predictions.int64_values.values) == 2
@@ -193,6 +202,8 @@ def test_a_body_that_is_not_protobuf_is_an_invalid_argument_logged_once(
     call = cancer_predictor.channel.unary_unary(
         method, request_serializer=None, response_deserializer=None
     )
+    api = method.rsplit("/", 1)[1]
+    refused_before = refused_count(cancer_predictor, api)
     with caplog.at_level(logging.INFO), pytest.raises(grpc.RpcError) as caught:
         call(junk, timeout=30)
     error = caught.value
@@ -205,6 +216,9 @@ def test_a_body_that_is_not_protobuf_is_an_invalid_argument_logged_once(
     assert records[0].exc_info is None and records[0].levelno == logging.WARNING
     assert request_id in records[0].getMessage() and method in records[0].getMessage()
     assert not [record for record in caplog.records if "Unexpected" in record.getMessage()]
+    # Counted with the other refused prediction calls (GetModelInfo calls are not counted).
+    counted = 0.0 if api == "GetModelInfo" else 1.0
+    assert refused_count(cancer_predictor, api) == refused_before + counted
     assert_still_serving(cancer_predictor, registry)
 
 
