@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pika
 import psutil
 import pytest
@@ -248,3 +249,25 @@ def test_inferer_killed_mid_batch_loses_and_duplicates_nothing(
             for r in shared_store.query_predictions(batch_id=submission.batch_id, limit=30000)
         }
         assert indexes == set(range(20000))
+
+
+def test_a_part_with_thousands_of_unknown_columns_gets_a_short_reason(
+    registry: Registry, store: Store, batch_queue: messaging.WorkQueue
+) -> None:
+    rows = rows_of(registry, 3).drop(columns=["mean_area"])
+    extra = pd.DataFrame({f"{'unknown_' * 12}{index}": [0.0] * 3 for index in range(2000)})
+    [part] = batch_parts(pd.concat([rows, extra], axis=1), "cancer@production", "wide-rows")
+    with running_inferer(batch_queue, store, registry.tracking_uri):
+        publish_raw(
+            BROKER_URL,
+            batch_queue,
+            part.SerializeToString(),
+            messaging.message_properties(part, part.request_id),
+        )
+        failed = wait_until(lambda: batch_done(store, "wide-rows"), 60, "wide-rows")
+    [(_props, _body)] = dead = drain(BROKER_URL, batch_queue.dead_letter)
+    reason = dead[0][0].headers["x-mlp-dead-letter-reason"]
+    assert failed.error.startswith(reason)  # the header keeps the first 1000 characters
+    assert "column 'mean_area': missing; expected a double column" in reason
+    assert "…' and 1980 more: not an input of the model" in failed.error
+    assert failed.error.count("…") == 20 and len(failed.error) < 2000

@@ -82,14 +82,18 @@ def read_table(
 
 
 def _read_parquet(handle: IO[bytes], what: str, limits: DataLimits) -> pd.DataFrame:
-    """Parquet, once its footer's unpacked size is within the limit."""
+    """Parquet, once its footer's sizes are within the limit. Dictionary and run-length
+    encodings make the stored sizes small for repetitive data, so the rows times columns
+    (at eight bytes a value) bound the size in memory as well."""
     metadata = pq.ParquetFile(handle).metadata
-    unpacked = sum(
+    stored = sum(
         metadata.row_group(index).total_byte_size for index in range(metadata.num_row_groups)
     )
+    unpacked = max(stored, metadata.num_rows * metadata.num_columns * 8)
     if unpacked > limits.max_bytes:
         raise StepFailure(
-            f"{what} declares {unpacked} bytes unpacked; the limit is {limits.max_bytes} "
+            f"{what} declares {metadata.num_rows} rows of {metadata.num_columns} columns, "
+            f"about {unpacked} bytes unpacked; the limit is {limits.max_bytes} "
             "(MLP_MAX_DATA_BYTES)"
         )
     handle.seek(0)
