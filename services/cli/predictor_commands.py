@@ -52,6 +52,12 @@ def predictor(
     shutdown_grace: float = typer.Option(
         None, "--shutdown-grace", help="On SIGTERM, seconds in-flight calls may take."
     ),
+    require_model_tag: str = typer.Option(
+        None,
+        "--require-model-tag",
+        help="KEY[=VALUE]: serve only versions with this registry tag "
+        "(mlp.pipeline_id: only what the platform's trainer registered).",
+    ),
 ) -> None:
     """Serve a registered model over gRPC (Predictor, KServe V2, health, reflection).
 
@@ -79,10 +85,15 @@ def predictor(
         "log_predictions": log_predictions,
         "drain_delay_s": drain_delay,
         "shutdown_grace_s": shutdown_grace,
+        "require_model_tag": require_model_tag,
     }
-    settings = PredictorSettings(
-        **{key: value for key, value in overrides.items() if value is not None}
-    )
+    try:
+        settings = PredictorSettings(
+            **{key: value for key, value in overrides.items() if value is not None}
+        )
+    except ValueError as error:  # pydantic's ValidationError, naming the setting
+        typer.echo(f"mlp predictor: {error}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
     if not settings.model:
         typer.echo("mlp predictor: --model (or MLP_PREDICTOR_MODEL) is required", err=True)
         raise typer.Exit(EXIT_INVALID)

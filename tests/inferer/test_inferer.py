@@ -13,12 +13,14 @@ import pandas as pd
 import pika
 import psutil
 import pytest
+from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mlplatform.client import messaging
 from mlplatform.client.batches import batch_parts, submit_batch
+from mlplatform.common.model_tags import TRAINER_TAG, ModelTagRequirement
 from mlplatform.common.store import BatchStatus, Store
 from tests.inferer.conftest import Registry, register, running_inferer
 from tests.support.queues import BROKER_URL
@@ -271,3 +273,32 @@ def test_a_part_with_thousands_of_unknown_columns_gets_a_short_reason(
     assert "column 'mean_area': missing; expected a double column" in reason
     assert "…' and 1980 more: not an input of the model" in failed.error
     assert failed.error.count("…") == 20 and len(failed.error) < 2000
+
+
+def test_required_model_tag_dead_letters_parts_for_an_untagged_version(
+    registry: Registry, store: Store, batch_queue: messaging.WorkQueue
+) -> None:
+    version = register(registry.tracking_uri, registry.model, registry.features, "cancer_tags")
+    requirement = ModelTagRequirement(TRAINER_TAG)
+    rows = rows_of(registry, 10)
+    with running_inferer(batch_queue, store, registry.tracking_uri, required_tag=requirement):
+        refused = submit_batch(
+            rows, "cancer_tags@production", broker_url=BROKER_URL, queue=batch_queue
+        )
+        failed = wait_until(lambda: batch_done(store, refused.batch_id), 60, "refused batch")
+        MlflowClient(registry.tracking_uri).set_model_version_tag(
+            "cancer_tags", version, TRAINER_TAG, "pipeline-1"
+        )
+        accepted = submit_batch(
+            rows, "cancer_tags@production", broker_url=BROKER_URL, queue=batch_queue
+        )
+        served = wait_until(lambda: batch_done(store, accepted.batch_id), 60, "accepted batch")
+    assert failed.status == BatchStatus.FAILED
+    expected = (
+        f"model cancer_tags@production (version {version}): the version has no tag "
+        f"'{TRAINER_TAG}', which --require-model-tag {TRAINER_TAG} requires"
+    )
+    assert expected in failed.error
+    [(properties, _body)] = drain(BROKER_URL, batch_queue.dead_letter)
+    assert expected in properties.headers["x-mlp-dead-letter-reason"]
+    assert served.status == BatchStatus.SUCCEEDED and served.model_version == version
