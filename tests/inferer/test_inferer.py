@@ -301,4 +301,6 @@ def test_required_model_tag_dead_letters_parts_for_an_untagged_version(
     assert expected in failed.error
     [(properties, _body)] = drain(BROKER_URL, batch_queue.dead_letter)
     assert expected in properties.headers["x-mlp-dead-letter-reason"]
-    assert served.status == BatchStatus.SUCCEEDED and served.model_version == version
+    assert served.status == BatchStatus.SUCCEEDED
+    records = store.query_predictions(batch_id=accepted.batch_id, limit=20)
+    assert len(records) == 10 and {record.model_version for record in records} == {version}
