@@ -66,6 +66,8 @@ def predictor(
     """
     import asyncio
 
+    from pydantic import ValidationError
+
     from mlplatform.common.settings import get_settings
     from mlplatform.predictor.server import serve
     from mlplatform.predictor.settings import PredictorSettings
@@ -91,8 +93,11 @@ def predictor(
         settings = PredictorSettings(
             **{key: value for key, value in overrides.items() if value is not None}
         )
-    except ValueError as error:  # pydantic's ValidationError, naming the setting
-        typer.echo(f"mlp predictor: {error}", err=True)
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(map(str, problem["loc"]))
+            message = problem["msg"].removeprefix("Value error, ")
+            typer.echo(f"mlp predictor: {where + ': ' if where else ''}{message}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     if not settings.model:
         typer.echo("mlp predictor: --model (or MLP_PREDICTOR_MODEL) is required", err=True)

@@ -111,3 +111,14 @@ def test_hot_reload_keeps_the_tagged_version_when_the_alias_moves_to_an_untagged
         )
     finally:
         predictor.stop()
+
+
+def test_a_malformed_requirement_stops_the_commands_with_exit_2() -> None:
+    from typer.testing import CliRunner
+
+    from mlplatform.cli.main import app
+
+    for command in (["predictor", "--model", "m"], ["inferer"]):
+        result = CliRunner().invoke(app, [*command, "--require-model-tag", "=x"])
+        assert result.exit_code == 2, result.output
+        assert "require-model-tag '=x': expected KEY or KEY=VALUE" in result.output
