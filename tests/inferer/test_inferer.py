@@ -270,7 +270,7 @@ def test_a_part_with_thousands_of_unknown_columns_gets_a_short_reason(
     [(_props, _body)] = dead = drain(BROKER_URL, batch_queue.dead_letter)
     reason = dead[0][0].headers["x-mlp-dead-letter-reason"]
     assert failed.error.startswith(reason)  # the header keeps the first 1000 characters
-    assert "column 'mean_area': missing; expected a double column" in reason
+    assert "rows do not fit model cancer v1: " in reason
     assert "…' and 1980 more: not an input of the model" in failed.error
     assert failed.error.count("…") == 20 and len(failed.error) < 2000
 
