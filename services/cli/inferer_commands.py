@@ -142,6 +142,13 @@ def inferer(
     chunk_rows: int = typer.Option(2048, min=1, help="Rows per model call."),
     max_attempts: int = typer.Option(3, help="Tries of a part that fails for transient reasons."),
     recheck_seconds: float = typer.Option(30.0, help="How often an alias is looked up again."),
+    require_model_tag: str = typer.Option(
+        "",
+        "--require-model-tag",
+        envvar="MLP_INFERER_REQUIRE_MODEL_TAG",
+        help="KEY[=VALUE]: predict only with versions that have this registry tag "
+        "(mlp.pipeline_id: only what the platform's trainer registered).",
+    ),
     log_level: str = typer.Option("INFO", help="Logging level."),
 ) -> None:
     """Start a batch inferer: consume prediction requests until SIGTERM or Ctrl-C.
@@ -150,16 +157,24 @@ def inferer(
     """
     from mlplatform.cli.trainer_commands import configure_logging, stop_on_signals
     from mlplatform.common.consumer import QueueWorker, worker_name
+    from mlplatform.common.model_tags import ModelTagRequirement
     from mlplatform.common.store import open_store
     from mlplatform.inferer.chunk_writers import ProcessChunkWriter
     from mlplatform.inferer.model_cache import ModelCache
     from mlplatform.inferer.worker import InfererHandler
 
+    try:
+        required_tag = ModelTagRequirement.parse(require_model_tag) if require_model_tag else None
+    except ValueError as error:
+        typer.echo(f"mlp inferer: {error}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(log_level)
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.resolved_store_uri)
-    models = ModelCache(settings.resolved_mlflow_tracking_uri, recheck_seconds)
+    models = ModelCache(
+        settings.resolved_mlflow_tracking_uri, recheck_seconds, required_tag=required_tag
+    )
     writer = ProcessChunkWriter(settings.resolved_store_uri)
     writer.warm_up()
     handler = InfererHandler(models, store, max_attempts, chunk_rows, writer)

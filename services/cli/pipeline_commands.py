@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from google.protobuf import json_format
 
-from mlplatform.client.pipelines import PipelineError, load_pipeline_file
+from mlplatform.client.data_roots import DataRoots
+from mlplatform.client.pipelines import PipelineError, check_pipeline, load_pipeline_file
 
 #: Exit code for a pipeline file that cannot be used (bad input, as argparse uses).
 EXIT_INVALID = 2
@@ -22,10 +23,14 @@ def validate(
     """Check a pipeline file: syntax, keys, step order, PyCaret estimators and metrics.
 
     Exits 0 when the pipeline can run, 2 with one line per problem (each naming the
-    path of the offending field) when it cannot.
+    path of the offending field) when it cannot. With MLP_DATA_ROOTS set, data sources
+    outside those roots are problems too.
     """
+    data_roots = DataRoots.from_environment()
     try:
         definition = load_pipeline_file(pipeline_file)
+        if data_roots is not None:
+            check_pipeline(definition, str(pipeline_file), data_roots)
     except PipelineError as error:
         typer.echo(f"{pipeline_file}: invalid pipeline", err=True)
         for field_error in error.errors:

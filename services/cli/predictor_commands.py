@@ -52,6 +52,12 @@ def predictor(
     shutdown_grace: float = typer.Option(
         None, "--shutdown-grace", help="On SIGTERM, seconds in-flight calls may take."
     ),
+    require_model_tag: str = typer.Option(
+        None,
+        "--require-model-tag",
+        help="KEY[=VALUE]: serve only versions with this registry tag "
+        "(mlp.pipeline_id: only what the platform's trainer registered).",
+    ),
 ) -> None:
     """Serve a registered model over gRPC (Predictor, KServe V2, health, reflection).
 
@@ -59,6 +65,8 @@ def predictor(
     The registry is MLFLOW_TRACKING_URI; the prediction log is MLP_STORE_URI.
     """
     import asyncio
+
+    from pydantic import ValidationError
 
     from mlplatform.common.settings import get_settings
     from mlplatform.predictor.server import serve
@@ -79,10 +87,18 @@ def predictor(
         "log_predictions": log_predictions,
         "drain_delay_s": drain_delay,
         "shutdown_grace_s": shutdown_grace,
+        "require_model_tag": require_model_tag,
     }
-    settings = PredictorSettings(
-        **{key: value for key, value in overrides.items() if value is not None}
-    )
+    try:
+        settings = PredictorSettings(
+            **{key: value for key, value in overrides.items() if value is not None}
+        )
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(map(str, problem["loc"]))
+            message = problem["msg"].removeprefix("Value error, ")
+            typer.echo(f"mlp predictor: {where + ': ' if where else ''}{message}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
     if not settings.model:
         typer.echo("mlp predictor: --model (or MLP_PREDICTOR_MODEL) is required", err=True)
         raise typer.Exit(EXIT_INVALID)

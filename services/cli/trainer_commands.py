@@ -11,7 +11,8 @@ from typing import Any
 import typer
 
 from mlplatform.cli.pipeline_commands import EXIT_INVALID
-from mlplatform.client.pipelines import PipelineError, load_pipeline_file
+from mlplatform.client.data_roots import DataRoots
+from mlplatform.client.pipelines import PipelineError, check_pipeline, load_pipeline_file
 from mlplatform.common.settings import get_settings
 from mlplatform.v1 import messages_pb2, pipeline_pb2
 
@@ -23,9 +24,15 @@ _STATUS_WORDS = {
 }
 
 
-def _load_or_exit(pipeline_file: Path) -> pipeline_pb2.PipelineDefinition:
+def _load_or_exit(
+    pipeline_file: Path, data_roots: DataRoots | None = None
+) -> pipeline_pb2.PipelineDefinition:
+    """The checked definition (data sources against `data_roots` when known), or exit 2."""
     try:
-        return load_pipeline_file(pipeline_file)
+        definition = load_pipeline_file(pipeline_file)
+        if data_roots is not None:
+            check_pipeline(definition, str(pipeline_file), data_roots)
+        return definition
     except PipelineError as error:
         typer.echo(f"{pipeline_file}: invalid pipeline", err=True)
         for field_error in error.errors:
@@ -54,7 +61,8 @@ def submit(
 
     from mlplatform.client.submit import FollowTimeout, submit_pipeline
 
-    definition = _load_or_exit(pipeline_file)
+    # The trainers' roots are known here only when MLP_DATA_ROOTS is set; they check anyway.
+    definition = _load_or_exit(pipeline_file, DataRoots.from_environment())
     settings = get_settings()
     url = broker_url or settings.broker_url
     try:
@@ -98,9 +106,10 @@ def train(
     from mlplatform.client.messaging import new_id
     from mlplatform.common.store import RunStatus, open_store
     from mlplatform.trainer.runner import PipelineRunner
+    from mlplatform.trainer.steps.base import DataLimits
 
-    definition = _load_or_exit(pipeline_file)
     settings = get_settings()
+    definition = _load_or_exit(pipeline_file, settings.resolved_data_roots)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     class PrintEvents:
@@ -112,7 +121,13 @@ def train(
     )
     typer.echo(f"running pipeline {submission.pipeline_id}")
     with open_store(settings.resolved_store_uri) as store:
-        runner = PipelineRunner(store, settings.resolved_mlflow_tracking_uri, PrintEvents())
+        runner = PipelineRunner(
+            store,
+            settings.resolved_mlflow_tracking_uri,
+            PrintEvents(),
+            data_roots=settings.resolved_data_roots,
+            data_limits=DataLimits(settings.max_data_bytes, settings.max_zip_ratio),
+        )
         record = runner.run(submission, worker_id="mlp-train")
     if record.status != RunStatus.SUCCEEDED:
         raise typer.Exit(1)
@@ -133,6 +148,7 @@ def trainer(
     from mlplatform.common.consumer import QueueWorker, worker_name
     from mlplatform.common.store import open_store
     from mlplatform.trainer.runner import PipelineRunner
+    from mlplatform.trainer.steps.base import DataLimits
     from mlplatform.trainer.worker import BrokerEvents, TrainerHandler
 
     configure_logging(log_level)
@@ -142,7 +158,14 @@ def trainer(
     store = open_store(settings.resolved_store_uri)
     events = BrokerEvents(url)
     name = worker_name("trainer")
-    runner = PipelineRunner(store, settings.resolved_mlflow_tracking_uri, events)
+    runner = PipelineRunner(
+        store,
+        settings.resolved_mlflow_tracking_uri,
+        events,
+        data_roots=settings.resolved_data_roots,
+        data_limits=DataLimits(settings.max_data_bytes, settings.max_zip_ratio),
+    )
+    logging.getLogger(__name__).info("pipelines may read: %s", runner.data_roots.describe())
     handler = TrainerHandler(runner, store, name, max_attempts, lease_seconds)
     worker = QueueWorker(settings.pipelines_work_queue, handler, store, url, name=name)
     stop_on_signals(worker)

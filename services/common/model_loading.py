@@ -36,6 +36,7 @@ from mlplatform.common.input_schema import (
     check_input,
     check_input_rows,
 )
+from mlplatform.common.model_tags import ModelTagRequirement
 
 logger = logging.getLogger(__name__)
 
@@ -269,8 +270,13 @@ def load_model(
     tracking_uri: str | None = None,
     version: str | None = None,
     client: Any = None,
+    required_tag: ModelTagRequirement | None = None,
 ) -> LoadedModel:
-    """Load `reference` (at `version` when given, else where it points now) from the registry."""
+    """Load `reference` (at `version` when given, else where it points now) from the registry.
+
+    With `required_tag`, a version without that tag is refused (ModelLoadError) before
+    anything of it is downloaded.
+    """
     import mlflow.artifacts
     import mlflow.sklearn
     from mlflow.exceptions import MlflowException
@@ -280,6 +286,8 @@ def load_model(
     version = version or resolve_version(client, reference)
     shown = f"{reference} (version {version})"
     started = time.perf_counter()
+    if required_tag is not None:
+        check_required_tag(client, reference, version, required_tag)
     try:
         download_uri = client.get_model_version_download_uri(reference.name, version)
         with tempfile.TemporaryDirectory(prefix="mlp-model-") as local_dir:
@@ -315,6 +323,23 @@ def load_model(
         classes=classes,
         input_example=input_example,
     )
+
+
+def check_required_tag(
+    client: Any, reference: ModelReference, version: str, required_tag: ModelTagRequirement
+) -> None:
+    """Returns when the version carries `required_tag`; ModelLoadError naming the tag, the
+    model and the version otherwise."""
+    from mlflow.exceptions import MlflowException
+
+    shown = f"{reference} (version {version})"
+    try:
+        tags = client.get_model_version(reference.name, version).tags or {}
+    except MlflowException as error:
+        raise ModelLoadError(shown, error.message) from None
+    reason = required_tag.refusal(tags)
+    if reason is not None:
+        raise ModelLoadError(shown, reason)
 
 
 def _input_example(metadata: Any, local_path: str) -> pd.DataFrame | None:

@@ -12,9 +12,13 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlplatform.client.data_roots import KAGGLE_PREFIX, DataRoots
 from mlplatform.client.messaging import WorkQueue
 
 DEFAULT_DATA_DIR = Path.home() / ".mlplatform"
+#: The project's examples, as the demo names them: under the working directory (a checkout,
+#: or /app in the image).
+EXAMPLES_DIR = Path("examples")
 
 
 class Settings(BaseSettings):
@@ -36,6 +40,21 @@ class Settings(BaseSettings):
         ge=100,
         description="How long a deferred or retried message waits before it comes back.",
     )
+    data_roots: str = Field(
+        default="",
+        description="Comma-separated directories and URI prefixes pipelines may read; "
+        "default: the data folder, ./examples and kaggle:. '*' allows everything.",
+    )
+    max_data_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=1,
+        description="Largest data file a pipeline may load (and largest zip member, unpacked).",
+    )
+    max_zip_ratio: float = Field(
+        default=100.0,
+        gt=1,
+        description="Largest unpacked-to-packed size ratio of a zip member (zip bombs).",
+    )
     mlflow_tracking_uri: str = Field(
         default="",
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLP_MLFLOW_TRACKING_URI"),
@@ -46,6 +65,14 @@ class Settings(BaseSettings):
     def resolved_store_uri(self) -> str:
         """The store URI, defaulting to a SQLite file in the data folder."""
         return self.store_uri or f"sqlite:///{self.data_dir / 'store.db'}"
+
+    @property
+    def resolved_data_roots(self) -> DataRoots:
+        """The roots pipelines may read: MLP_DATA_ROOTS, else the data folder, the project's
+        examples and Kaggle."""
+        if self.data_roots.strip():
+            return DataRoots.parse(self.data_roots)
+        return DataRoots.of([self.data_dir, EXAMPLES_DIR, KAGGLE_PREFIX])
 
     @property
     def pipelines_work_queue(self) -> WorkQueue:

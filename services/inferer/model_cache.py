@@ -20,6 +20,7 @@ from mlplatform.common.model_loading import (
     registry_client,
     resolve_version,
 )
+from mlplatform.common.model_tags import ModelTagRequirement
 
 
 @dataclass
@@ -36,8 +37,11 @@ class ModelCache:
         tracking_uri: str | None,
         recheck_seconds: float = 30.0,
         loader: Callable[..., LoadedModel] = load_model,
+        required_tag: ModelTagRequirement | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
+        #: Versions without this registry tag are refused (`--require-model-tag`).
+        self.required_tag = required_tag
         self.recheck_seconds = recheck_seconds
         self._loader = loader
         self._client: Any = None
@@ -59,7 +63,13 @@ class ModelCache:
             if entry is not None and entry.model.version == version:
                 entry.checked_at = now
                 return entry.model
-            model = self._loader(reference, self.tracking_uri, version=version, client=client)
+            model = self._loader(
+                reference,
+                self.tracking_uri,
+                version=version,
+                client=client,
+                required_tag=self.required_tag,
+            )
             self._entries[key] = _Entry(model, now)
             return model
 

@@ -7,8 +7,10 @@ finish on it; new requests get the new one. Nothing waits on a lock, so no reque
 stalls during the swap. Each swap is recorded in the store's serving history, so predictions can
 be matched with the version that served them from when to when.
 
-A version that fails to load, or fails its warm-up on its own logged input example, is not
-swapped in: the current model keeps serving and the watcher tries again at the next poll.
+A version that fails to load, fails its warm-up on its own logged input example, or lacks the
+tag `--require-model-tag` names, is not swapped in: the current model keeps serving (health
+stays NOT_SERVING when there is none yet), the reason is logged, and the watcher tries again
+at the next poll.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from mlplatform.common.model_loading import (
     resolve_version,
     warm_up_rows,
 )
+from mlplatform.common.model_tags import ModelTagRequirement
 from mlplatform.common.store import Store, utc_now
 from mlplatform.predictor.errors import ModelNotLoadedError
 
@@ -92,8 +95,11 @@ class ModelWatcher:
         store: Store | None = None,
         on_swap: list[SwapListener] | None = None,
         on_load_outcome: Callable[[str], None] | None = None,
+        required_tag: ModelTagRequirement | None = None,
     ) -> None:
         self.slot = slot
+        #: A version without this tag is not loaded; the current model keeps serving.
+        self.required_tag = required_tag
         self.tracking_uri = tracking_uri
         self.interval_s = interval_s
         self._store = store
@@ -129,7 +135,7 @@ class ModelWatcher:
             return False  # it failed its warm-up, which is deterministic: wait for a new version
         try:
             model = await asyncio.to_thread(
-                load_model, reference, self.tracking_uri, version, self._client
+                load_model, reference, self.tracking_uri, version, self._client, self.required_tag
             )
         except Exception:
             self._report("failed")

@@ -199,6 +199,7 @@ async def start_predictor(
         store=store,
         on_swap=[on_swap],
         on_load_outcome=lambda outcome: metrics.model_loads.labels(outcome).inc(),
+        required_tag=settings.required_tag,
     )
     metrics_port = None
     if settings.metrics_port >= 0:

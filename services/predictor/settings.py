@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlplatform.common.model_tags import ModelTagRequirement
+
 
 class PredictorSettings(BaseSettings):
     """How the predictor serves: which model, where, how it batches, reloads and logs."""
@@ -64,9 +66,21 @@ class PredictorSettings(BaseSettings):
         default=30.0, ge=0, description="On SIGTERM, how long in-flight requests may take."
     )
     max_message_mb: int = Field(default=64, ge=1, description="Largest gRPC message accepted.")
+    require_model_tag: str = Field(
+        default="",
+        description="KEY or KEY=VALUE: serve only versions whose registry tags have it "
+        "(mlp.pipeline_id: only what the platform's trainer registered).",
+    )
 
     @model_validator(mode="after")
     def _one_place_for_the_model(self) -> PredictorSettings:
         if self.model_thread and self.model_process:
             raise ValueError("model_thread and model_process: choose one place for the model")
+        self.required_tag  # noqa: B018 - parsed here so a bad value fails at start
         return self
+
+    @property
+    def required_tag(self) -> ModelTagRequirement | None:
+        """The registry tag a version must carry to be served, if any."""
+        text = self.require_model_tag.strip()
+        return ModelTagRequirement.parse(text) if text else None

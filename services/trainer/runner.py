@@ -16,7 +16,9 @@ from typing import Protocol
 
 from google.protobuf import json_format, timestamp_pb2
 
+from mlplatform.client.data_roots import DataRoots
 from mlplatform.common.faults import is_transient
+from mlplatform.common.settings import Settings
 from mlplatform.common.store import (
     NotFoundError,
     PipelineRun,
@@ -28,7 +30,7 @@ from mlplatform.common.store import (
     utc_now,
 )
 from mlplatform.trainer.steps import PipelineContext, StepFailure
-from mlplatform.trainer.steps.base import run_step
+from mlplatform.trainer.steps.base import DataLimits, run_step
 from mlplatform.trainer.tracking import PipelineTracking
 from mlplatform.v1 import messages_pb2
 
@@ -96,7 +98,15 @@ class PipelineRunner:
         events: EventSink | None = None,
         kaggle_downloader: Callable[[str, str, str], str] | None = None,
         before_step: Callable[[str, PipelineContext], None] | None = None,
+        data_roots: DataRoots | None = None,
+        data_limits: DataLimits | None = None,
     ) -> None:
+        if data_roots is None or data_limits is None:
+            settings = Settings()  # read now: each runner follows the environment it starts in
+            data_roots = data_roots or settings.resolved_data_roots
+            data_limits = data_limits or DataLimits(settings.max_data_bytes, settings.max_zip_ratio)
+        self.data_roots = data_roots
+        self.data_limits = data_limits
         self.store = store
         self.tracking_uri = tracking_uri
         self.events = events or DiscardEvents()
@@ -164,6 +174,8 @@ class PipelineRunner:
             pipeline_id=pipeline_id,
             definition=definition,
             tracking=tracking,
+            data_roots=self.data_roots,
+            data_limits=self.data_limits,
             kaggle_downloader=self.kaggle_downloader,
         )
         for stage in definition.pipeline:

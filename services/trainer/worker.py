@@ -109,7 +109,9 @@ class TrainerHandler:
         if isinstance(submission_or_reason, str):
             return Reject(submission_or_reason)
         submission = submission_or_reason
-        problems = validate_pipeline(submission.definition)
+        # The data roots are checked here, before anything runs: a path outside them fails
+        # the run as an invalid pipeline, and the file is never opened.
+        problems = validate_pipeline(submission.definition, self.runner.data_roots)
         if problems:
             reason = "invalid pipeline definition: " + "; ".join(map(str, problems))
             self._record_refusal(submission, reason)

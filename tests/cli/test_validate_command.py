@@ -75,3 +75,18 @@ def test_every_command_has_help() -> None:
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0, (command, result.output)
         assert "Usage:" in result.output
+
+
+def test_validate_checks_data_sources_against_mlp_data_roots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLP_DATA_ROOTS", f"{tmp_path},kaggle:")
+    refused = run_mlp("validate", "examples/credit_fraud_from_file.json")
+    assert refused.returncode == 2
+    assert "load_data_from_file.path: 'examples/data/credit_fraud_sample.csv' is outside" in (
+        refused.stderr
+    )
+    assert f"allowed: {tmp_path}, kaggle:" in refused.stderr
+    assert run_mlp("validate", "examples/credit_fraud_kaggle.json").returncode == 0
+    monkeypatch.setenv("MLP_DATA_ROOTS", f"{REPO / 'examples'}")
+    assert run_mlp("validate", "examples/credit_fraud_from_file.json").returncode == 0

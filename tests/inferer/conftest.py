@@ -20,6 +20,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mlplatform.client import messaging
 from mlplatform.common.consumer import Delivery, Outcome, QueueWorker
+from mlplatform.common.model_tags import ModelTagRequirement
 from mlplatform.common.store import Store, open_store
 from mlplatform.inferer.model_cache import ModelCache
 from mlplatform.inferer.worker import InfererHandler
@@ -84,10 +85,13 @@ def running_inferer(
     name: str = "inferer-a",
     handled: list[str] | None = None,
     chunk_rows: int = 256,
+    required_tag: ModelTagRequirement | None = None,
 ) -> Iterator[QueueWorker]:
     """An inferer worker in a thread; `handled` collects the worker's name per message."""
     inferer = InfererHandler(
-        ModelCache(tracking_uri, recheck_seconds=0.2), store, chunk_rows=chunk_rows
+        ModelCache(tracking_uri, recheck_seconds=0.2, required_tag=required_tag),
+        store,
+        chunk_rows=chunk_rows,
     )
     handler: Callable[[Delivery], Outcome] = inferer
     if handled is not None:

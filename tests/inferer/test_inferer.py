@@ -9,15 +9,18 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pika
 import psutil
 import pytest
+from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mlplatform.client import messaging
 from mlplatform.client.batches import batch_parts, submit_batch
+from mlplatform.common.model_tags import TRAINER_TAG, ModelTagRequirement
 from mlplatform.common.store import BatchStatus, Store
 from tests.inferer.conftest import Registry, register, running_inferer
 from tests.support.queues import BROKER_URL
@@ -248,3 +251,56 @@ def test_inferer_killed_mid_batch_loses_and_duplicates_nothing(
             for r in shared_store.query_predictions(batch_id=submission.batch_id, limit=30000)
         }
         assert indexes == set(range(20000))
+
+
+def test_a_part_with_thousands_of_unknown_columns_gets_a_short_reason(
+    registry: Registry, store: Store, batch_queue: messaging.WorkQueue
+) -> None:
+    rows = rows_of(registry, 3).drop(columns=["mean_area"])
+    extra = pd.DataFrame({f"{'unknown_' * 12}{index}": [0.0] * 3 for index in range(2000)})
+    [part] = batch_parts(pd.concat([rows, extra], axis=1), "cancer@production", "wide-rows")
+    with running_inferer(batch_queue, store, registry.tracking_uri):
+        publish_raw(
+            BROKER_URL,
+            batch_queue,
+            part.SerializeToString(),
+            messaging.message_properties(part, part.request_id),
+        )
+        failed = wait_until(lambda: batch_done(store, "wide-rows"), 60, "wide-rows")
+    [(_props, _body)] = dead = drain(BROKER_URL, batch_queue.dead_letter)
+    reason = dead[0][0].headers["x-mlp-dead-letter-reason"]
+    assert failed.error.startswith(reason)  # the header keeps the first 1000 characters
+    assert "rows do not fit model cancer v1: " in reason
+    assert "…' and 1980 more: not an input of the model" in failed.error
+    assert failed.error.count("…") == 20 and len(failed.error) < 2000
+
+
+def test_required_model_tag_dead_letters_parts_for_an_untagged_version(
+    registry: Registry, store: Store, batch_queue: messaging.WorkQueue
+) -> None:
+    version = register(registry.tracking_uri, registry.model, registry.features, "cancer_tags")
+    requirement = ModelTagRequirement(TRAINER_TAG)
+    rows = rows_of(registry, 10)
+    with running_inferer(batch_queue, store, registry.tracking_uri, required_tag=requirement):
+        refused = submit_batch(
+            rows, "cancer_tags@production", broker_url=BROKER_URL, queue=batch_queue
+        )
+        failed = wait_until(lambda: batch_done(store, refused.batch_id), 60, "refused batch")
+        MlflowClient(registry.tracking_uri).set_model_version_tag(
+            "cancer_tags", version, TRAINER_TAG, "pipeline-1"
+        )
+        accepted = submit_batch(
+            rows, "cancer_tags@production", broker_url=BROKER_URL, queue=batch_queue
+        )
+        served = wait_until(lambda: batch_done(store, accepted.batch_id), 60, "accepted batch")
+    assert failed.status == BatchStatus.FAILED
+    expected = (
+        f"model cancer_tags@production (version {version}): the version has no tag "
+        f"'{TRAINER_TAG}', which --require-model-tag {TRAINER_TAG} requires"
+    )
+    assert expected in failed.error
+    [(properties, _body)] = drain(BROKER_URL, batch_queue.dead_letter)
+    assert expected in properties.headers["x-mlp-dead-letter-reason"]
+    assert served.status == BatchStatus.SUCCEEDED
+    records = store.query_predictions(batch_id=accepted.batch_id, limit=20)
+    assert len(records) == 10 and {record.model_version for record in records} == {version}

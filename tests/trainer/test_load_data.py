@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pandas as pd
 import pytest
 
 from mlplatform.trainer.steps import StepFailure
+from mlplatform.trainer.steps.base import DataLimits
+from mlplatform.trainer.steps.data_files import _LimitedReader
 from mlplatform.trainer.steps.load_data import data_digest, read_table
 
 FRAME = pd.DataFrame({"a": [1.5, 2.5, None], "b": ["x", "y", "z"], "Class": [0, 1, 0]})
@@ -54,3 +57,52 @@ def test_digest_changes_with_content_not_with_reading() -> None:
     changed = FRAME.copy()
     changed.loc[0, "a"] = 9.0
     assert data_digest(changed) != data_digest(FRAME)
+
+
+def test_a_file_over_the_size_limit_is_refused_before_reading(tmp_path: Path) -> None:
+    FRAME.to_csv(tmp_path / "d.csv", index=False)
+    size = (tmp_path / "d.csv").stat().st_size
+    with pytest.raises(StepFailure, match=rf"holds {size} bytes; the limit is 10 \(MLP_MAX"):
+        read_table(tmp_path / "d.csv", limits=DataLimits(max_bytes=10))
+    assert len(read_table(tmp_path / "d.csv", limits=DataLimits(max_bytes=size))) == 3
+
+
+def test_a_zip_member_is_refused_by_its_declared_size_and_its_ratio(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.zip"
+    # 3 MiB of zeros packs to a few kilobytes: the shape of a zip bomb, small enough to test.
+    zeros = b"a\n" + b"0\n" * (3 * 1024**2 // 2)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros.csv", zeros)
+    packed = path.stat().st_size
+    with pytest.raises(StepFailure, match=r"bomb\.zip!zeros\.csv unpacks to \d+ bytes; the limit"):
+        read_table(path, limits=DataLimits(max_bytes=packed * 100))
+    with pytest.raises(StepFailure, match=r"unpacks \d+ times its packed size; the limit is 100 "):
+        read_table(path, limits=DataLimits(max_bytes=10 * 1024**2, max_zip_ratio=100))
+    assert len(read_table(path, limits=DataLimits(max_zip_ratio=10_000))) == len(zeros) // 2 - 1
+
+
+def test_a_zip_member_that_unpacks_beyond_its_declared_size_is_cut_off() -> None:
+    rows = b"a,b\n" + b"1,2\n" * 1000
+    stream = io.BufferedReader(_LimitedReader(io.BytesIO(rows), 64, "a.zip!m.csv"))
+    with pytest.raises(StepFailure, match=r"a\.zip!m\.csv unpacks to more than 64 bytes"):
+        pd.read_csv(stream)
+    assert io.BufferedReader(_LimitedReader(io.BytesIO(b"x" * 64), 64, "m")).read() == b"x" * 64
+
+
+def test_a_parquet_file_is_refused_by_its_declared_unpacked_size(tmp_path: Path) -> None:
+    path = tmp_path / "wide.parquet"
+    pd.DataFrame({"a": [0.0] * 100_000}).to_parquet(path, compression="zstd")
+    with pytest.raises(StepFailure, match=r"100000 rows of 1 columns, about 800000 bytes unpacked"):
+        read_table(path, limits=DataLimits(max_bytes=path.stat().st_size + 1))
+
+
+def test_zip_member_lists_are_summarised(tmp_path: Path) -> None:
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for index in range(30):
+            archive.writestr(f"{'x' * 80}{index}.csv", "a\n1\n")
+    with pytest.raises(StepFailure) as failure:
+        read_table(path)
+    message = str(failure.value)
+    assert "x" * 64 not in message and message.count("x" * 63 + "…") == 20
+    assert "and 10 more; name one with 'member'" in message

@@ -11,6 +11,7 @@ from typing import Any
 import pika
 
 from mlplatform.client import messaging
+from mlplatform.client.data_roots import DataRoots
 from mlplatform.common.consumer import QueueWorker
 from mlplatform.common.store import Store
 from mlplatform.trainer.runner import PipelineRunner
@@ -38,9 +39,12 @@ def running_worker(
     max_attempts: int = 3,
     lease_seconds: float = 60.0,
     before_step: Callable[[str, Any], None] | None = None,
+    data_roots: DataRoots | None = None,
 ) -> Iterator[QueueWorker]:
     events = BrokerEvents(broker_url)
-    runner = PipelineRunner(store, tracking_uri, events, before_step=before_step)
+    runner = PipelineRunner(
+        store, tracking_uri, events, before_step=before_step, data_roots=data_roots
+    )
     handler = TrainerHandler(runner, store, name, max_attempts, lease_seconds)
     worker = QueueWorker(queue, handler, store, broker_url, name=name)
     thread = threading.Thread(target=worker.run, name=name, daemon=True)

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 from google.protobuf.message import Message
 
+from mlplatform.client.data_roots import DataRoots
 from mlplatform.trainer.pycaret_adapter import TrainingSession
 from mlplatform.trainer.tracking import PipelineTracking, RegisteredVersion
 from mlplatform.v1 import pipeline_pb2
@@ -23,6 +24,14 @@ STEP_HANDLERS: dict[str, StepHandler] = {}
 class StepFailure(Exception):
     """A step could not do its work for a reason the user must fix (bad data, a model
     below the bar...). The run is marked failed with this message; it is not retried."""
+
+
+@dataclass(frozen=True)
+class DataLimits:
+    """How much a pipeline may load (`MLP_MAX_DATA_BYTES`, `MLP_MAX_ZIP_RATIO`)."""
+
+    max_bytes: int = 2 * 1024**3
+    max_zip_ratio: float = 100.0
 
 
 @dataclass
@@ -52,6 +61,9 @@ class PipelineContext:
     data_digest: str | None = None
     training: TrainingOutcome | None = None
     registered: RegisteredVersion | None = None
+    #: Where data may come from, and how much of it (MLP_DATA_ROOTS, MLP_MAX_DATA_BYTES).
+    data_roots: DataRoots = field(default_factory=DataRoots)
+    data_limits: DataLimits = field(default_factory=DataLimits)
     #: Injected for tests and other sources: `(dataset, file_name, target_dir) -> path`.
     kaggle_downloader: Callable[[str, str, str], str] | None = None
 

@@ -6,15 +6,16 @@ import hashlib
 import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 
 import pandas as pd
 
+from mlplatform.client.data_roots import DataAccessRefused, kaggle_uri
 from mlplatform.trainer.steps.base import Findings, PipelineContext, StepFailure, step
+from mlplatform.trainer.steps.data_files import read_table
 from mlplatform.v1 import pipeline_pb2
 
-_TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+__all__ = ["data_digest", "load_data_from_file", "load_data_from_kaggle", "read_table"]
 
 
 def data_digest(frame: pd.DataFrame) -> str:
@@ -22,43 +23,6 @@ def data_digest(frame: pd.DataFrame) -> str:
     hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     columns = json.dumps([str(name) for name in frame.columns]).encode()
     return "sha256:" + hashlib.sha256(columns + hashed.tobytes()).hexdigest()
-
-
-def read_table(path: Path, file_format: str = "", member: str = "") -> pd.DataFrame:
-    """Reads CSV, Parquet, or one CSV/Parquet member of a zip; errors name the file."""
-    if not path.is_file():
-        raise StepFailure(f"data file not found: {path} (resolved to {path.resolve()})")
-    kind = (file_format or path.suffix.lstrip(".")).lower()
-    try:
-        if kind == "zip":
-            return _read_zip_member(path, member)
-        if kind in ("parquet", "pq"):
-            return pd.read_parquet(path)
-        if kind == "csv" or not file_format:
-            return pd.read_csv(path)
-    except StepFailure:
-        raise
-    except (ValueError, OSError, zipfile.BadZipFile, pd.errors.ParserError) as error:
-        raise StepFailure(f"cannot read {path} as {kind}: {error}") from error
-    raise StepFailure(f"unknown data format '{kind}' for {path}; expected csv, parquet or zip")
-
-
-def _read_zip_member(path: Path, member: str) -> pd.DataFrame:
-    with zipfile.ZipFile(path) as archive:
-        tables = [n for n in archive.namelist() if n.lower().endswith(_TABLE_SUFFIXES)]
-        if member:
-            if member not in archive.namelist():
-                raise StepFailure(f"{path} has no member '{member}'; it holds: {', '.join(tables)}")
-            chosen = member
-        elif len(tables) == 1:
-            chosen = tables[0]
-        else:
-            listed = ", ".join(tables) or "no CSV or Parquet file"
-            raise StepFailure(f"{path} holds {listed}; name one with 'member'")
-        with archive.open(chosen) as handle:
-            if chosen.lower().endswith(".csv"):
-                return pd.read_csv(handle)
-            return pd.read_parquet(handle)
 
 
 def _loaded(context: PipelineContext, frame: pd.DataFrame, source: str) -> Findings:
@@ -77,8 +41,14 @@ def _loaded(context: PipelineContext, frame: pd.DataFrame, source: str) -> Findi
 
 @step("load_data_from_file")
 def load_data_from_file(spec: pipeline_pb2.LoadDataFromFile, context: PipelineContext) -> Findings:
-    path = Path(spec.path).expanduser()
-    return _loaded(context, read_table(path, spec.format, spec.member), str(path))
+    # Checked again here, not only when the message arrived: `mlp train` and any other
+    # caller of the runner meet this step, and the path opened is the one checked.
+    try:
+        path = context.data_roots.check_path(spec.path)
+    except DataAccessRefused as refusal:
+        raise StepFailure(str(refusal)) from None
+    frame = read_table(path, spec.format, spec.member, context.data_limits)
+    return _loaded(context, frame, spec.path)
 
 
 def kaggle_credentials_present() -> bool:
@@ -115,6 +85,11 @@ def download_from_kaggle(dataset: str, file_name: str, target_dir: str) -> str:
 def load_data_from_kaggle(
     spec: pipeline_pb2.LoadDataFromKaggle, context: PipelineContext
 ) -> Findings:
+    source = kaggle_uri(spec.kaggle_dataset_name, spec.training_file_name)
+    try:
+        context.data_roots.check_uri(source)
+    except DataAccessRefused as refusal:
+        raise StepFailure(str(refusal)) from None
     downloader = context.kaggle_downloader or download_from_kaggle
     with tempfile.TemporaryDirectory(prefix="mlp-kaggle-") as folder:
         try:
@@ -127,5 +102,5 @@ def load_data_from_kaggle(
                 f"'{spec.kaggle_dataset_name}' failed: {error}"
             ) from error
         is_zip = downloaded.suffix.lower() == ".zip"
-        frame = read_table(downloaded, "zip" if is_zip else "", "")
-    return _loaded(context, frame, f"kaggle:{spec.kaggle_dataset_name}/{spec.training_file_name}")
+        frame = read_table(downloaded, "zip" if is_zip else "", "", context.data_limits)
+    return _loaded(context, frame, source)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlplatform.client import pycaret_catalog as catalog
+from mlplatform.common.summaries import summarise_names
 from mlplatform.trainer.steps.base import Findings, PipelineContext, StepFailure, step
 from mlplatform.v1 import pipeline_pb2
 
@@ -16,15 +17,18 @@ def check_training_data(context: PipelineContext, min_rows: int, fold: int) -> F
         raise StepFailure("no data has been loaded")
     target = context.config.target
     if target not in frame.columns:
-        columns = ", ".join(map(str, frame.columns[:40]))
-        raise StepFailure(f"target column '{target}' is not in the data; columns: {columns}")
+        raise StepFailure(
+            f"target column '{target}' is not in the data; columns: "
+            f"{summarise_names(frame.columns)}"
+        )
     labels = frame[target]
     missing_targets = int(labels.isna().sum())
+    with_missing = [str(column) for column in frame.columns if frame[column].isna().any()]
     findings: Findings = {
         "rows": len(frame),
         "features": len(frame.columns) - 1,
         "missing_target_values": missing_targets,
-        "columns_with_missing_values": [str(c) for c in frame.columns if frame[c].isna().any()],
+        "columns_with_missing_values": summarise_names(with_missing),
     }
     if missing_targets:
         raise StepFailure(f"target column '{target}' has {missing_targets} missing values")

@@ -17,6 +17,7 @@ from google.protobuf import timestamp_pb2
 from pika.adapters.blocking_connection import BlockingChannel
 
 from mlplatform.client import messaging
+from mlplatform.client.data_roots import DataRoots
 from mlplatform.client.pipelines import check_pipeline
 from mlplatform.v1 import messages_pb2, pipeline_pb2
 
@@ -44,13 +45,16 @@ def submit_pipeline(
     follow: bool = False,
     timeout: float | None = None,
     queue: messaging.WorkQueue = messaging.PIPELINES,
+    data_roots: DataRoots | None = None,
 ) -> Submission:
     """Validates and publishes a pipeline; returns once the broker has it.
 
     `pipeline_id` is the idempotency key: resubmitting an id that already succeeded
-    does not train again. Raises PipelineError for an invalid definition.
+    does not train again. Raises PipelineError for an invalid definition, including a
+    data source outside `data_roots` (default: `MLP_DATA_ROOTS` when it is set here;
+    the trainers check their own roots in any case).
     """
-    check_pipeline(definition)
+    check_pipeline(definition, data_roots=data_roots or DataRoots.from_environment())
     pipeline_id = pipeline_id or messaging.new_id()
     submitted_at = timestamp_pb2.Timestamp()
     submitted_at.GetCurrentTime()

@@ -2,7 +2,9 @@
 
 Everything a worker would otherwise discover minutes into a run is checked here,
 before the pipeline is published: step order, estimator ids and metric names for
-the problem type, fold and selection counts, `setup()` keywords.
+the problem type, fold and selection counts, `setup()` keywords. Given the data roots
+the trainers use (`MLP_DATA_ROOTS`), data sources outside them too: the trainers check
+again in any case, since only they know their own roots for certain.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 import re
 
 from mlplatform.client import pycaret_catalog as catalog
+from mlplatform.client.data_roots import DataAccessRefused, DataRoots, kaggle_uri
 from mlplatform.client.pipelines.errors import FieldError, PipelineError, join_path
 from mlplatform.v1 import pipeline_pb2
 
@@ -27,8 +30,13 @@ _TYPED_SETUP_FIELDS = frozenset(
 )
 
 
-def validate_pipeline(definition: pipeline_pb2.PipelineDefinition) -> list[FieldError]:
-    """Every problem in a parsed definition; an empty list means it can run."""
+def validate_pipeline(
+    definition: pipeline_pb2.PipelineDefinition, data_roots: DataRoots | None = None
+) -> list[FieldError]:
+    """Every problem in a parsed definition; an empty list means it can run.
+
+    With `data_roots`, a data source outside them is a problem too (nothing is read).
+    """
     errors: list[FieldError] = []
     problem_type = _check_experiment_config(definition, errors)
     if not definition.pipeline:
@@ -54,12 +62,18 @@ def validate_pipeline(definition: pipeline_pb2.PipelineDefinition) -> list[Field
             elif kind == "register_model" and not trained:
                 errors.append(FieldError(step_path, "register_model comes before any train_model"))
             _STEP_CHECKS[kind](getattr(step, kind), problem_type, step_path, errors)
+            if data_roots is not None:
+                _check_data_source(step, kind, step_path, data_roots, errors)
     return errors
 
 
-def check_pipeline(definition: pipeline_pb2.PipelineDefinition, source: str | None = None) -> None:
+def check_pipeline(
+    definition: pipeline_pb2.PipelineDefinition,
+    source: str | None = None,
+    data_roots: DataRoots | None = None,
+) -> None:
     """Raises PipelineError with every problem, or returns when the definition can run."""
-    errors = validate_pipeline(definition)
+    errors = validate_pipeline(definition, data_roots)
     if errors:
         raise PipelineError(errors, source)
 
@@ -107,6 +121,25 @@ def _check_file(
         errors.append(
             FieldError(join_path(path, "format"), f"'{step.format}' is not csv, parquet or zip")
         )
+
+
+def _check_data_source(
+    step: pipeline_pb2.MLStep,
+    kind: str,
+    path: str,
+    data_roots: DataRoots,
+    errors: list[FieldError],
+) -> None:
+    """A load step's source against the roots: resolved and compared, never opened."""
+    try:
+        if kind == "load_data_from_file" and step.load_data_from_file.path.strip():
+            data_roots.check_path(step.load_data_from_file.path)
+        elif kind == "load_data_from_kaggle":
+            spec = step.load_data_from_kaggle
+            data_roots.check_uri(kaggle_uri(spec.kaggle_dataset_name, spec.training_file_name))
+    except DataAccessRefused as refusal:
+        field = "path" if kind == "load_data_from_file" else "kaggle_dataset_name"
+        errors.append(FieldError(join_path(path, field), str(refusal)))
 
 
 def _check_kaggle(
