@@ -26,6 +26,10 @@ from mlflow.tracking import MlflowClient
 from mlplatform.trainer.pycaret_adapter import EvaluatedModel
 
 PIPELINE_ID_TAG = "mlp.pipeline_id"
+#: Why a parent run was ended by someone other than the attempt that opened it.
+TERMINATED_REASON_TAG = "mlp.terminated_reason"
+#: On a retried pipeline's parent run: the parent run of the attempt before it.
+PREVIOUS_ATTEMPT_TAG = "mlp.previous_attempt_run_id"
 ALIAS_ATTEMPTS = 5
 #: What a saved pipeline needs to load: the platform (our transformers) and the libraries
 #: PyCaret pipelines pickle. Stated, not inferred: MLflow's inference re-imports the model in
@@ -78,12 +82,13 @@ class PipelineTracking:
         )
         self.parent_run_id: str | None = None
 
-    def start(self, definition: dict[str, Any]) -> str:
+    def start(self, definition: dict[str, Any], previous_attempt_run_id: str | None = None) -> str:
         """Opens the parent run and stores the pipeline definition as an artifact."""
+        tags = {PIPELINE_ID_TAG: self.pipeline_id, "mlp.kind": "pipeline"}
+        if previous_attempt_run_id:
+            tags[PREVIOUS_ATTEMPT_TAG] = previous_attempt_run_id
         run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"pipeline-{self.pipeline_id[:12]}",
-            tags={PIPELINE_ID_TAG: self.pipeline_id, "mlp.kind": "pipeline"},
+            self.experiment_id, run_name=f"pipeline-{self.pipeline_id[:12]}", tags=tags
         )
         self.parent_run_id = run.info.run_id
         self.client.log_dict(self.parent_run_id, definition, "pipeline.json")
@@ -189,6 +194,22 @@ class PipelineTracking:
             f"name = '{model_name}' and tags.`{PIPELINE_ID_TAG}` = '{self.pipeline_id}'"
         )
         return versions[0] if versions else None
+
+    def end_abandoned_attempt(self, run_id: str, reason: str) -> bool:
+        """Marks an earlier attempt's parent run FAILED with `reason`, if it is still RUNNING.
+
+        An attempt whose worker died never ends its own run; the attempt that takes the
+        pipeline over does, so MLflow shows no run RUNNING forever. Returns whether it did.
+        """
+        try:
+            run = self.client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            return False  # deleted meanwhile, or never written
+        if run.info.status != "RUNNING":
+            return False
+        self.client.set_tag(run_id, TERMINATED_REASON_TAG, reason[:5000])
+        self.client.set_terminated(run_id, "FAILED")
+        return True
 
     def finish(self, succeeded: bool) -> None:
         if self.parent_run_id is not None:
