@@ -106,6 +106,23 @@ def properties_problem(properties: pika.BasicProperties, expected_type: str) -> 
     return None
 
 
+def close_connection(connection: pika.BlockingConnection | None) -> None:
+    """Closes `connection` on purpose: a broker that already dropped it (missed heartbeats on
+    an idle connection, a broker restart) is no error then. pika logs the peer's reset at
+    ERROR with a traceback while closing, so its loggers are silenced for the close."""
+    if connection is None or not connection.is_open:
+        return
+    pika_logger = logging.getLogger("pika")
+    level = pika_logger.level
+    pika_logger.setLevel(logging.CRITICAL + 1)
+    try:
+        connection.close()
+    except Exception as error:  # closing anyway; what went wrong matters to nobody
+        logger.debug("closing a broker connection: %r", error)
+    finally:
+        pika_logger.setLevel(level)
+
+
 def worker_name(prefix: str) -> str:
     """A name that tells workers apart in logs and run records."""
     return f"{prefix}@{socket.gethostname()}:{os.getpid()}"
@@ -306,9 +323,7 @@ class QueueWorker:
 
     def _close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and connection.is_open:
-            with contextlib.suppress(Exception):
-                connection.close()
+        close_connection(connection)
 
 
 def _with_headers(
