@@ -148,7 +148,9 @@ class PipelineRunner:
             self.tracking_uri, definition.experiment_config.experiment_name, pipeline_id
         )
         previous_run_id = record.mlflow_run_id
-        parent_run_id = tracking.start(json_format.MessageToDict(definition), previous_run_id)
+        parent_run_id = tracking.start(
+            json_format.MessageToDict(definition), worker_id, previous_run_id
+        )
         if previous_run_id:
             self._end_abandoned_attempt(tracking, record, worker_id)
         self.store.update_run(
@@ -186,16 +188,11 @@ class PipelineRunner:
     ) -> None:
         """Ends the MLflow run of the attempt this one replaces, if it was left RUNNING."""
         assert record.mlflow_run_id is not None
-        taker = worker_id or "this worker"
-        if record.worker_id and record.worker_id != worker_id:
-            reason = (
-                f"worker lease expired; the run was taken over by worker {taker} "
-                f"(the attempt ran on {record.worker_id})"
-            )
-        else:
-            reason = f"the attempt ended without an outcome; the run was retried by {taker}"
         try:
-            if tracking.end_abandoned_attempt(record.mlflow_run_id, reason):
+            reason = tracking.end_abandoned_attempt(
+                record.mlflow_run_id, worker_id, record.worker_id
+            )
+            if reason is not None:
                 logger.warning(
                     "pipeline %s: MLflow run %s of the previous attempt marked FAILED: %s",
                     record.pipeline_id,

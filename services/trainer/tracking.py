@@ -30,6 +30,8 @@ PIPELINE_ID_TAG = "mlp.pipeline_id"
 TERMINATED_REASON_TAG = "mlp.terminated_reason"
 #: On a retried pipeline's parent run: the parent run of the attempt before it.
 PREVIOUS_ATTEMPT_TAG = "mlp.previous_attempt_run_id"
+#: On a parent run: the worker that ran the attempt.
+WORKER_TAG = "mlp.worker_id"
 ALIAS_ATTEMPTS = 5
 #: What a saved pipeline needs to load: the platform (our transformers) and the libraries
 #: PyCaret pipelines pickle. Stated, not inferred: MLflow's inference re-imports the model in
@@ -82,9 +84,16 @@ class PipelineTracking:
         )
         self.parent_run_id: str | None = None
 
-    def start(self, definition: dict[str, Any], previous_attempt_run_id: str | None = None) -> str:
+    def start(
+        self,
+        definition: dict[str, Any],
+        worker_id: str = "",
+        previous_attempt_run_id: str | None = None,
+    ) -> str:
         """Opens the parent run and stores the pipeline definition as an artifact."""
         tags = {PIPELINE_ID_TAG: self.pipeline_id, "mlp.kind": "pipeline"}
+        if worker_id:
+            tags[WORKER_TAG] = worker_id
         if previous_attempt_run_id:
             tags[PREVIOUS_ATTEMPT_TAG] = previous_attempt_run_id
         run = self.client.create_run(
@@ -195,21 +204,35 @@ class PipelineTracking:
         )
         return versions[0] if versions else None
 
-    def end_abandoned_attempt(self, run_id: str, reason: str) -> bool:
-        """Marks an earlier attempt's parent run FAILED with `reason`, if it is still RUNNING.
+    def end_abandoned_attempt(
+        self, run_id: str, worker_id: str, recorded_worker_id: str | None = None
+    ) -> str | None:
+        """Marks an earlier attempt's parent run FAILED, if it is still RUNNING, with the
+        reason in `TERMINATED_REASON_TAG`; returns the reason, or None if it had ended.
 
         An attempt whose worker died never ends its own run; the attempt that takes the
-        pipeline over does, so MLflow shows no run RUNNING forever. Returns whether it did.
+        pipeline over (`worker_id`) does, so MLflow shows no run RUNNING forever. The dead
+        attempt's worker is the run's own tag, else `recorded_worker_id`.
         """
         try:
             run = self.client.get_run(run_id)
         except mlflow.exceptions.MlflowException:
-            return False  # deleted meanwhile, or never written
+            return None  # deleted meanwhile, or never written
         if run.info.status != "RUNNING":
-            return False
-        self.client.set_tag(run_id, TERMINATED_REASON_TAG, reason[:5000])
+            return None
+        previous = run.data.tags.get(WORKER_TAG) or recorded_worker_id
+        taker = worker_id or "an unnamed worker"
+        if previous and previous != worker_id:
+            # Another worker only trains a run whose lease has expired (see trainer.worker).
+            reason = (
+                f"worker lease expired; the run was taken over by worker {taker} "
+                f"(the attempt ran on {previous})"
+            )
+        else:
+            reason = f"the attempt ended without an outcome; the run was retried by {taker}"
+        self.client.set_tag(run_id, TERMINATED_REASON_TAG, reason)
         self.client.set_terminated(run_id, "FAILED")
-        return True
+        return reason
 
     def finish(self, succeeded: bool) -> None:
         if self.parent_run_id is not None:

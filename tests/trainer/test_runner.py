@@ -226,14 +226,17 @@ def test_taking_over_ends_the_dead_attempts_mlflow_run(
     )
     client = MlflowClient(tracking_uri)
     experiment_id = client.create_experiment("test-fraud")
-    dead_run = client.create_run(experiment_id, tags={"mlp.pipeline_id": "taken-over"})
+    dead_run = client.create_run(
+        experiment_id, tags={"mlp.pipeline_id": "taken-over", "mlp.worker_id": "trainer@dead:1"}
+    )
     store.create_run(new_run_record(submission))
+    # As the taking-over worker's lease heartbeat leaves it: its own id on the record.
     store.update_run(
         "taken-over",
         status=RunStatus.RUNNING,
         attempts=1,
         mlflow_run_id=dead_run.info.run_id,
-        worker_id="trainer@dead:1",
+        worker_id="trainer@alive:2",
     )
     record = PipelineRunner(store, tracking_uri).run(submission, worker_id="trainer@alive:2")
     assert record.attempts == 2 and record.mlflow_run_id != dead_run.info.run_id
@@ -245,6 +248,7 @@ def test_taking_over_ends_the_dead_attempts_mlflow_run(
     )
     replacement = client.get_run(record.mlflow_run_id)
     assert replacement.data.tags["mlp.previous_attempt_run_id"] == dead_run.info.run_id
+    assert replacement.data.tags["mlp.worker_id"] == "trainer@alive:2"
 
 
 def test_model_below_min_metric_is_not_registered(
