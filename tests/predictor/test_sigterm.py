@@ -122,6 +122,7 @@ class Answer:
     code: grpc.StatusCode
     details: str
     sent_at: float
+    answered_at: float
 
 
 def call_until_refused(port: int, caller: int, answers: list[Answer], give_up_at: float) -> None:
@@ -139,9 +140,10 @@ def call_until_refused(port: int, caller: int, answers: list[Answer], give_up_at
                     predictor_pb2.PredictRequest(inputs=slow, request_id=request_id), timeout=30
                 )
             except grpc.RpcError as error:
-                answers.append(Answer(request_id, error.code(), error.details() or "", sent_at))
+                details = error.details() or ""
+                answers.append(Answer(request_id, error.code(), details, sent_at, time.monotonic()))
                 return
-            answers.append(Answer(request_id, grpc.StatusCode.OK, "", sent_at))
+            answers.append(Answer(request_id, grpc.StatusCode.OK, "", sent_at, time.monotonic()))
 
 
 def test_sigterm_under_concurrent_callers_cancels_no_accepted_call(
@@ -213,7 +215,7 @@ def test_sigterm_under_concurrent_callers_cancels_no_accepted_call(
     refused = [answer for answer in answers if answer.code == grpc.StatusCode.UNAVAILABLE]
     assert len(refused) == 8, "each caller stops at its first refusal"
     # Calls are served through the drain delay: refusals start only once it is over...
-    assert min(answer.sent_at for answer in refused) >= signalled_at + drain_delay - 0.1
+    assert min(answer.answered_at for answer in refused) >= signalled_at + drain_delay
     served_in_drain = [
         answer
         for answer in answers
@@ -221,13 +223,17 @@ def test_sigterm_under_concurrent_callers_cancels_no_accepted_call(
         and signalled_at + 0.2 < answer.sent_at < signalled_at + drain_delay - 0.2
     ]
     assert served_in_drain, "no call was served during the drain delay"
-    # ...and each says why: the predictor is stopping, or its port is already closed.
+    # ...by the handlers, before the port closes, each saying why.
     for answer in refused:
-        assert (
-            "shutting down" in answer.details
-            or "failed to connect" in answer.details.lower()
-            or "connection refused" in answer.details.lower()
-        ), answer
+        assert answer.details == "the predictor is shutting down; retry on another replica"
+    # Once the process has exited, a call cannot connect: gRPC reports that as UNAVAILABLE too.
+    late = predictor_pb2.PredictRequest(inputs=dataframe_to_frame(pd.DataFrame({"x": [1.0]})))
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+        pytest.raises(grpc.RpcError) as after_exit,
+    ):
+        predictor_pb2_grpc.PredictorStub(channel).Predict(late, timeout=5)
+    assert after_exit.value.code() == grpc.StatusCode.UNAVAILABLE
     ok_ids = {answer.request_id for answer in answers if answer.code == grpc.StatusCode.OK}
     with open_store(store_uri) as store:
         logged = {
