@@ -37,6 +37,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from mlplatform.client import messaging
+from mlplatform.common.broker_close import close_connection
 from mlplatform.common.store import DeadLetter, Store
 
 logger = logging.getLogger(__name__)
@@ -104,23 +105,6 @@ def properties_problem(properties: pika.BasicProperties, expected_type: str) -> 
     if properties.type and properties.type != expected_type:
         return f"message type '{properties.type}' is not {expected_type}"
     return None
-
-
-def close_connection(connection: pika.BlockingConnection | None) -> None:
-    """Closes `connection` on purpose: a broker that already dropped it (missed heartbeats on
-    an idle connection, a broker restart) is no error then. pika logs the peer's reset at
-    ERROR with a traceback while closing, so its loggers are silenced for the close."""
-    if connection is None or not connection.is_open:
-        return
-    pika_logger = logging.getLogger("pika")
-    level = pika_logger.level
-    pika_logger.setLevel(logging.CRITICAL + 1)
-    try:
-        connection.close()
-    except Exception as error:  # closing anyway; what went wrong matters to nobody
-        logger.debug("closing a broker connection: %r", error)
-    finally:
-        pika_logger.setLevel(level)
 
 
 def worker_name(prefix: str) -> str:

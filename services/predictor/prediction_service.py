@@ -82,6 +82,8 @@ class PredictionService:
 
     async def wait_for_accepted_calls(self, timeout_s: float) -> bool:
         """Wait (at most `timeout_s`) until every accepted call is answered; True if all were."""
+        if self._no_accepted_calls.is_set():
+            return True
         try:
             await asyncio.wait_for(self._no_accepted_calls.wait(), timeout_s)
         except TimeoutError:

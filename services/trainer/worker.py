@@ -22,13 +22,13 @@ from google.protobuf.message import DecodeError
 
 from mlplatform.client import messaging
 from mlplatform.client.pipelines import validate_pipeline
+from mlplatform.common.broker_close import close_connection
 from mlplatform.common.consumer import (
     Defer,
     Delivery,
     Done,
     Outcome,
     Reject,
-    close_connection,
     properties_problem,
 )
 from mlplatform.common.store import NotFoundError, RunStatus, Store, utc_now
