@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +184,13 @@ def configure_logging(level: str) -> None:
 
 
 def stop_on_signals(worker: Any) -> None:
+    """SIGTERM and SIGINT stop `worker` after its job in progress, with one INFO line."""
+
     def stop(signum: int, _frame: object) -> None:
-        print(f"{signal.Signals(signum).name}: stopping after the job in progress", file=sys.stderr)
+        logging.getLogger("mlplatform.cli").info(
+            "stopping: %s received; finishing the job in progress, then exiting",
+            signal.Signals(signum).name,
+        )
         worker.stop()
 
     signal.signal(signal.SIGTERM, stop)

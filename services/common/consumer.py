@@ -37,6 +37,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from mlplatform.client import messaging
+from mlplatform.common.broker_close import close_connection
 from mlplatform.common.store import DeadLetter, Store
 
 logger = logging.getLogger(__name__)
@@ -306,9 +307,7 @@ class QueueWorker:
 
     def _close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and connection.is_open:
-            with contextlib.suppress(Exception):
-                connection.close()
+        close_connection(connection)
 
 
 def _with_headers(

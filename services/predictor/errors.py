@@ -32,6 +32,13 @@ class ModelNotFoundError(LookupError):
         )
 
 
+class ShuttingDownError(RuntimeError):
+    """The predictor is stopping (SIGTERM, past its drain delay) and accepts no new call."""
+
+    def __init__(self) -> None:
+        super().__init__("the predictor is shutting down; retry on another replica")
+
+
 class ProbabilitiesUnavailableError(ValueError):
     """Probabilities were asked of a model that has none (a regression model)."""
 
@@ -76,6 +83,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (ModelNotFoundError, grpc.StatusCode.NOT_FOUND),
     (ModelNotLoadedError, grpc.StatusCode.UNAVAILABLE),
     (BatcherClosedError, grpc.StatusCode.UNAVAILABLE),
+    (ShuttingDownError, grpc.StatusCode.UNAVAILABLE),
     (PredictionFailedError, grpc.StatusCode.INTERNAL),
 )
 

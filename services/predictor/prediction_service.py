@@ -25,6 +25,7 @@ from mlplatform.predictor.errors import (
     ModelNotFoundError,
     PredictionFailedError,
     ProbabilitiesUnavailableError,
+    ShuttingDownError,
     status_for,
 )
 from mlplatform.predictor.metrics import PredictorMetrics
@@ -67,6 +68,27 @@ class PredictionService:
         self.max_request_rows = max_request_rows
         self.metrics = metrics
         self.prediction_log = prediction_log
+        # Shutdown (see `refuse_new_calls`): calls accepted and not yet answered, set when none.
+        self._accepted_calls = 0
+        self._no_accepted_calls = asyncio.Event()
+        self._no_accepted_calls.set()
+        self._refusing = False
+        #: Calls refused since `refuse_new_calls`; the server watches it settle before stopping.
+        self.refused_calls = 0
+
+    def refuse_new_calls(self) -> None:
+        """From now on new calls get UNAVAILABLE; those already accepted still finish."""
+        self._refusing = True
+
+    async def wait_for_accepted_calls(self, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) until every accepted call is answered; True if all were."""
+        if self._no_accepted_calls.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._no_accepted_calls.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     def model_for(self, requested_name: str, requested_version: str = "") -> LoadedModel:
         """The served model, if it is the one asked for (an empty name or version matches)."""
@@ -101,7 +123,14 @@ class PredictionService:
         status = "OK"
         if self.metrics is not None:
             self.metrics.in_flight.inc()
+        accepted = not self._refusing
+        if accepted:
+            self._accepted_calls += 1
+            self._no_accepted_calls.clear()
         try:
+            if not accepted:
+                self.refused_calls += 1
+                raise ShuttingDownError()
             model = self.model_for(model_name, model_version)
             if include_probabilities and model.problem_type is ProblemType.REGRESSION:
                 raise ProbabilitiesUnavailableError(model.name)
@@ -124,6 +153,10 @@ class PredictionService:
             status = status_for(error).name
             raise
         finally:
+            if accepted:
+                self._accepted_calls -= 1
+                if not self._accepted_calls:
+                    self._no_accepted_calls.set()
             if self.metrics is not None:
                 self.metrics.in_flight.dec()
                 self.metrics.request_answered(

@@ -3,8 +3,15 @@ reflection services on one port, plus the batcher, model watcher, prediction log
 
 Lifecycle: the server answers at once (health NOT_SERVING) while the model loads in the
 background; health turns SERVING with the first model. On SIGTERM (or SIGINT): health goes
-NOT_SERVING, after `drain_delay_s` new calls are refused, in-flight calls finish (up to
-`shutdown_grace_s`), queued predictions are written, then the process exits.
+NOT_SERVING and calls are still served for `drain_delay_s` (load balancers need that long to
+see it); then new prediction calls are refused with UNAVAILABLE while the accepted ones finish
+(up to `shutdown_grace_s`, batches in the batcher's queue included), the gRPC server stops,
+queued predictions are written, and the process exits.
+
+Why the refusal comes from our handlers before `server.stop()`: gRPC cancels the calls it has
+received but not yet handed to a handler when it shuts down, and with the model on the event
+loop's thread calls pile up there during every model call; the clients would see CANCELLED.
+Refused by a handler, they see UNAVAILABLE and retry elsewhere.
 """
 
 from __future__ import annotations
@@ -84,13 +91,24 @@ class RunningPredictor:
             await self.health.set(service_name, status)
 
     async def stop(self) -> None:
-        """Graceful shutdown: NOT_SERVING, drain delay, finish in-flight calls, flush the log."""
+        """Graceful shutdown: NOT_SERVING, drain delay, refuse new calls while the accepted
+        ones finish, stop the server, flush the prediction log (see the module doc)."""
         settings = self.settings
+        loop = asyncio.get_running_loop()
         await self.health.enter_graceful_shutdown()
         if settings.drain_delay_s:
             await asyncio.sleep(settings.drain_delay_s)  # let load balancers see NOT_SERVING
+        deadline = loop.time() + settings.shutdown_grace_s
+        self.service.refuse_new_calls()
+        logger.info("drain delay over: refusing new calls, finishing the accepted ones")
         await self.watcher.stop()
-        await self.server.stop(settings.shutdown_grace_s)
+        if not await self.service.wait_for_accepted_calls(settings.shutdown_grace_s):
+            logger.warning(
+                "accepted calls still running after %.1f s; they are cancelled",
+                settings.shutdown_grace_s,
+            )
+        await self._refuse_arrived_calls(deadline)
+        await self.server.stop(max(deadline - loop.time(), 0.0))
         await self.batcher.close()
         if self.prediction_log is not None:
             await asyncio.to_thread(self.prediction_log.close)
@@ -98,6 +116,24 @@ class RunningPredictor:
         if self.store is not None and self.owns_store:
             await asyncio.to_thread(self.store.close)
         logger.info("predictor stopped")
+
+    async def _refuse_arrived_calls(self, deadline: float) -> None:
+        """Lets calls gRPC has already received reach a handler (and be refused) before the
+        server stops, which would cancel them: waits until a short window passes with no
+        refusal (at most `_MOST_REFUSAL_WAIT_S`: a client that keeps calling must not hold
+        the shutdown up), or the deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = min(deadline, loop.time() + _MOST_REFUSAL_WAIT_S)
+        while loop.time() < deadline:
+            refused = self.service.refused_calls
+            await asyncio.sleep(min(_REFUSAL_QUIET_S, max(deadline - loop.time(), 0.0)))
+            if self.service.refused_calls == refused:
+                return
+
+
+#: The server stops once this long passes with no call refused (see `_refuse_arrived_calls`).
+_REFUSAL_QUIET_S = 0.05
+_MOST_REFUSAL_WAIT_S = 1.0
 
 
 async def start_predictor(

@@ -157,7 +157,12 @@ class PipelineRunner:
         tracking = PipelineTracking(
             self.tracking_uri, definition.experiment_config.experiment_name, pipeline_id
         )
-        parent_run_id = tracking.start(json_format.MessageToDict(definition))
+        previous_run_id = record.mlflow_run_id
+        parent_run_id = tracking.start(
+            json_format.MessageToDict(definition), worker_id, previous_run_id
+        )
+        if previous_run_id:
+            self._end_abandoned_attempt(tracking, record, worker_id)
         self.store.update_run(
             pipeline_id,
             status=RunStatus.RUNNING,
@@ -189,6 +194,32 @@ class PipelineRunner:
                     return self._fail(pipeline_id, kind, failure, started)
         tracking.finish(succeeded=True)
         return self._succeed(context, started)
+
+    def _end_abandoned_attempt(
+        self, tracking: PipelineTracking, record: PipelineRun, worker_id: str
+    ) -> None:
+        """Ends the MLflow run of the attempt this one replaces, if it was left RUNNING."""
+        assert record.mlflow_run_id is not None
+        try:
+            reason = tracking.end_abandoned_attempt(
+                record.mlflow_run_id, worker_id, record.worker_id
+            )
+            if reason is not None:
+                logger.warning(
+                    "pipeline %s: MLflow run %s of the previous attempt marked FAILED: %s",
+                    record.pipeline_id,
+                    record.mlflow_run_id,
+                    reason,
+                )
+        except Exception as error:  # a courtesy to MLflow readers; the new attempt goes on
+            if is_transient(error):
+                raise
+            logger.warning(
+                "pipeline %s: could not end the previous attempt's MLflow run %s",
+                record.pipeline_id,
+                record.mlflow_run_id,
+                exc_info=True,
+            )
 
     def _run_one_step(
         self, kind: str, spec: object, context: PipelineContext, started: float

@@ -26,6 +26,12 @@ from mlflow.tracking import MlflowClient
 from mlplatform.trainer.pycaret_adapter import EvaluatedModel
 
 PIPELINE_ID_TAG = "mlp.pipeline_id"
+#: Why a parent run was ended by someone other than the attempt that opened it.
+TERMINATED_REASON_TAG = "mlp.terminated_reason"
+#: On a retried pipeline's parent run: the parent run of the attempt before it.
+PREVIOUS_ATTEMPT_TAG = "mlp.previous_attempt_run_id"
+#: On a parent run: the worker that ran the attempt.
+WORKER_TAG = "mlp.worker_id"
 ALIAS_ATTEMPTS = 5
 #: What a saved pipeline needs to load: the platform (our transformers) and the libraries
 #: PyCaret pipelines pickle. Stated, not inferred: MLflow's inference re-imports the model in
@@ -78,12 +84,20 @@ class PipelineTracking:
         )
         self.parent_run_id: str | None = None
 
-    def start(self, definition: dict[str, Any]) -> str:
+    def start(
+        self,
+        definition: dict[str, Any],
+        worker_id: str = "",
+        previous_attempt_run_id: str | None = None,
+    ) -> str:
         """Opens the parent run and stores the pipeline definition as an artifact."""
+        tags = {PIPELINE_ID_TAG: self.pipeline_id, "mlp.kind": "pipeline"}
+        if worker_id:
+            tags[WORKER_TAG] = worker_id
+        if previous_attempt_run_id:
+            tags[PREVIOUS_ATTEMPT_TAG] = previous_attempt_run_id
         run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"pipeline-{self.pipeline_id[:12]}",
-            tags={PIPELINE_ID_TAG: self.pipeline_id, "mlp.kind": "pipeline"},
+            self.experiment_id, run_name=f"pipeline-{self.pipeline_id[:12]}", tags=tags
         )
         self.parent_run_id = run.info.run_id
         self.client.log_dict(self.parent_run_id, definition, "pipeline.json")
@@ -189,6 +203,36 @@ class PipelineTracking:
             f"name = '{model_name}' and tags.`{PIPELINE_ID_TAG}` = '{self.pipeline_id}'"
         )
         return versions[0] if versions else None
+
+    def end_abandoned_attempt(
+        self, run_id: str, worker_id: str, recorded_worker_id: str | None = None
+    ) -> str | None:
+        """Marks an earlier attempt's parent run FAILED, if it is still RUNNING, with the
+        reason in `TERMINATED_REASON_TAG`; returns the reason, or None if it had ended.
+
+        An attempt whose worker died never ends its own run; the attempt that takes the
+        pipeline over (`worker_id`) does, so MLflow shows no run RUNNING forever. The dead
+        attempt's worker is the run's own tag, else `recorded_worker_id`.
+        """
+        try:
+            run = self.client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            return None  # deleted meanwhile, or never written
+        if run.info.status != "RUNNING":
+            return None
+        previous = run.data.tags.get(WORKER_TAG) or recorded_worker_id
+        taker = worker_id or "an unnamed worker"
+        if previous and previous != worker_id:
+            # Another worker only trains a run whose lease has expired (see trainer.worker).
+            reason = (
+                f"worker lease expired; the run was taken over by worker {taker} "
+                f"(the attempt ran on {previous})"
+            )
+        else:
+            reason = f"the attempt ended without an outcome; the run was retried by {taker}"
+        self.client.set_tag(run_id, TERMINATED_REASON_TAG, reason)
+        self.client.set_terminated(run_id, "FAILED")
+        return reason
 
     def finish(self, succeeded: bool) -> None:
         if self.parent_run_id is not None:

@@ -11,7 +11,9 @@ by whoever holds it.
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from datetime import timedelta
 
 import pika
@@ -20,6 +22,7 @@ from google.protobuf.message import DecodeError
 
 from mlplatform.client import messaging
 from mlplatform.client.pipelines import validate_pipeline
+from mlplatform.common.broker_close import close_connection
 from mlplatform.common.consumer import (
     Defer,
     Delivery,
@@ -42,12 +45,21 @@ class BrokerEvents:
 
     Used from the job thread, so it has a connection of its own (pika connections are
     not thread-safe), opened on demand and re-opened once if the broker dropped it.
+    pika sends heartbeats only while it is called, so the broker drops this connection
+    after two heartbeat intervals without an event (between jobs, during a long fit): one
+    idle for more than half an interval is closed and opened again instead of failing.
     """
 
     def __init__(self, broker_url: str) -> None:
         self.broker_url = broker_url
+        heartbeat = messaging.connection_parameters(broker_url).heartbeat
+        # No heartbeat (0) means the broker never drops it for idling.
+        self._most_idle_s = (
+            heartbeat / 2 if isinstance(heartbeat, int | float) and heartbeat > 0 else math.inf
+        )
         self._connection: pika.BlockingConnection | None = None
         self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
+        self._last_used = 0.0
 
     def publish(self, event: messages_pb2.PipelineEvent) -> None:
         for attempt in (1, 2):
@@ -61,6 +73,7 @@ class BrokerEvents:
                     exchange=messaging.EVENTS_EXCHANGE,
                     mandatory=False,
                 )
+                self._last_used = time.monotonic()
                 return
             except (pika.exceptions.AMQPError, OSError):
                 self.close()
@@ -68,6 +81,8 @@ class BrokerEvents:
                     raise
 
     def _open(self) -> pika.adapters.blocking_connection.BlockingChannel:
+        if self._channel is not None and time.monotonic() - self._last_used > self._most_idle_s:
+            self.close()  # the broker may have dropped it for missed heartbeats
         if self._channel is None or not self._channel.is_open:
             self._connection = pika.BlockingConnection(
                 messaging.connection_parameters(self.broker_url)
@@ -80,11 +95,7 @@ class BrokerEvents:
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and connection.is_open:
-            try:
-                connection.close()
-            except Exception:
-                logger.debug("closing the events connection failed", exc_info=True)
+        close_connection(connection)
 
 
 class TrainerHandler:

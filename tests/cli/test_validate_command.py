@@ -44,6 +44,23 @@ def test_invalid_pipeline_exits_2_with_field_paths(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_unknown_estimator_without_problem_type_exits_2_naming_it(tmp_path: Path) -> None:
+    document = json.loads((REPO / "examples" / "credit_fraud_from_file.json").read_text())
+    del document["experiment_config"]["problem_type"]
+    params = document["pipeline"][0]["MLSteps"][1]["train_model"]["modeling_params"]
+    params["estimator_list"][2] = "xgboostt"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(document))
+    result = run_mlp("validate", str(path))
+    assert result.returncode == 2
+    assert "experiment_config.problem_type: missing" in result.stderr
+    assert (
+        "pipeline[0].MLSteps[1].train_model.modeling_params.estimator_list[2]: 'xgboostt' "
+        "is not a PyCaret estimator of either problem type" in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_malformed_json_exits_2_with_line_and_column() -> None:
     result = run_mlp("validate", "tests/data/seed_second_example_trailing_commas.json")
     assert result.returncode == 2

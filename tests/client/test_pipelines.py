@@ -144,6 +144,25 @@ def test_estimator_of_the_other_problem_type_is_rejected(example: dict[str, Any]
     assert "'gbr' is not a PyCaret classification estimator" in message
 
 
+def test_unknown_estimator_without_problem_type_is_named(example: dict[str, Any]) -> None:
+    del example["experiment_config"]["problem_type"]
+    example["pipeline"][0]["MLSteps"][1]["train_model"]["modeling_params"]["estimator_list"] = [
+        "rf",
+        "gbr",
+        "xgboostt",
+    ]
+    found = problems(example)
+    assert "experiment_config.problem_type: missing; classification or regression" in found
+    [estimator] = [message for message in found if "estimator_list" in message]
+    # 'rf' and 'gbr' are each in one catalog, so only the id in neither is refused.
+    assert estimator.startswith(
+        f"{TRAIN}.modeling_params.estimator_list[2]: 'xgboostt' is not a PyCaret estimator "
+        "of either problem type (experiment_config.problem_type is missing); "
+        "known classification: lr, knn"
+    )
+    assert "; regression: lr, lasso" in estimator
+
+
 def test_unknown_metric_for_problem_type(example: dict[str, Any]) -> None:
     example["experiment_config"]["main_metric"] = "RMSE"
     [message] = problems(example)

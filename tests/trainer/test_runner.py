@@ -18,7 +18,7 @@ from sklearn.datasets import load_diabetes
 
 from mlplatform.client.pipelines import parse_pipeline
 from mlplatform.common.store import PipelineRun, RunStatus, StepStatus, open_store
-from mlplatform.trainer.runner import PipelineRunner
+from mlplatform.trainer.runner import PipelineRunner, new_run_record
 from mlplatform.v1 import messages_pb2
 from tests.trainer.conftest import classification_pipeline
 
@@ -212,6 +212,43 @@ def test_missing_target_fails_the_run_at_its_step(
     assert record.step("train_model") is None
     parent = MlflowClient(tracking_uri).get_run(record.mlflow_run_id)
     assert parent.info.status == "FAILED"
+
+
+def test_taking_over_ends_the_dead_attempts_mlflow_run(
+    fraud_csv: Path, store: Any, tracking_uri: str
+) -> None:
+    """A run left RUNNING by a worker that died: the next attempt marks its parent run FAILED
+    with the reason, and points at it from its own parent run."""
+    document = classification_pipeline(fraud_csv)
+    document["experiment_config"]["target"] = "IsFraud"  # fails at once: no training needed
+    submission = messages_pb2.SubmitPipeline(
+        pipeline_id="taken-over", definition=parse_pipeline(document)
+    )
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment("test-fraud")
+    dead_run = client.create_run(
+        experiment_id, tags={"mlp.pipeline_id": "taken-over", "mlp.worker_id": "trainer@dead:1"}
+    )
+    store.create_run(new_run_record(submission))
+    # As the taking-over worker's lease heartbeat leaves it: its own id on the record.
+    store.update_run(
+        "taken-over",
+        status=RunStatus.RUNNING,
+        attempts=1,
+        mlflow_run_id=dead_run.info.run_id,
+        worker_id="trainer@alive:2",
+    )
+    record = PipelineRunner(store, tracking_uri).run(submission, worker_id="trainer@alive:2")
+    assert record.attempts == 2 and record.mlflow_run_id != dead_run.info.run_id
+    ended = client.get_run(dead_run.info.run_id)
+    assert ended.info.status == "FAILED"
+    assert ended.data.tags["mlp.terminated_reason"] == (
+        "worker lease expired; the run was taken over by worker trainer@alive:2 "
+        "(the attempt ran on trainer@dead:1)"
+    )
+    replacement = client.get_run(record.mlflow_run_id)
+    assert replacement.data.tags["mlp.previous_attempt_run_id"] == dead_run.info.run_id
+    assert replacement.data.tags["mlp.worker_id"] == "trainer@alive:2"
 
 
 def test_model_below_min_metric_is_not_registered(

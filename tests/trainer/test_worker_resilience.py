@@ -72,15 +72,28 @@ def test_worker_killed_mid_training_loses_nothing(
     finally:
         if doomed.poll() is None:
             doomed.kill()
-    assert store.get_run("kill-1").status == RunStatus.RUNNING
+    dead_attempt = store.get_run("kill-1")
+    assert dead_attempt.status == RunStatus.RUNNING
+    assert dead_attempt.mlflow_run_id, "the attempt's MLflow run was not recorded when it started"
+    mlflow_client = MlflowClient(tracking_uri)
+    assert mlflow_client.get_run(dead_attempt.mlflow_run_id).info.status == "RUNNING"
     with running_worker(
         work_queue, store, tracking_uri, BROKER_URL, name="worker-b", lease_seconds=4
     ):
         finished = wait_until(lambda: run_finished(store, "kill-1"), 300, "worker B to finish")
     assert finished.status == RunStatus.SUCCEEDED, finished.error
     assert finished.worker_id == "worker-b" and finished.attempts == 2
-    versions = MlflowClient(tracking_uri).search_model_versions("name = 'fraud'")
+    versions = mlflow_client.search_model_versions("name = 'fraud'")
     assert [str(v.version) for v in versions] == ["1"]
+    # The dead attempt's parent run is ended by the worker that took the run over.
+    abandoned = mlflow_client.get_run(dead_attempt.mlflow_run_id)
+    assert abandoned.info.status == "FAILED"
+    reason = abandoned.data.tags["mlp.terminated_reason"]
+    assert reason.startswith("worker lease expired; the run was taken over by worker worker-b")
+    assert dead_attempt.worker_id and dead_attempt.worker_id in reason
+    replacement = mlflow_client.get_run(finished.mlflow_run_id)
+    assert replacement.info.status == "FINISHED"
+    assert replacement.data.tags["mlp.previous_attempt_run_id"] == dead_attempt.mlflow_run_id
 
 
 @pytest.fixture(scope="module")

@@ -206,6 +206,9 @@ def _check_modeling(
                     f"known: {', '.join(known)}",
                 )
             )
+        elif known is None and not _in_any_catalog(estimator_id):
+            # Without a problem type the catalog is unknown; an id in neither is wrong anyway.
+            errors.append(FieldError(item_path, _unknown_in_both_catalogs(estimator_id)))
         elif estimator_id in seen:
             errors.append(FieldError(item_path, f"'{estimator_id}' is listed twice"))
         seen.add(estimator_id)
@@ -230,6 +233,21 @@ def _check_modeling(
         )
     if params.tune_n_iter < 0:
         errors.append(FieldError(join_path(path, "tune_n_iter"), "must be 0 (default) or more"))
+
+
+def _in_any_catalog(estimator_id: str) -> bool:
+    return any(estimator_id in known for known in catalog.ESTIMATORS.values())
+
+
+def _unknown_in_both_catalogs(estimator_id: str) -> str:
+    catalogs = "; ".join(
+        f"{catalog.PROBLEM_TYPE_NAMES[problem_type]}: {', '.join(known)}"
+        for problem_type, known in catalog.ESTIMATORS.items()
+    )
+    return (
+        f"'{estimator_id}' is not a PyCaret estimator of either problem type "
+        f"(experiment_config.problem_type is missing); known {catalogs}"
+    )
 
 
 def _check_setup(
