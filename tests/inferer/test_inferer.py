@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pika
 import psutil
 import pytest
@@ -62,12 +63,18 @@ def test_batch_rows_are_predicted_once_each_with_probabilities(
     assert sorted(record.row_index for record in records) == list(range(1000))
     by_row = {record.row_index: record for record in records}
     expected = registry.model.predict(rows)
-    probabilities = registry.model.predict_proba(rows)
+    assert len(set(expected.tolist())) == 2  # rows of both classes: a row-mixup shows
+    # Every row, not a sample: each record holds its own row's inputs, prediction and
+    # probabilities, which are the model's own to 1e-9.
     assert [by_row[i].prediction for i in range(1000)] == expected.tolist()
-    assert by_row[7].probabilities == pytest.approx(
-        {"0": probabilities[7][0], "1": probabilities[7][1]}
+    logged_probabilities = np.array(
+        [[by_row[i].probabilities[name] for name in ("0", "1")] for i in range(1000)]
     )
-    assert by_row[7].input_row["mean_radius"] == pytest.approx(rows.loc[7, "mean_radius"])
+    np.testing.assert_allclose(
+        logged_probabilities, registry.model.predict_proba(rows), rtol=0, atol=1e-9
+    )
+    logged_inputs = pd.DataFrame([by_row[i].input_row for i in range(1000)])
+    pd.testing.assert_frame_equal(logged_inputs, rows, check_exact=True)
     assert {record.model_version for record in records} == {"1"}
 
 
