@@ -14,6 +14,7 @@ import mlflow
 import mlflow.sklearn
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from predictor_harness import BackgroundLoop, PredictorUnderTest, start_test_predictor, wait_until
 from predictor_registry import Registry
 
@@ -54,10 +55,12 @@ def dropped_rows(predictor: PredictorUnderTest) -> float:
 
 
 def registered_estimator(registry: Registry, name: str) -> Any:
-    """The registered pipeline itself, loaded as scikit-learn, to compute the expected values."""
-    mlflow.set_tracking_uri(registry.tracking_uri)
-    mlflow.set_registry_uri(registry.tracking_uri)
-    return mlflow.sklearn.load_model(f"models:/{name}/1")
+    """The registered pipeline itself, loaded as scikit-learn, to compute the expected values.
+
+    Loaded from its artifact location: setting MLflow's global registry URI here would point
+    later tests' clients at this registry."""
+    client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
+    return mlflow.sklearn.load_model(client.get_model_version_download_uri(name, "1"))
 
 
 def rows_of_both_classes(features: pd.DataFrame, estimator: Any) -> pd.DataFrame:
