@@ -1,5 +1,5 @@
 """Loading and hot reload: health before the first load, alias moves under concurrent load,
-and the serving history recorded in the store."""
+a version refused for failing its warm-up, and the serving history recorded in the store."""
 
 from __future__ import annotations
 
