@@ -204,9 +204,11 @@ class InfererHandler:
             wait(writes)
             for write in writes:
                 write.result()  # raises the first failed write's error
-            self.store.mark_batch_part_done(request.batch_id, request.part_index, row_count)
+            # The version first: a batch whose last part is counted reads as finished, and a
+            # reader must then find the version that predicted it.
             if batch.model_version is None:
                 self.store.update_batch(request.batch_id, model_version=model.version)
+            self.store.mark_batch_part_done(request.batch_id, request.part_index, row_count)
         except InvalidRecordError as error:
             return self._refuse_rows(request, model, error)
         except Exception as error:

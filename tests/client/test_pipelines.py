@@ -16,6 +16,7 @@ from mlplatform.client.pipelines import (
     load_pipeline_text,
     parse_pipeline,
 )
+from mlplatform.client.pycaret_catalog import find_metric
 from mlplatform.v1 import pipeline_pb2
 
 REPO = Path(__file__).resolve().parents[2]
@@ -170,10 +171,19 @@ def test_unknown_metric_for_problem_type(example: dict[str, Any]) -> None:
     assert "F1" in message
 
 
-@pytest.mark.parametrize("metric", ["f1", "Prec.", "precision", "AUC", "kappa"])
-def test_metric_ids_and_display_names_are_accepted(example: dict[str, Any], metric: str) -> None:
+@pytest.mark.parametrize(
+    ("metric", "metric_id"),
+    [("f1", "f1"), ("Prec.", "precision"), ("precision", "precision"), ("AUC", "auc"),
+     ("kappa", "kappa"), (" Accuracy ", "acc")],
+)  # fmt: skip
+def test_metric_ids_and_display_names_are_accepted(
+    example: dict[str, Any], metric: str, metric_id: str
+) -> None:
     example["experiment_config"]["main_metric"] = metric
-    parse_pipeline(example)
+    config = parse_pipeline(example).experiment_config
+    assert config.main_metric == metric  # recorded as the user wrote it
+    resolved = find_metric(config.problem_type, config.main_metric)
+    assert resolved is not None and resolved.metric_id == metric_id
 
 
 @pytest.mark.parametrize("fold", [1, 0 - 3])

@@ -10,6 +10,7 @@ import sys
 import grpc
 import pandas as pd
 import pytest
+from code_proto_http import CODE_PROTO_HTTP
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,15 +29,6 @@ from mlplatform.gateway.rest_codec import parse_json, predict_request
 from mlplatform.gateway.settings import GatewaySettings
 from mlplatform.gateway.status_mapping import ApiError, http_status_for
 from mlplatform.v1 import frame_pb2
-
-# google/rpc/code.proto's HTTP mapping, as grpc-gateway implements it.
-CODE_PROTO_HTTP = {
-    "OK": 200, "CANCELLED": 499, "UNKNOWN": 500, "INVALID_ARGUMENT": 400,
-    "DEADLINE_EXCEEDED": 504, "NOT_FOUND": 404, "ALREADY_EXISTS": 409,
-    "PERMISSION_DENIED": 403, "RESOURCE_EXHAUSTED": 429, "FAILED_PRECONDITION": 400,
-    "ABORTED": 409, "OUT_OF_RANGE": 400, "UNIMPLEMENTED": 501, "INTERNAL": 500,
-    "UNAVAILABLE": 503, "DATA_LOSS": 500, "UNAUTHENTICATED": 401,
-}  # fmt: skip
 
 
 def test_every_grpc_status_has_its_code_proto_http_status() -> None:

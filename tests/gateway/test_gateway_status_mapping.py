@@ -21,6 +21,7 @@ from pathlib import Path
 import grpc
 import pandas as pd
 import pytest
+from code_proto_http import CODE_PROTO_HTTP
 from gateway_data import credit_fraud_features
 from gateway_harness import GatewayUnderTest, free_port, running_gateway
 from predictor_harness import (
@@ -33,7 +34,6 @@ from predictor_model_behaviours import MARKER_FAIL
 from scripted_predictor import SECRET, start_scripted_predictor
 
 from mlplatform.client.predictor_client import PredictorClient
-from mlplatform.gateway.status_mapping import HTTP_STATUS_BY_CODE
 
 BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 
@@ -287,13 +287,14 @@ def test_resource_exhausted_is_429(scripted_gateway: GatewayUnderTest) -> None:
 def test_every_status_maps_as_grpc_gateway_maps_it(
     scripted_gateway: GatewayUnderTest, code: grpc.StatusCode
 ) -> None:
-    """Every code, through a real gateway: the table of google/rpc/code.proto (grpc-gateway's)."""
+    """Every code, through a real gateway, answers the HTTP status of google/rpc/code.proto's
+    table (grpc-gateway's), written out independently of the gateway's own."""
     response = scripted_gateway.client.post(
         "/predict",
         json={"records": [{"x": 1}], "model_name": code.name},
         headers={"X-Request-ID": f"scripted-{code.name.lower()}"},
     )
-    assert_error(response, HTTP_STATUS_BY_CODE[code], code.name)
+    assert_error(response, CODE_PROTO_HTTP[code.name], code.name)
     assert response.json()["request_id"] == f"scripted-{code.name.lower()}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,14 @@ from mlplatform.client.batches import batch_parts
 from mlplatform.common.consumer import Delivery, Done, Later, Outcome, Reject
 from mlplatform.common.input_schema import ColumnKind, ColumnSpec, ProblemType
 from mlplatform.common.model_loading import LoadedModel, ModelReference
-from mlplatform.common.store import BatchPredictions, BatchStatus, InvalidRecordError, Store
+from mlplatform.common.store import (
+    BatchPredictions,
+    BatchRecord,
+    BatchStatus,
+    InvalidRecordError,
+    Store,
+)
+from mlplatform.common.store.sqlite import SQLiteStore
 from mlplatform.inferer.batch_job import predict_part
 from mlplatform.inferer.worker import InfererHandler
 
@@ -98,6 +106,32 @@ def test_a_part_is_stored_and_counted(store: Store) -> None:
     assert stored[1].probabilities == pytest.approx({"0": 0.11920292, "1": 0.88079708})
     batch = store.get_batch("b-ok")
     assert (batch.status, batch.rows_done, batch.model_version) == (BatchStatus.SUCCEEDED, 3, "2")
+
+
+class BatchWatchingStore(SQLiteStore):
+    """A real SQLite store that keeps the batch as each `mark_batch_part_done` left it: what
+    a reader polling for the batch's end can see at that moment."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.seen: list[BatchRecord] = []
+
+    def mark_batch_part_done(self, batch_id: str, part_index: int, rows: int) -> BatchRecord:
+        batch = super().mark_batch_part_done(batch_id, part_index, rows)
+        self.seen.append(self.get_batch(batch_id))
+        return batch
+
+
+def test_a_finished_batch_already_names_its_model_version(tmp_path: Path) -> None:
+    store = BatchWatchingStore(tmp_path / "store.db")
+    try:
+        handler = InfererHandler(OneModel(loaded(ThresholdModel())), store)  # type: ignore[arg-type]
+        assert settled(handler(delivery_of(pd.DataFrame({"x": [1.0]}), "b-version"))) == Done()
+        handler.close()
+    finally:
+        store.close()
+    [finished] = store.seen
+    assert (finished.status, finished.model_version) == (BatchStatus.SUCCEEDED, "2")
 
 
 def test_nan_probabilities_fail_the_batch_instead_of_retrying(store: Store) -> None:

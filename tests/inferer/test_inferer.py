@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,10 @@ from sklearn.preprocessing import StandardScaler
 
 from mlplatform.client import messaging
 from mlplatform.client.batches import batch_parts, submit_batch
+from mlplatform.client.frames import dataframe_to_frame
 from mlplatform.common.model_tags import TRAINER_TAG, ModelTagRequirement
 from mlplatform.common.store import BatchStatus, Store
+from mlplatform.v1 import messages_pb2
 from tests.inferer.conftest import Registry, register, running_inferer
 from tests.support.queues import BROKER_URL
 from tests.trainer.workers import drain, publish_raw, wait_until
@@ -65,12 +68,18 @@ def test_batch_rows_are_predicted_once_each_with_probabilities(
     assert sorted(record.row_index for record in records) == list(range(1000))
     by_row = {record.row_index: record for record in records}
     expected = registry.model.predict(rows)
-    probabilities = registry.model.predict_proba(rows)
+    assert len(set(expected.tolist())) == 2  # rows of both classes: a row-mixup shows
+    # Every row, not a sample: each record holds its own row's inputs, prediction and
+    # probabilities, which are the model's own to 1e-9.
     assert [by_row[i].prediction for i in range(1000)] == expected.tolist()
-    assert by_row[7].probabilities == pytest.approx(
-        {"0": probabilities[7][0], "1": probabilities[7][1]}
+    logged_probabilities = np.array(
+        [[by_row[i].probabilities[name] for name in ("0", "1")] for i in range(1000)]
     )
-    assert by_row[7].input_row["mean_radius"] == pytest.approx(rows.loc[7, "mean_radius"])
+    np.testing.assert_allclose(
+        logged_probabilities, registry.model.predict_proba(rows), rtol=0, atol=1e-9
+    )
+    logged_inputs = pd.DataFrame([by_row[i].input_row for i in range(1000)])
+    pd.testing.assert_frame_equal(logged_inputs, rows, check_exact=True)
     assert {record.model_version for record in records} == {"1"}
 
 
@@ -139,6 +148,75 @@ def test_bad_parts_are_dead_lettered_and_the_worker_goes_on(
     assert dead["garbage-1"].startswith("body is not a valid mlplatform.v1.BatchPredictionRequest")
     assert {letter.message_id for letter in store.list_dead_letters()} == set(dead)
     assert store.count_predictions(batch_id="bad-rows") == 0
+
+
+def no_rows(part: messages_pb2.BatchPredictionRequest) -> None:
+    part.rows.CopyFrom(dataframe_to_frame(pd.DataFrame({"mean_radius": []}, dtype="float64")))
+
+
+#: Parts that can never be predicted, each made from a good part by one change, and what the
+#: dead-letter reason says about it.
+MALFORMED_PARTS: dict[str, tuple[Callable[[messages_pb2.BatchPredictionRequest], None], str]] = {
+    "empty rows": (no_rows, "rows holds no row"),
+    "part index past the last part": (
+        lambda part: setattr(part, "part_index", 3),
+        "part_index 3 is outside 0..2",
+    ),
+    "negative part index": (
+        lambda part: setattr(part, "part_index", -1),
+        "part_index -1 is outside 0..2",
+    ),
+    "no part count": (
+        lambda part: setattr(part, "part_count", 0),
+        "part_count must be at least 1; got 0",
+    ),
+    "empty batch id": (
+        lambda part: setattr(part, "batch_id", ""),
+        "batch_id is empty; the sender must choose one",
+    ),
+    "empty model": (
+        lambda part: setattr(part, "model", ""),
+        "model is empty; expected NAME@ALIAS or NAME/VERSION",
+    ),
+    "unknown model form": (
+        lambda part: setattr(part, "model", "cancer/latest"),
+        "part 1: model 'cancer/latest': expected NAME, NAME@ALIAS or NAME/VERSION",
+    ),
+    "negative row offset": (
+        lambda part: setattr(part, "row_offset", -10),
+        "row_offset must not be negative; got -10",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_PARTS)
+def test_a_malformed_part_is_dead_lettered_with_its_reason_and_nothing_is_written(
+    registry: Registry, store: Store, batch_queue: messaging.WorkQueue, case: str
+) -> None:
+    break_part, reason = MALFORMED_PARTS[case]
+    parts = batch_parts(rows_of(registry, 30), "cancer@production", "malformed", 10)
+    part = parts[1]
+    break_part(part)
+    body = part.SerializeToString()
+    with running_inferer(batch_queue, store, registry.tracking_uri):
+        publish_raw(
+            BROKER_URL, batch_queue, body, messaging.message_properties(part, part.request_id)
+        )
+        dead: list[tuple[pika.BasicProperties, bytes]] = []
+
+        def dead_lettered() -> bool:
+            dead.extend(drain(BROKER_URL, batch_queue.dead_letter))
+            return bool(dead)
+
+        wait_until(dead_lettered, 60, f"the {case} part to be dead-lettered")
+        [letter] = wait_until(store.list_dead_letters, 30, "the dead letter in the store")
+    [(properties, dead_body)] = dead
+    assert (properties.message_id, dead_body) == ("malformed:1", body)
+    assert properties.headers["x-mlp-dead-letter-reason"] == reason
+    assert (letter.message_id, letter.reason, letter.body) == ("malformed:1", reason, body)
+    assert letter.queue == batch_queue.name
+    assert store.count_predictions() == 0
+    assert [batch.status for batch in store.list_batches()] in ([], [BatchStatus.FAILED])
 
 
 def test_two_workers_share_the_parts(
@@ -258,7 +336,7 @@ def test_a_part_with_thousands_of_unknown_columns_gets_a_short_reason(
 ) -> None:
     rows = rows_of(registry, 3).drop(columns=["mean_area"])
     extra = pd.DataFrame({f"{'unknown_' * 12}{index}": [0.0] * 3 for index in range(2000)})
-    [part] = batch_parts(pd.concat([rows, extra], axis=1), "cancer@production", "wide-rows")
+    [part] = batch_parts(pd.concat([rows, extra], axis=1), "cancer/1", "wide-rows")
     with running_inferer(batch_queue, store, registry.tracking_uri):
         publish_raw(
             BROKER_URL,

@@ -64,8 +64,11 @@ def log_and_register(
     features: pd.DataFrame,
     name: str,
     alias: str | None = ALIAS,
+    input_example: pd.DataFrame | None = None,
 ) -> str:
-    """Log `estimator` as the trainer does, register it under `name`; returns the version."""
+    """Log `estimator` as the trainer does, register it under `name`; returns the version.
+
+    The logged input example is `features`' first rows unless `input_example` is given."""
     # Set every time: other test modules may point MLflow at their own registry.
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("predictor-tests")
@@ -75,7 +78,7 @@ def log_and_register(
             estimator,
             name="model",
             signature=signature,
-            input_example=features.head(2),
+            input_example=features.head(2) if input_example is None else input_example,
             serialization_format="cloudpickle",
             registered_model_name=name,
             # Skips MLflow's requirement inference (a subprocess, seconds per model).
@@ -148,10 +151,14 @@ def threshold_model() -> Pipeline:
 
 
 def register_identity(
-    tracking_uri: str, name: str, offset: float = 0.0, alias: str | None = ALIAS
+    tracking_uri: str,
+    name: str,
+    offset: float = 0.0,
+    alias: str | None = ALIAS,
+    input_example: pd.DataFrame | None = None,
 ) -> str:
     xs = pd.DataFrame({"x": [0.0, 1.0]})
-    return log_and_register(tracking_uri, identity_model(offset), xs, name, alias)
+    return log_and_register(tracking_uri, identity_model(offset), xs, name, alias, input_example)
 
 
 def build_registry(root: Path) -> Registry:

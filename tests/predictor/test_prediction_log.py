@@ -3,17 +3,22 @@ store never fails or slows a prediction (those two stores are fakes, named as su
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+import mlflow
+import mlflow.sklearn
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from predictor_harness import BackgroundLoop, PredictorUnderTest, start_test_predictor, wait_until
 from predictor_registry import Registry
 
-from mlplatform.client.frames import dataframe_to_frame
+from mlplatform.client.frames import column_to_series, dataframe_to_frame
 from mlplatform.common.store import PredictionRecord, PredictionSource, Store, StoreError
 from mlplatform.common.store.sqlite import SQLiteStore
 from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
@@ -49,25 +54,81 @@ def dropped_rows(predictor: PredictorUnderTest) -> float:
     return registry.get_sample_value("mlp_predictor_log_dropped_rows_total") or 0.0
 
 
-def test_every_row_is_logged_with_request_id_version_inputs_outputs_and_latency(
-    cancer_predictor: PredictorUnderTest, registry: Registry, session_store: Store
+def registered_estimator(registry: Registry, name: str) -> Any:
+    """The registered pipeline itself, loaded as scikit-learn, to compute the expected values.
+
+    Loaded from its artifact location: setting MLflow's global registry URI here would point
+    later tests' clients at this registry."""
+    client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
+    return mlflow.sklearn.load_model(client.get_model_version_download_uri(name, "1"))
+
+
+def rows_of_both_classes(features: pd.DataFrame, estimator: Any) -> pd.DataFrame:
+    """Four rows, two of each predicted class, interleaved, led by a row with a missing value
+    where the frame has one: no two neighbours share a prediction."""
+    predictions = pd.Series(estimator.predict(features), index=features.index)
+    with_gaps = features.index[features.isna().any(axis=1)]
+    first = with_gaps[0] if len(with_gaps) else features.index[0]
+    other = predictions[predictions != predictions[first]].index[:2]
+    same = predictions[predictions == predictions[first]].index.drop(first)[:1]
+    return features.loc[[first, other[0], same[0], other[1]]]
+
+
+def expected_input(value: object) -> object:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float):
+        return pytest.approx(value, rel=1e-12, abs=0)
+    return value.item() if hasattr(value, "item") else value
+
+
+@pytest.mark.parametrize(
+    ("model_name", "class_names"),
+    [
+        ("cancer_rf", ("0", "1")),  # all-double rows: the float path
+        # A text target, label-encoded in sorted order: probability column 0 is "benign".
+        ("pycaret_lr", ("benign", "malignant")),  # mixed columns: the DataFrame path
+    ],
+)
+def test_every_row_is_logged_with_its_own_inputs_prediction_and_probabilities(
+    background_loop: BackgroundLoop,
+    registry: Registry,
+    store: Store,
+    model_name: str,
+    class_names: tuple[str, str],
 ) -> None:
-    rows = registry.cancer_features.iloc[10:13]
-    response = predict(cancer_predictor, rows, include_probabilities=True, request_id="logged-1")
-    wait_until(
-        lambda: session_store.count_predictions(request_id="logged-1") == 3,
-        what="three logged rows",
+    features = {"cancer_rf": registry.cancer_features, "pycaret_lr": registry.pycaret_features}
+    estimator = registered_estimator(registry, model_name)
+    rows = rows_of_both_classes(features[model_name], estimator)
+    expected_predictions = estimator.predict(rows).tolist()
+    expected_probabilities = estimator.predict_proba(rows)
+    assert len(set(expected_predictions[:2])) == 2  # the rows do not all predict alike
+    predictor = start_test_predictor(
+        background_loop, model_name, registry.tracking_uri, store=store
     )
-    records = session_store.query_predictions(request_id="logged-1")
-    assert [record.row_index for record in records] == [0, 1, 2]
-    first = records[0]
-    assert (first.model_name, first.model_version) == ("cancer_rf", "1")
-    assert first.source is PredictionSource.ONLINE
-    assert first.input_row["mean_radius"] == pytest.approx(rows["mean_radius"].iloc[0])
-    assert len(first.input_row) == 30
-    assert first.prediction == response.predictions.int64_values.values[0]
-    assert set(first.probabilities) == {"0", "1"}
-    assert first.latency_ms is not None and first.latency_ms > 0
+    try:
+        response = predict(predictor, rows, include_probabilities=True, request_id="logged-1")
+        wait_until(
+            lambda: store.count_predictions(request_id="logged-1") == 4, what="four logged rows"
+        )
+    finally:
+        predictor.stop()
+    records = store.query_predictions(request_id="logged-1")
+    assert [record.row_index for record in records] == [0, 1, 2, 3]
+    answered = column_to_series(response.predictions, 4).tolist()
+    for position, record in enumerate(records):
+        row = rows.iloc[position]
+        assert (record.model_name, record.model_version) == (model_name, "1")
+        assert record.source is PredictionSource.ONLINE
+        assert record.input_row == {
+            str(column): expected_input(row[column]) for column in rows.columns
+        }, f"row {position}"
+        assert record.prediction == expected_predictions[position] == answered[position]
+        assert record.probabilities == {
+            name: pytest.approx(expected_probabilities[position][column], rel=0, abs=1e-9)
+            for column, name in enumerate(class_names)
+        }, f"row {position}"
+        assert record.latency_ms is not None and record.latency_ms > 0
 
 
 @pytest.fixture

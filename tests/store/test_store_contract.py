@@ -461,6 +461,78 @@ def test_columnar_batch_rows_are_idempotent(store: Store) -> None:
     assert [record.input_row for record in stored] == [{"x": float(index)} for index in range(10)]
 
 
+# -- every row its own values ----------------------------------------------------------------
+
+#: Four rows that differ in every input, prediction and probability, so a backend that wrote
+#: one row's values under another row's key reads back wrong.
+DISTINCT_INPUTS = pd.DataFrame(
+    {
+        "age": np.array([31, 47, 58, 22], dtype=np.int64),
+        "fare": [7.25, 71.2833, 8.05, 53.1],
+        "plan": ["basic", "gold", "basic ✓", "silver"],
+    }
+)
+DISTINCT_PREDICTIONS = np.array(["stay", "leave", "leave", "stay"], dtype=object)
+DISTINCT_PROBABILITIES = np.array([[0.9, 0.1], [0.35, 0.65], [0.125, 0.875], [0.6, 0.4]])
+
+
+def expected_rows() -> list[tuple[dict[str, object], object, dict[str, float]]]:
+    """Each row's inputs, prediction and probabilities, written out value by value."""
+    return [
+        ({"age": 31, "fare": 7.25, "plan": "basic"}, "stay", {"stay": 0.9, "leave": 0.1}),
+        ({"age": 47, "fare": 71.2833, "plan": "gold"}, "leave", {"stay": 0.35, "leave": 0.65}),
+        ({"age": 58, "fare": 8.05, "plan": "basic ✓"}, "leave", {"stay": 0.125, "leave": 0.875}),
+        ({"age": 22, "fare": 53.1, "plan": "silver"}, "stay", {"stay": 0.6, "leave": 0.4}),
+    ]
+
+
+def write_distinct_rows(store: Store, how: str, make_prediction: MakePrediction) -> str:
+    """Writes the four rows as the predictor (online records) or the inferer (a columnar
+    chunk) does; returns the request or batch id they are stored under."""
+    if how == "online records":
+        records = [
+            make_prediction(
+                source="online",
+                request_id="request-distinct",
+                row_index=index,
+                input_row=inputs,
+                prediction=prediction,
+                probabilities=probabilities,
+            )
+            for index, (inputs, prediction, probabilities) in enumerate(expected_rows())
+        ]
+        assert store.append_predictions(records) == 4
+        return "request-distinct"
+    chunk = BatchPredictions(
+        model_name="churn",
+        model_version="1",
+        batch_id="batch-distinct",
+        row_offset=0,
+        inputs=DISTINCT_INPUTS,
+        predictions=DISTINCT_PREDICTIONS,
+        probabilities=DISTINCT_PROBABILITIES,
+        class_names=("stay", "leave"),
+    )
+    if how == "batch columns":
+        assert store.append_batch_predictions(chunk) == 4
+    else:
+        assert store.append_predictions(chunk.records()) == 4
+    return "batch-distinct"
+
+
+@pytest.mark.parametrize("how", ["online records", "batch columns", "batch records"])
+def test_every_row_reads_back_its_own_inputs_prediction_and_probabilities(
+    store: Store, make_prediction: MakePrediction, how: str
+) -> None:
+    key = write_distinct_rows(store, how, make_prediction)
+    filters = {"request_id": key} if how == "online records" else {"batch_id": key}
+    stored = store.query_predictions(**filters)
+    assert [record.row_index for record in stored] == [0, 1, 2, 3]
+    assert [
+        (record.input_row, record.prediction, record.probabilities) for record in stored
+    ] == expected_rows()
+
+
 # -- batches ---------------------------------------------------------------------------------
 
 
