@@ -36,7 +36,6 @@ from mlplatform.common.store import (
     NotFoundError,
     Store,
 )
-from mlplatform.common.summaries import summarise_names
 from mlplatform.inferer.batch_job import DEFAULT_CHUNK_ROWS, predict_part
 from mlplatform.inferer.chunk_writers import ChunkWriter, ThreadChunkWriter, is_broken_error
 from mlplatform.inferer.model_cache import ModelCache
@@ -69,30 +68,6 @@ def decode_request(delivery: Delivery) -> messages_pb2.BatchPredictionRequest | 
     if request.rows.row_count < 1:
         return "rows holds no row"
     return request
-
-
-def describe_input_problems(error: InvalidInputError) -> str:
-    """The problems of refused rows, columns with the same problem named together and at
-    most 20 of them (`summarise_names`): a part with thousands of unknown columns must not
-    make a dead-letter reason (and a batch record) thousands of names long. The shortest
-    lists come first, so a missing column is not hidden behind a thousand unknown ones."""
-    frame_wide = [problem.message for problem in error.problems if problem.column is None]
-    columns_by_message: dict[str, list[str]] = {}
-    for problem in error.problems:
-        if problem.column is not None:
-            columns_by_message.setdefault(problem.message, []).append(problem.column)
-    groups = sorted(columns_by_message.items(), key=lambda group: len(group[1]))
-    parts = frame_wide[:]
-    for message, columns in groups[:20]:
-        noun = "column" if len(columns) == 1 else "columns"
-        quoted = [f"'{summarise_names([column], width=62)}'" for column in columns[:20]]
-        named = summarise_names(quoted)
-        if len(columns) > 20:
-            named += f" and {len(columns) - 20} more"
-        parts.append(f"{noun} {named}: {message}")
-    if len(groups) > 20:
-        parts.append(f"and {len(groups) - 20} more kinds of problem")
-    return "; ".join(parts)
 
 
 class InfererHandler:
@@ -239,9 +214,8 @@ class InfererHandler:
                 request,
                 f"model {model.name} v{model.version} gave predictions the store refuses: {error}",
             )
-        details = describe_input_problems(error) if isinstance(error, InvalidInputError) else error
         return self._refuse(
-            request, f"rows do not fit model {model.name} v{model.version}: {details}"
+            request, f"rows do not fit model {model.name} v{model.version}: {error}"
         )
 
     def _refuse(self, request: messages_pb2.BatchPredictionRequest, reason: str) -> Reject:
