@@ -52,6 +52,15 @@ def predictor(
     shutdown_grace: float = typer.Option(
         None, "--shutdown-grace", help="On SIGTERM, seconds in-flight calls may take."
     ),
+    tls_cert: str = typer.Option(
+        None, "--tls-cert", help="PEM certificate of the gRPC port (with --tls-key: TLS)."
+    ),
+    tls_key: str = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
+    tls_client_ca: str = typer.Option(
+        None,
+        "--tls-client-ca",
+        help="PEM CA: clients must present a certificate it signed (mutual TLS).",
+    ),
 ) -> None:
     """Serve a registered model over gRPC (Predictor, KServe V2, health, reflection).
 
@@ -60,6 +69,8 @@ def predictor(
     """
     import asyncio
 
+    from mlplatform.client.tls import TlsError
+    from mlplatform.common.keys_file import KeysFileError
     from mlplatform.common.settings import get_settings
     from mlplatform.predictor.server import serve
     from mlplatform.predictor.settings import PredictorSettings
@@ -79,6 +90,9 @@ def predictor(
         "log_predictions": log_predictions,
         "drain_delay_s": drain_delay,
         "shutdown_grace_s": shutdown_grace,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls_client_ca": tls_client_ca,
     }
     settings = PredictorSettings(
         **{key: value for key, value in overrides.items() if value is not None}
@@ -92,7 +106,11 @@ def predictor(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     common = get_settings()
-    asyncio.run(serve(settings, common.resolved_mlflow_tracking_uri, common.resolved_store_uri))
+    try:
+        asyncio.run(serve(settings, common.resolved_mlflow_tracking_uri, common.resolved_store_uri))
+    except (TlsError, KeysFileError) as error:
+        typer.echo(f"mlp predictor: {error}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
 
 
 def _read_rows(rows_file: Path | None, json_text: str | None) -> Any:
@@ -122,7 +140,18 @@ def predict(
     ),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the answer."),
     api_key: str = typer.Option(
-        "", "--api-key", envvar="MLP_API_KEY", help="Key for a predictor with MLP_API_KEYS set."
+        "", "--api-key", envvar="MLP_API_KEY", help="Key for a predictor with API keys set."
+    ),
+    tls: bool = typer.Option(
+        False, "--tls", help="Connect over TLS, trusting the system CAs (implied by --tls-ca)."
+    ),
+    tls_ca: str = typer.Option("", "--tls-ca", help="PEM CA that signed the predictor's cert."),
+    tls_cert: str = typer.Option(
+        "", "--tls-cert", help="PEM client certificate, for a predictor requiring mutual TLS."
+    ),
+    tls_key: str = typer.Option("", "--tls-key", help="PEM private key of --tls-cert."),
+    tls_server_name: str = typer.Option(
+        "", "--tls-server-name", help="Name the predictor's certificate must carry, if not HOST."
     ),
 ) -> None:
     """Predict rows with a running predictor and print them as a table."""
@@ -131,13 +160,22 @@ def predict(
 
     from mlplatform.client.frames import FrameError
     from mlplatform.client.predictor_client import PredictorClient, PredictorError
+    from mlplatform.client.tls import TlsError, TlsFiles
 
     rows = _read_rows(rows_file, json_rows)
     try:
+        tls_files = None
+        if tls or tls_ca or tls_cert or tls_key or tls_server_name:
+            tls_files = TlsFiles(
+                tls_ca or None, tls_cert or None, tls_key or None, tls_server_name or None
+            )
         with PredictorClient(
-            address, model_name=model, timeout=timeout, api_key=api_key or None
+            address, model_name=model, timeout=timeout, api_key=api_key or None, tls=tls_files
         ) as client:
             result = client.predict(rows, include_probabilities=probabilities)
+    except TlsError as error:
+        typer.echo(f"mlp predict: {error}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
     except FrameError as error:
         typer.echo(f"mlp predict: cannot send the rows: {error}", err=True)
         raise typer.Exit(EXIT_INVALID) from None

@@ -64,6 +64,14 @@ class PredictorSettings(BaseSettings):
         default=30.0, ge=0, description="On SIGTERM, how long in-flight requests may take."
     )
     max_message_mb: int = Field(default=64, ge=1, description="Largest gRPC message accepted.")
+    tls_cert: str = Field(
+        default="", description="PEM certificate (chain) of the gRPC port; with tls_key, TLS."
+    )
+    tls_key: str = Field(default="", description="PEM private key of tls_cert.")
+    tls_client_ca: str = Field(
+        default="",
+        description="PEM CA bundle: clients must present a certificate it signed (mutual TLS).",
+    )
 
     @model_validator(mode="after")
     def _one_place_for_the_model(self) -> PredictorSettings:

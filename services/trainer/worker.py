@@ -19,6 +19,7 @@ import pika.exceptions
 from google.protobuf.message import DecodeError
 
 from mlplatform.client import messaging
+from mlplatform.client.broker_access import connect, requiring
 from mlplatform.client.pipelines import validate_pipeline
 from mlplatform.common.consumer import (
     Defer,
@@ -69,13 +70,12 @@ class BrokerEvents:
 
     def _open(self) -> pika.adapters.blocking_connection.BlockingChannel:
         if self._channel is None or not self._channel.is_open:
-            self._connection = pika.BlockingConnection(
-                messaging.connection_parameters(self.broker_url)
-            )
+            self._connection = connect(messaging.connection_parameters(self.broker_url))
             self._channel = self._connection.channel()
-            self._channel.exchange_declare(
-                messaging.EVENTS_EXCHANGE, exchange_type="topic", durable=True
-            )
+            with requiring(self._channel, "configure", f"exchange '{messaging.EVENTS_EXCHANGE}'"):
+                self._channel.exchange_declare(
+                    messaging.EVENTS_EXCHANGE, exchange_type="topic", durable=True
+                )
         return self._channel
 
     def close(self) -> None:

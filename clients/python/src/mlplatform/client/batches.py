@@ -73,8 +73,8 @@ def submit_batch(
     """
     batch_id = batch_id or messaging.new_id()
     parts = batch_parts(rows, model, batch_id, rows_per_message, include_probabilities)
-    with messaging.open_channel(broker_url) as (channel, version):
-        messaging.declare_work_queue(channel, queue, version)
+    with messaging.open_channel(broker_url) as (opened, version):
+        channel = messaging.ensure_work_queue(opened, queue, version)
         for done, part in enumerate(parts, start=1):
             messaging.publish(channel, queue.name, part, part.request_id)
             if on_part is not None:

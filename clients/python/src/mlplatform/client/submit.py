@@ -17,6 +17,7 @@ from google.protobuf import timestamp_pb2
 from pika.adapters.blocking_connection import BlockingChannel
 
 from mlplatform.client import messaging
+from mlplatform.client.broker_access import requiring
 from mlplatform.client.pipelines import check_pipeline
 from mlplatform.v1 import messages_pb2, pipeline_pb2
 
@@ -61,8 +62,8 @@ def submit_pipeline(
         submitted_by=submitted_by or getpass.getuser(),
     )
     if not follow:
-        with messaging.open_channel(broker_url) as (channel, version):
-            messaging.declare_work_queue(channel, queue, version)
+        with messaging.open_channel(broker_url) as (opened, version):
+            channel = messaging.ensure_work_queue(opened, queue, version)
             messaging.publish(channel, queue.name, message, pipeline_id)
         return Submission(pipeline_id)
     return Submission(pipeline_id, _publish_and_follow(message, broker_url, timeout, queue))
@@ -75,13 +76,22 @@ def _publish_and_follow(
     queue: messaging.WorkQueue,
 ) -> Iterator[messages_pb2.PipelineEvent]:
     resources = contextlib.ExitStack()
-    channel, version = resources.enter_context(messaging.open_channel(broker_url))
+    opened, version = resources.enter_context(messaging.open_channel(broker_url))
     try:
-        messaging.declare_work_queue(channel, queue, version)
-        events_queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-        channel.queue_bind(
-            events_queue, messaging.EVENTS_EXCHANGE, routing_key=f"pipeline.{message.pipeline_id}"
-        )
+        channel = messaging.ensure_work_queue(opened, queue, version)
+        with requiring(channel, "configure", "a server-named queue 'amq.gen-*'"):
+            declared = channel.queue_declare("", exclusive=True, auto_delete=True)
+        events_queue = declared.method.queue
+        with requiring(
+            channel,
+            "read",
+            f"exchange '{messaging.EVENTS_EXCHANGE}' (and write on queue '{events_queue}')",
+        ):
+            channel.queue_bind(
+                events_queue,
+                messaging.EVENTS_EXCHANGE,
+                routing_key=f"pipeline.{message.pipeline_id}",
+            )
         messaging.publish(channel, queue.name, message, message.pipeline_id)
     except BaseException:
         resources.close()
