@@ -115,8 +115,9 @@ def declare_work_queue(
     """Declares the queue, its dead-letter queue and its wait queue (idempotent).
 
     Needs configure permission on the three queues and the events exchange and, because the
-    work and wait queues dead-letter through the default exchange, read permission on them and
-    write permission on `amq.default` (RabbitMQ checks both when a dead-letter target is set).
+    work and wait queues dead-letter through the default exchange, write permission on
+    `amq.default` and (checked by newer brokers when a dead-letter target is set) read
+    permission on them.
     """
     quorum = version >= (3, 8)
     durable_args: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
@@ -130,6 +131,7 @@ def declare_work_queue(
     if quorum:
         work_args["x-delivery-limit"] = queue.delivery_limit
     dead_lettering = "(dead-lettering needs read on it and write on exchange 'amq.default')"
+    # The message names both because brokers differ in whether they check them here.
     with requiring(channel, "configure", f"queue '{queue.name}' {dead_lettering}"):
         channel.queue_declare(queue.name, durable=True, arguments=work_args)
     # Classic queue: per-queue message TTL dead-letters parked messages back into the work queue.
