@@ -5,17 +5,21 @@ RabbitMQ answers an operation the user's permissions do not cover by closing the
 read) the operation needed. `requiring` wraps one operation and turns that refusal into a
 `BrokerPermissionError` saying both, and the user and virtual host, so an operator can grant
 exactly what is missing (README "Broker users"). A refused login (wrong password, or no access
-to the virtual host) becomes the same error from `connect`.
+to the virtual host) becomes the same error from `connect`, and a broker certificate the
+client does not trust a TlsError.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import Iterator
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+
+from mlplatform.client.tls import TlsError
 
 __all__ = ["BrokerPermissionError", "connect", "requiring"]
 
@@ -49,9 +53,16 @@ def requiring(channel: BlockingChannel, permission: str, resource: str) -> Itera
 
 
 def connect(parameters: pika.connection.Parameters) -> pika.BlockingConnection:
-    """A blocking connection; BrokerPermissionError when the broker refuses the login."""
+    """A blocking connection; BrokerPermissionError when the broker refuses the login, TlsError
+    when its certificate is not trusted (neither goes away by retrying)."""
     try:
         return pika.BlockingConnection(parameters)
+    except ssl.SSLCertVerificationError as error:
+        raise TlsError(
+            f"RabbitMQ at {parameters.host}:{parameters.port}: its certificate failed "
+            f"verification ({error.verify_message}); MLP_BROKER_TLS_CA must name the CA "
+            "that signed it"
+        ) from None
     except (
         pika.exceptions.ProbableAuthenticationError,
         pika.exceptions.AuthenticationError,
