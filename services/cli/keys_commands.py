@@ -13,7 +13,7 @@ keys_app = typer.Typer(help="API keys: create them and the entries of MLP_API_KE
 def _scopes(scope: list[str]) -> list[str]:
     from mlplatform.common.access import Scope
 
-    known = {item.value for item in Scope}
+    known = [item.value for item in Scope]
     for name in scope:
         if name not in known:
             typer.echo(f"mlp keys: unknown scope {name!r} (expected {', '.join(known)})", err=True)

@@ -149,3 +149,16 @@ def test_unusable_tls_files_are_named(pki: Pki, tmp_path: Path) -> None:
         TlsFiles(ca=str(not_pem)).grpc_credentials()
     with pytest.raises(TlsError, match=r"client key: cannot read .*missing.pem"):
         TlsFiles(cert=str(pki.client.cert), key=str(tmp_path / "missing.pem")).grpc_credentials()
+
+
+def test_the_predictor_refuses_to_start_with_half_a_key_pair(pki: Pki) -> None:
+    mlp = shutil.which("mlp")
+    assert mlp, "the mlp console script is not installed"
+    done = subprocess.run(
+        [mlp, "predictor", "--model", "any", "--port", "0", "--tls-cert", str(pki.server.cert)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "MLP_PREDICTOR_TLS_CERT and MLP_PREDICTOR_TLS_KEY go together" in done.stderr
