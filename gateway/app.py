@@ -108,7 +108,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # Added last = outermost: every response, a 401 or 413 included, gets the request id, and
     # a refused key is answered before the body is read.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(ApiKeyMiddleware, keys=app.state.api_keys)
+    if app.state.api_keys.enabled:  # no per-request cost when authentication is off
+        app.add_middleware(ApiKeyMiddleware, keys=app.state.api_keys)
     app.add_middleware(RequestIdMiddleware)
     install_openapi(app)
     return app

@@ -74,7 +74,7 @@ class ApiKeyMiddleware:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys.enabled:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         needed = scope_for(scope["path"])

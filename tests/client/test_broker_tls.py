@@ -101,3 +101,11 @@ def test_a_client_that_does_not_trust_the_brokers_ca_is_told_so(
         messaging.open_channel(amqps_url(tls_node)),
     ):
         pass
+
+
+def test_tls_files_with_a_plain_text_url_are_refused(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(messaging.BROKER_TLS_CA_ENV, str(pki.ca))
+    with pytest.raises(TlsError, match="not amqps://"):
+        messaging.connection_parameters("amqp://guest:guest@127.0.0.1:5672/%2F")

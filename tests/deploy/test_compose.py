@@ -191,3 +191,24 @@ def test_broker_passwords_come_from_the_environment(compose: dict[str, Any]) -> 
     for role in ("trainer", "inferer"):
         dependencies = compose["services"][role]["depends_on"]
         assert dependencies["rabbitmq-setup"]["condition"] == "service_completed_successfully"
+
+
+def test_the_tls_override_sets_settings_that_exist_and_mounts_what_is_here(
+    compose: dict[str, Any],
+) -> None:
+    override = yaml.safe_load((REPO / "deploy" / "tls" / "compose.tls.yml").read_text())
+    known = known_environment_names()
+    for name, service in override["services"].items():
+        assert name in compose["services"], f"the TLS override names unknown service {name}"
+        unknown = set(service.get("environment", {})) - known
+        assert not unknown, f"the TLS override sets {sorted(unknown)} on {name}: nothing reads it"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source != "./deploy/tls/certs":  # made by deploy/tls/make-dev-certs.sh
+                assert (REPO / source).exists(), f"{name} mounts {source}, which is not here"
+    for role in ("trainer", "inferer"):
+        url = override["services"][role]["environment"]["MLP_BROKER_URL"]
+        assert url.startswith(f"amqps://mlp-{role}:"), url
+    variables = re.compile(r"\$\{(\w+)\}")
+    used = set(variables.findall((REPO / "deploy" / "tls" / "compose.tls.yml").read_text()))
+    assert used <= set(variables.findall((REPO / "compose.yml").read_text()))

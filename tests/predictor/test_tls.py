@@ -162,3 +162,39 @@ def test_the_predictor_refuses_to_start_with_half_a_key_pair(pki: Pki) -> None:
     )
     assert done.returncode == 2
     assert "MLP_PREDICTOR_TLS_CERT and MLP_PREDICTOR_TLS_KEY go together" in done.stderr
+
+
+def test_the_dev_certificates_of_the_compose_override_serve_mtls(
+    background_loop: BackgroundLoop, registry: Registry, session_store: Store, tmp_path: Path
+) -> None:
+    """deploy/tls/make-dev-certs.sh makes what deploy/tls/compose.tls.yml mounts: the predictor
+    serves with its certificate, the gateway's certificate is its client, and the name checked
+    is the compose service name (`predictor`), as the gateway dials it there."""
+    script = Path(__file__).resolve().parents[2] / "deploy" / "tls" / "make-dev-certs.sh"
+    subprocess.run(["sh", str(script), str(tmp_path)], check=True, capture_output=True)
+    predictor = start_test_predictor(
+        background_loop,
+        "cancer_rf",
+        registry.tracking_uri,
+        store=session_store,
+        log_predictions=False,
+        tls_cert=str(tmp_path / "predictor.pem"),
+        tls_key=str(tmp_path / "predictor-key.pem"),
+        tls_client_ca=str(tmp_path / "ca.pem"),
+        client_tls=TlsFiles(
+            ca=str(tmp_path / "ca.pem"),
+            cert=str(tmp_path / "client.pem"),
+            key=str(tmp_path / "client-key.pem"),
+        ),
+    )
+    try:
+        gateway_tls = TlsFiles(
+            ca=str(tmp_path / "ca.pem"),
+            cert=str(tmp_path / "gateway.pem"),
+            key=str(tmp_path / "gateway-key.pem"),
+            server_name="predictor",
+        )
+        with PredictorClient(predictor.address, tls=gateway_tls) as client:
+            assert len(client.predict(registry.cancer_features.head(1)).predictions) == 1
+    finally:
+        predictor.stop()

@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 from pika.adapters.blocking_connection import BlockingChannel
 
 from mlplatform.client.broker_access import BrokerPermissionError, connect, requiring
-from mlplatform.client.tls import TlsFiles
+from mlplatform.client.tls import TlsError, TlsFiles
 
 CONTENT_TYPE = "application/protobuf"
 #: Consumers also accept the older name of the same format.
@@ -87,10 +87,17 @@ def connection_parameters(
     """
     url = broker_url or DEFAULT_BROKER_URL
     parameters = pika.URLParameters(url)
+    files = tls or broker_tls_from_environment()
     if url.lower().startswith("amqps://"):
-        files = tls or broker_tls_from_environment()
         parameters.ssl_options = pika.SSLOptions(
             files.ssl_context(), server_hostname=files.server_name or parameters.host
+        )
+    elif files != TlsFiles():
+        # TLS files with a plain-text URL: the user expects encryption, so say so rather
+        # than connect in the clear.
+        raise TlsError(
+            f"{BROKER_TLS_CA_ENV}/_CERT/_KEY are set but the broker URL is not amqps:// "
+            "(plain text): use an amqps:// URL (port 5671 by default)"
         )
     if parameters.heartbeat is None:
         parameters.heartbeat = 30
