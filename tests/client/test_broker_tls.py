@@ -66,11 +66,14 @@ def test_publish_and_consume_over_amqps(
 
 
 def test_explicit_tls_files_work_without_the_environment(tls_node: RabbitNode, pki: Pki) -> None:
-    connection = _connect(amqps_url(tls_node), client_tls(pki))
-    try:
-        assert messaging.server_version(connection) >= (3,)
-    finally:
-        connection.close()
+    queue = messaging.WorkQueue("tls.explicit")
+    rows = pd.DataFrame({"x": [4.0]})
+    url, tls = amqps_url(tls_node), client_tls(pki)
+    submitted = submit_batch(rows, "m@production", broker_url=url, broker_tls=tls, queue=queue)
+    with messaging.open_channel(url, tls) as (channel, _version):
+        method, _properties, body = channel.basic_get(queue.name, auto_ack=True)
+    assert method is not None
+    assert messages_pb2.BatchPredictionRequest.FromString(body).batch_id == submitted.batch_id
 
 
 def test_a_plain_text_connection_to_the_tls_port_fails(tls_node: RabbitNode) -> None:

@@ -222,10 +222,11 @@ def publish(
 
 @contextlib.contextmanager
 def open_channel(
-    broker_url: str | None = None,
+    broker_url: str | None = None, tls: TlsFiles | None = None
 ) -> Iterator[tuple[BlockingChannel, tuple[int, ...]]]:
-    """A connection and a channel with publisher confirms, closed on exit."""
-    connection = connect(connection_parameters(broker_url))
+    """A connection and a channel with publisher confirms, closed on exit (`tls`: as for
+    `connection_parameters`)."""
+    connection = connect(connection_parameters(broker_url, tls))
     try:
         channel = connection.channel()
         channel.confirm_delivery()

@@ -19,6 +19,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from mlplatform.client import messaging
 from mlplatform.client.broker_access import requiring
 from mlplatform.client.pipelines import check_pipeline
+from mlplatform.client.tls import TlsFiles
 from mlplatform.v1 import messages_pb2, pipeline_pb2
 
 FINAL_STATUSES = frozenset({messages_pb2.RUN_STATUS_SUCCEEDED, messages_pb2.RUN_STATUS_FAILED})
@@ -40,6 +41,7 @@ def submit_pipeline(
     definition: pipeline_pb2.PipelineDefinition,
     *,
     broker_url: str | None = None,
+    broker_tls: TlsFiles | None = None,
     pipeline_id: str | None = None,
     submitted_by: str | None = None,
     follow: bool = False,
@@ -49,7 +51,8 @@ def submit_pipeline(
     """Validates and publishes a pipeline; returns once the broker has it.
 
     `pipeline_id` is the idempotency key: resubmitting an id that already succeeded
-    does not train again. Raises PipelineError for an invalid definition.
+    does not train again. `broker_tls`: the TLS files of an `amqps://` URL (default:
+    `MLP_BROKER_TLS_*`). Raises PipelineError for an invalid definition.
     """
     check_pipeline(definition)
     pipeline_id = pipeline_id or messaging.new_id()
@@ -62,21 +65,24 @@ def submit_pipeline(
         submitted_by=submitted_by or getpass.getuser(),
     )
     if not follow:
-        with messaging.open_channel(broker_url) as (opened, version):
+        with messaging.open_channel(broker_url, broker_tls) as (opened, version):
             channel = messaging.ensure_work_queue(opened, queue, version)
             messaging.publish(channel, queue.name, message, pipeline_id)
         return Submission(pipeline_id)
-    return Submission(pipeline_id, _publish_and_follow(message, broker_url, timeout, queue))
+    return Submission(
+        pipeline_id, _publish_and_follow(message, broker_url, broker_tls, timeout, queue)
+    )
 
 
 def _publish_and_follow(
     message: messages_pb2.SubmitPipeline,
     broker_url: str | None,
+    broker_tls: TlsFiles | None,
     timeout: float | None,
     queue: messaging.WorkQueue,
 ) -> Iterator[messages_pb2.PipelineEvent]:
     resources = contextlib.ExitStack()
-    opened, version = resources.enter_context(messaging.open_channel(broker_url))
+    opened, version = resources.enter_context(messaging.open_channel(broker_url, broker_tls))
     try:
         channel = messaging.ensure_work_queue(opened, queue, version)
         with requiring(channel, "configure", "a server-named queue 'amq.gen-*'"):
