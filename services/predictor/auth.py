@@ -21,12 +21,11 @@ from mlplatform.common.api_keys import (
     X_API_KEY,
     ApiKeys,
     Verdict,
-    api_keys_from_environment,
     presented_key,
     refusal_message,
 )
 
-__all__ = ["ApiKeyInterceptor", "api_keys_from_environment"]
+__all__ = ["ApiKeyInterceptor"]
 
 _STATUS = {
     Verdict.MISSING: grpc.StatusCode.UNAUTHENTICATED,
