@@ -135,6 +135,19 @@ def test_a_worker_of_another_roles_queue_stops_naming_the_permission(
     )
 
 
+def test_a_submitter_publishes_only_through_the_submit_exchange(broker: RoleBroker) -> None:
+    """Not through the default exchange, which would reach any queue (a dead-letter queue,
+    another role's wait queue) by its name."""
+    with messaging.open_channel(role_url(broker, "mlp-trainer")) as (channel, version):
+        messaging.declare_work_queue(channel, messaging.PIPELINES, version)
+    message = load_pipeline_file(REPO / "examples" / "credit_fraud_from_file.json")
+    with (
+        pytest.raises(BrokerPermissionError, match="lacks write permission on exchange 'amq"),
+        messaging.open_channel(role_url(broker, "mlp-submitter")) as (channel, _version),
+    ):
+        messaging.publish(channel, messaging.PIPELINES.dead_letter, message, "direct")
+
+
 @pytest.mark.parametrize("role", ["mlp-submitter", "mlp-inferer"])
 def test_only_trainers_read_the_pipelines_queue(broker: RoleBroker, role: str) -> None:
     with messaging.open_channel(role_url(broker, "mlp-trainer")) as (channel, version):
@@ -157,19 +170,21 @@ def test_a_submitter_without_write_permission_is_told_which(broker: RoleBroker) 
     with pytest.raises(BrokerPermissionError) as refused:
         submit_pipeline(definition, broker_url=broker.url(user))
     assert str(refused.value).startswith(
-        f"RabbitMQ user '{user}' lacks write permission on exchange 'amq.default' in vhost "
+        f"RabbitMQ user '{user}' lacks write permission on exchange 'mlp.submit' in vhost "
         f"'{broker.vhost}'"
     )
 
 
 def test_a_worker_without_read_permission_is_told_which(broker: RoleBroker) -> None:
-    """Everything a trainer needs but reading its queue. Where the broker checks read when a
+    """Everything a trainer needs but reading its queues. Where the broker checks read when a
     dead-lettering queue is declared, the declaration is refused and says so; otherwise
     consuming is refused."""
     from mlplatform.common.consumer import QueueWorker
 
     permission = next(p for p in DEFINITIONS["permissions"] if p["user"] == "mlp-trainer")
-    user = broker.add_user("no-read", permission["configure"], permission["write"], "^$")
+    user = broker.add_user(
+        "no-read", permission["configure"], permission["write"], r"^mlp\.submit$"
+    )
     worker = QueueWorker(
         messaging.PIPELINES,
         handler=lambda delivery: None,  # type: ignore[arg-type,return-value]

@@ -79,7 +79,7 @@ def submit_batch(
     with messaging.open_channel(broker_url, broker_tls) as (opened, version):
         channel = messaging.ensure_work_queue(opened, queue, version)
         for done, part in enumerate(parts, start=1):
-            messaging.publish(channel, queue.name, part, part.request_id)
+            messaging.submit_job(channel, queue, part, part.request_id)
             if on_part is not None:
                 on_part(done, len(parts))
     return BatchSubmission(batch_id, len(parts), len(rows))

@@ -34,6 +34,10 @@ BROKER_TLS_CERT_ENV = "MLP_BROKER_TLS_CERT"
 BROKER_TLS_KEY_ENV = "MLP_BROKER_TLS_KEY"
 #: Topic exchange for progress events (`pipeline.<pipeline_id>`, `batch.<batch_id>`).
 EVENTS_EXCHANGE = "mlp.events"
+#: Direct exchange that jobs are submitted through: each work queue is bound to it under its
+#: own name. Submitters publish here, so their write permission can be this exchange alone
+#: (the default exchange would let them publish into any queue of the vhost).
+SUBMIT_EXCHANGE = "mlp.submit"
 #: Header counting how often a message was deferred or retried by the platform itself.
 ATTEMPT_HEADER = "x-mlp-attempt"
 
@@ -121,10 +125,10 @@ def declare_work_queue(
 ) -> None:
     """Declares the queue, its dead-letter queue and its wait queue (idempotent).
 
-    Needs configure permission on the three queues and the events exchange and, because the
-    work and wait queues dead-letter through the default exchange, write permission on
-    `amq.default` and (checked by newer brokers when a dead-letter target is set) read
-    permission on them.
+    Needs configure permission on the three queues and the two exchanges; because the work and
+    wait queues dead-letter through the default exchange, write permission on `amq.default`
+    and (checked by newer brokers when a dead-letter target is set) read permission on them;
+    and, to bind the work queue to the submit exchange, write on the queue and read on it.
     """
     quorum = version >= (3, 8)
     durable_args: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
@@ -154,6 +158,20 @@ def declare_work_queue(
         )
     with requiring(channel, "configure", f"exchange '{EVENTS_EXCHANGE}'"):
         channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+    with requiring(channel, "configure", f"exchange '{SUBMIT_EXCHANGE}'"):
+        channel.exchange_declare(SUBMIT_EXCHANGE, exchange_type="direct", durable=True)
+    with requiring(
+        channel, "write", f"queue '{queue.name}' (and read on exchange '{SUBMIT_EXCHANGE}')"
+    ):
+        channel.queue_bind(queue.name, SUBMIT_EXCHANGE, routing_key=queue.name)
+
+
+def submit_job(
+    channel: BlockingChannel, queue: WorkQueue, message: Message, message_id: str
+) -> None:
+    """Publishes a job into `queue` through the submit exchange (confirmed; mandatory, so a
+    queue that is not bound is an error rather than a lost job)."""
+    publish(channel, queue.name, message, message_id, exchange=SUBMIT_EXCHANGE)
 
 
 def ensure_work_queue(
@@ -174,6 +192,7 @@ def ensure_work_queue(
         fresh.confirm_delivery()
         try:
             fresh.queue_declare(queue.name, passive=True)
+            fresh.exchange_declare(SUBMIT_EXCHANGE, passive=True)
         except pika.exceptions.ChannelClosedByBroker as missing:
             raise BrokerPermissionError(
                 f"{refused}; and queue '{queue.name}' does not exist yet ({missing.reply_text}):"

@@ -67,7 +67,7 @@ def submit_pipeline(
     if not follow:
         with messaging.open_channel(broker_url, broker_tls) as (opened, version):
             channel = messaging.ensure_work_queue(opened, queue, version)
-            messaging.publish(channel, queue.name, message, pipeline_id)
+            messaging.submit_job(channel, queue, message, pipeline_id)
         return Submission(pipeline_id)
     return Submission(
         pipeline_id, _publish_and_follow(message, broker_url, broker_tls, timeout, queue)
@@ -98,7 +98,7 @@ def _publish_and_follow(
                 messaging.EVENTS_EXCHANGE,
                 routing_key=f"pipeline.{message.pipeline_id}",
             )
-        messaging.publish(channel, queue.name, message, message.pipeline_id)
+        messaging.submit_job(channel, queue, message, message.pipeline_id)
     except BaseException:
         resources.close()
         raise
