@@ -16,8 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from mlplatform.common.api_keys import ApiKeys
 from mlplatform.gateway import routes
+from mlplatform.gateway.auth import ApiKeyMiddleware
 from mlplatform.gateway.middleware import (
     BodySizeLimitMiddleware,
     RequestIdMiddleware,
@@ -39,9 +39,10 @@ REST in front of the mlplatform Predictor (gRPC). `POST /predict` takes JSON row
 work unchanged.
 
 Errors carry the gRPC status of the failure, mapped to HTTP as grpc-gateway maps it
-(INVALID_ARGUMENT 400, UNAUTHENTICATED 401, NOT_FOUND 404, RESOURCE_EXHAUSTED 429,
-UNAVAILABLE 503, DEADLINE_EXCEEDED 504, INTERNAL 500), with the offending fields and the
-request id. With `MLP_API_KEYS` set, send `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+(INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404,
+RESOURCE_EXHAUSTED 429, UNAVAILABLE 503, DEADLINE_EXCEEDED 504, INTERNAL 500), with the
+offending fields and the request id. With API keys configured, send `Authorization: Bearer KEY`
+or `X-API-Key: KEY`; a key needs the route's scope (`predict` for the routes here).
 """
 
 
@@ -83,7 +84,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.backend = PredictorBackend(settings.predictor, settings.request_timeout_s)
+        app.state.backend = PredictorBackend(
+            settings.predictor, settings.request_timeout_s, settings.predictor_tls_files
+        )
         try:
             yield
         finally:
@@ -97,13 +100,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         default_response_class=JsonResponse,
     )
     app.state.settings = settings
-    app.state.api_keys = ApiKeys(settings.keys)
+    app.state.api_keys = settings.api_key_store()
     app.include_router(routes.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    # Added last = outermost: every response, a 413 included, gets the request id.
+    # Added last = outermost: every response, a 401 or 413 included, gets the request id, and
+    # a refused key is answered before the body is read.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    if app.state.api_keys.enabled:  # no per-request cost when authentication is off
+        app.add_middleware(ApiKeyMiddleware, keys=app.state.api_keys)
     app.add_middleware(RequestIdMiddleware)
     install_openapi(app)
     return app

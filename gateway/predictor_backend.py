@@ -5,7 +5,8 @@ connection setup each time. Every call carries the configured deadline (so the p
 working on requests nobody waits for), the request id (`x-request-id`) and the caller's API key,
 which the predictor checks itself. A failed call becomes an `ApiError` through the one status
 mapping. Reconnection backoff is capped at a few seconds so a restarted predictor is picked up
-quickly instead of after gRPC's default two-minute ceiling.
+quickly instead of after gRPC's default two-minute ceiling. With TLS settings the channel is
+encrypted (and presents the gateway's client certificate to a predictor requiring mTLS).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mlplatform.client.tls import TlsFiles, secure_aio_channel
 from mlplatform.gateway.status_mapping import error_from_rpc
 from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
 
@@ -42,10 +44,13 @@ def call_metadata(request_id: str, api_key: str | None) -> Metadata:
 class PredictorBackend:
     """Calls to one predictor over one channel; create it inside the serving event loop."""
 
-    def __init__(self, address: str, timeout_s: float) -> None:
+    def __init__(self, address: str, timeout_s: float, tls: TlsFiles | None = None) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self.channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        if tls is None:
+            self.channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        else:
+            self.channel = secure_aio_channel(address, tls, _CHANNEL_OPTIONS)
         self._predict = predictor_pb2_grpc.PredictorStub(self.channel).Predict
         self._model_info = predictor_pb2_grpc.PredictorStub(self.channel).GetModelInfo
         self._health = health_pb2_grpc.HealthStub(self.channel).Check

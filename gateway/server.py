@@ -22,11 +22,13 @@ def serve(settings: GatewaySettings, access_log: bool = False, log_level: str = 
     """Serve until SIGTERM or SIGINT; uvicorn finishes in-flight requests before exiting."""
     app = create_app(settings)
     logger.info(
-        "gateway on http://%s:%d forwarding to the predictor at %s (auth %s)",
+        "gateway on %s://%s:%d forwarding to the predictor at %s%s (auth %s)",
+        "https" if settings.tls_cert else "http",
         settings.host,
         settings.port,
         settings.predictor,
-        "on" if settings.keys else "off",
+        " over TLS" if settings.predictor_tls_files else "",
+        "on" if app.state.api_keys.enabled else "off",
     )
     uvicorn.run(
         app,
@@ -39,4 +41,6 @@ def serve(settings: GatewaySettings, access_log: bool = False, log_level: str = 
         server_header=False,
         # A client's keep-alive connection stays open between requests (benchmarks, SDKs).
         timeout_keep_alive=30,
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
     )

@@ -1,4 +1,5 @@
-"""What every test shares: the data roots the trainers of the test session may read.
+"""What every test shares: the data roots the trainers of the test session may read, and a
+throwaway certificate authority.
 
 Tests write their data under pytest's temporary folder, which no trainer reads by default
 (MLP_DATA_ROOTS: the data folder, ./examples and kaggle:). The variable is set once for the
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.certificates import Pki, make_pki
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -27,3 +30,9 @@ def data_roots_with_test_data(tmp_path_factory: pytest.TempPathFactory) -> Itera
         os.environ.pop("MLP_DATA_ROOTS", None)
     else:
         os.environ["MLP_DATA_ROOTS"] = previous
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A throwaway CA with server and client certificates (and a stranger's), made once."""
+    return make_pki(tmp_path_factory.mktemp("pki"))

@@ -1,5 +1,5 @@
 """`python -m mlplatform.cli`: the `mlp` command, for when the console script is not on PATH."""
 
-from mlplatform.cli.main import app
+from mlplatform.cli.main import main
 
-app()
+main()

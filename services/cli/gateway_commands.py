@@ -21,13 +21,32 @@ def gateway(
         None, "--max-body-bytes", help="Largest request body; larger gets 413 (default 16 MiB)."
     ),
     access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log requests."),
+    predictor_tls: bool = typer.Option(
+        None, "--predictor-tls/--no-predictor-tls", help="TLS to the predictor (system CAs)."
+    ),
+    predictor_tls_ca: str = typer.Option(
+        None, "--predictor-tls-ca", help="PEM CA of the predictor's certificate (implies TLS)."
+    ),
+    predictor_tls_cert: str = typer.Option(
+        None, "--predictor-tls-cert", help="PEM client certificate for a predictor with mTLS."
+    ),
+    predictor_tls_key: str = typer.Option(
+        None, "--predictor-tls-key", help="PEM private key of --predictor-tls-cert."
+    ),
+    predictor_tls_server_name: str = typer.Option(
+        None, "--predictor-tls-server-name", help="Name the predictor's certificate carries."
+    ),
+    tls_cert: str = typer.Option(None, "--tls-cert", help="PEM certificate: serve HTTPS."),
+    tls_key: str = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
 ) -> None:
     """Serve the REST gateway: POST /predict, POST /invocations (MLflow), GET /models/NAME,
     /healthz, /readyz, and the OpenAPI docs at /docs.
 
     Every option can also be set as MLP_GATEWAY_<NAME> (MLP_GATEWAY_PORT, ...). With
-    MLP_API_KEYS set (comma-separated), /predict, /invocations and /models need a key.
+    MLP_API_KEYS or MLP_API_KEYS_FILE set, every route but health and docs needs a key.
     """
+    from mlplatform.client.tls import TlsError
+    from mlplatform.common.keys_file import KeysFileError
     from mlplatform.gateway.server import serve
     from mlplatform.gateway.settings import GatewaySettings
 
@@ -37,11 +56,22 @@ def gateway(
         "predictor": predictor,
         "request_timeout_s": request_timeout,
         "max_body_bytes": max_body_bytes,
+        "predictor_tls": predictor_tls,
+        "predictor_tls_ca": predictor_tls_ca,
+        "predictor_tls_cert": predictor_tls_cert,
+        "predictor_tls_key": predictor_tls_key,
+        "predictor_tls_server_name": predictor_tls_server_name,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
     }
     try:
         settings = GatewaySettings(
             **{key: value for key, value in overrides.items() if value is not None}
         )
+        settings.check_files()
+    except (TlsError, KeysFileError) as error:
+        typer.echo(f"mlp gateway: {error}", err=True)
+        raise typer.Exit(2) from None
     except ValueError as error:  # pydantic's ValidationError: one line per bad setting
         typer.echo(f"mlp gateway: invalid settings:\n{error}", err=True)
         raise typer.Exit(2) from None

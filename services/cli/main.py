@@ -17,6 +17,7 @@ def _register_commands() -> None:
     from mlplatform.cli import (
         gateway_commands,
         inferer_commands,
+        keys_commands,
         pipeline_commands,
         predictor_commands,
         stack_commands,
@@ -30,10 +31,28 @@ def _register_commands() -> None:
         predictor_commands,
         gateway_commands,
         inferer_commands,
+        keys_commands,
         store_commands,
         stack_commands,
+        keys_commands,
     ):
         module.register(app)
 
 
 _register_commands()
+
+
+def main() -> None:
+    """The `mlp` entry point: a broker's refusal or an unusable TLS file ends any command with
+    one line saying what is missing, not a traceback."""
+    from mlplatform.client.broker_access import BrokerPermissionError
+    from mlplatform.client.tls import TlsError
+
+    try:
+        app()
+    except BrokerPermissionError as error:
+        typer.echo(f"mlp: {error}", err=True)
+        raise SystemExit(1) from None
+    except TlsError as error:
+        typer.echo(f"mlp: {error}", err=True)
+        raise SystemExit(2) from None

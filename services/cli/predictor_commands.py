@@ -58,6 +58,15 @@ def predictor(
         help="KEY[=VALUE]: serve only versions with this registry tag "
         "(mlp.pipeline_id: only what the platform's trainer registered).",
     ),
+    tls_cert: str = typer.Option(
+        None, "--tls-cert", help="PEM certificate of the gRPC port (with --tls-key: TLS)."
+    ),
+    tls_key: str = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
+    tls_client_ca: str = typer.Option(
+        None,
+        "--tls-client-ca",
+        help="PEM CA: clients must present a certificate it signed (mutual TLS).",
+    ),
 ) -> None:
     """Serve a registered model over gRPC (Predictor, KServe V2, health, reflection).
 
@@ -68,6 +77,8 @@ def predictor(
 
     from pydantic import ValidationError
 
+    from mlplatform.client.tls import TlsError
+    from mlplatform.common.keys_file import KeysFileError
     from mlplatform.common.settings import get_settings
     from mlplatform.predictor.server import serve
     from mlplatform.predictor.settings import PredictorSettings
@@ -88,6 +99,9 @@ def predictor(
         "drain_delay_s": drain_delay,
         "shutdown_grace_s": shutdown_grace,
         "require_model_tag": require_model_tag,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls_client_ca": tls_client_ca,
     }
     try:
         settings = PredictorSettings(
@@ -108,7 +122,11 @@ def predictor(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     common = get_settings()
-    asyncio.run(serve(settings, common.resolved_mlflow_tracking_uri, common.resolved_store_uri))
+    try:
+        asyncio.run(serve(settings, common.resolved_mlflow_tracking_uri, common.resolved_store_uri))
+    except (TlsError, KeysFileError) as error:
+        typer.echo(f"mlp predictor: {error}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
 
 
 def _read_rows(rows_file: Path | None, json_text: str | None) -> Any:
@@ -138,7 +156,18 @@ def predict(
     ),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the answer."),
     api_key: str = typer.Option(
-        "", "--api-key", envvar="MLP_API_KEY", help="Key for a predictor with MLP_API_KEYS set."
+        "", "--api-key", envvar="MLP_API_KEY", help="Key for a predictor with API keys set."
+    ),
+    tls: bool = typer.Option(
+        False, "--tls", help="Connect over TLS, trusting the system CAs (implied by --tls-ca)."
+    ),
+    tls_ca: str = typer.Option("", "--tls-ca", help="PEM CA that signed the predictor's cert."),
+    tls_cert: str = typer.Option(
+        "", "--tls-cert", help="PEM client certificate, for a predictor requiring mutual TLS."
+    ),
+    tls_key: str = typer.Option("", "--tls-key", help="PEM private key of --tls-cert."),
+    tls_server_name: str = typer.Option(
+        "", "--tls-server-name", help="Name the predictor's certificate must carry, if not HOST."
     ),
 ) -> None:
     """Predict rows with a running predictor and print them as a table."""
@@ -147,13 +176,22 @@ def predict(
 
     from mlplatform.client.frames import FrameError
     from mlplatform.client.predictor_client import PredictorClient, PredictorError
+    from mlplatform.client.tls import TlsError, TlsFiles
 
     rows = _read_rows(rows_file, json_rows)
     try:
+        tls_files = None
+        if tls or tls_ca or tls_cert or tls_key or tls_server_name:
+            tls_files = TlsFiles(
+                tls_ca or None, tls_cert or None, tls_key or None, tls_server_name or None
+            )
         with PredictorClient(
-            address, model_name=model, timeout=timeout, api_key=api_key or None
+            address, model_name=model, timeout=timeout, api_key=api_key or None, tls=tls_files
         ) as client:
             result = client.predict(rows, include_probabilities=probabilities)
+    except TlsError as error:
+        typer.echo(f"mlp predict: {error}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
     except FrameError as error:
         typer.echo(f"mlp predict: cannot send the rows: {error}", err=True)
         raise typer.Exit(EXIT_INVALID) from None

@@ -37,6 +37,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from mlplatform.client import messaging
+from mlplatform.client.broker_access import connect, requiring
 from mlplatform.common.broker_close import close_connection
 from mlplatform.common.store import DeadLetter, Store
 
@@ -175,7 +176,7 @@ class QueueWorker:
             self._channel.stop_consuming()
 
     def _consume(self) -> None:
-        connection = pika.BlockingConnection(messaging.connection_parameters(self.broker_url))
+        connection = connect(messaging.connection_parameters(self.broker_url))
         self._connection = connection
         self.connections_opened += 1
         channel = connection.channel()
@@ -185,7 +186,8 @@ class QueueWorker:
         if self.on_connected is not None:
             self.on_connected(channel)
         channel.basic_qos(prefetch_count=self.prefetch)
-        channel.basic_consume(self.queue.name, self._on_message)
+        with requiring(channel, "read", f"queue '{self.queue.name}'"):
+            channel.basic_consume(self.queue.name, self._on_message)
         self.consuming.set()
         logger.info("%s consuming %s", self.name, self.queue.name)
         while not self._stop.is_set() or self._jobs:
@@ -270,13 +272,14 @@ class QueueWorker:
             if outcome.count_attempt:
                 headers[messaging.ATTEMPT_HEADER] = delivery.attempt + 1
             headers["x-mlp-deferred-because"] = outcome.reason[:500]
-            channel.basic_publish(
-                "",
-                self.queue.wait,
-                delivery.body,
-                properties=_with_headers(delivery.properties, headers),
-                mandatory=True,
-            )
+            with requiring(channel, "write", "exchange 'amq.default'"):
+                channel.basic_publish(
+                    "",
+                    self.queue.wait,
+                    delivery.body,
+                    properties=_with_headers(delivery.properties, headers),
+                    mandatory=True,
+                )
         channel.basic_ack(tag)
 
     def _dead_letter(self, channel: BlockingChannel, delivery: Delivery, reason: str) -> None:
@@ -285,13 +288,14 @@ class QueueWorker:
         )
         headers = dict(delivery.properties.headers or {})
         headers["x-mlp-dead-letter-reason"] = reason[:1000]
-        channel.basic_publish(
-            "",
-            self.queue.dead_letter,
-            delivery.body,
-            properties=_with_headers(delivery.properties, headers),
-            mandatory=True,
-        )
+        with requiring(channel, "write", "exchange 'amq.default'"):
+            channel.basic_publish(
+                "",
+                self.queue.dead_letter,
+                delivery.body,
+                properties=_with_headers(delivery.properties, headers),
+                mandatory=True,
+            )
         try:
             self.store.record_dead_letter(
                 DeadLetter(

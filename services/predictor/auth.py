@@ -1,10 +1,11 @@
 """API-key auth for the predictor's gRPC surface: one grpc.aio server interceptor.
 
-With keys configured (`MLP_API_KEYS`), every method needs a valid key in the call's metadata
-(`authorization: Bearer KEY` or `x-api-key: KEY`) except health checking and reflection: load
-balancers, `grpc_health_probe` and `grpcurl list` must work without credentials, and neither
-exposes a model. Refused calls end with UNAUTHENTICATED before the servicer runs. The list of
-open services is an allow-list, so a service added later is protected by default.
+With keys configured (`MLP_API_KEYS`, `MLP_API_KEYS_FILE`), every method needs a key with the
+scope `mlplatform.common.access` maps it to: health checking and reflection stay open (load
+balancers, `grpc_health_probe` and `grpcurl list` work without credentials), and a method the
+table does not name needs `admin`, so a service added later is closed by default. A call
+without a known key ends with UNAUTHENTICATED, one whose key lacks the scope with
+PERMISSION_DENIED, both before the servicer runs.
 """
 
 from __future__ import annotations
@@ -14,32 +15,23 @@ from typing import Any
 
 import grpc
 
+from mlplatform.common.access import scope_for
 from mlplatform.common.api_keys import (
     AUTHORIZATION,
     X_API_KEY,
     ApiKeys,
-    api_keys_from_environment,
+    Verdict,
     presented_key,
+    refusal_message,
 )
 
-__all__ = ["OPEN_SERVICES", "ApiKeyInterceptor", "api_keys_from_environment"]
+__all__ = ["ApiKeyInterceptor"]
 
-#: Services callable without a key.
-OPEN_SERVICES = frozenset(
-    {
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1alpha.ServerReflection",
-        "grpc.reflection.v1.ServerReflection",
-    }
-)
-
-MISSING_KEY = "an API key is required: send `authorization: Bearer KEY` or `x-api-key: KEY`"
-INVALID_KEY = "the API key is not valid"
-
-
-def _service_of(method: str) -> str:
-    """`/package.Service/Method` -> `package.Service`."""
-    return method.lstrip("/").split("/", 1)[0]
+_STATUS = {
+    Verdict.MISSING: grpc.StatusCode.UNAUTHENTICATED,
+    Verdict.INVALID: grpc.StatusCode.UNAUTHENTICATED,
+    Verdict.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
+}
 
 
 def _metadata_value(metadata: Iterable[tuple[str, Any]] | None, name: str) -> str | None:
@@ -49,11 +41,13 @@ def _metadata_value(metadata: Iterable[tuple[str, Any]] | None, name: str) -> st
     return None
 
 
-def _refusing(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that ends every call with UNAUTHENTICATED."""
+def _refusing(
+    handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str
+) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as `handler` that ends every call with `code`."""
 
     async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        await context.abort(code, message)
 
     if handler.request_streaming and handler.response_streaming:
         factory = grpc.stream_stream_rpc_method_handler
@@ -71,13 +65,13 @@ def _refusing(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHan
 
 
 class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses calls without a valid API key, except to `OPEN_SERVICES`.
+    """Refuses calls whose key is missing, unknown or lacks the method's scope.
 
     With no keys it lets everything through, so it can be installed unconditionally.
     """
 
-    def __init__(self, keys: Iterable[str]) -> None:
-        self.keys = ApiKeys(keys)
+    def __init__(self, keys: ApiKeys | Iterable[str]) -> None:
+        self.keys = keys if isinstance(keys, ApiKeys) else ApiKeys(keys)
 
     async def intercept_service(
         self,
@@ -85,18 +79,16 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if (
-            handler is None
-            or not self.keys.enabled
-            or _service_of(handler_call_details.method) in OPEN_SERVICES
-        ):
+        if handler is None or not self.keys.enabled:
+            return handler
+        needed = scope_for(handler_call_details.method)
+        if needed is None:
             return handler
         metadata = handler_call_details.invocation_metadata
         key = presented_key(
             _metadata_value(metadata, AUTHORIZATION), _metadata_value(metadata, X_API_KEY)
         )
-        if key is None:
-            return _refusing(handler, MISSING_KEY)
-        if not self.keys.accepts(key):
-            return _refusing(handler, INVALID_KEY)
-        return handler
+        verdict = self.keys.check(key, needed)
+        if verdict is Verdict.ALLOWED:
+            return handler
+        return _refusing(handler, _STATUS[verdict], refusal_message(verdict, needed))

@@ -28,10 +28,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 
+from mlplatform.common.api_keys import ApiKeys
 from mlplatform.common.heap import freeze_long_lived
 from mlplatform.common.model_loading import LoadedModel, ModelReference
 from mlplatform.common.store import Store, open_store
-from mlplatform.predictor.auth import ApiKeyInterceptor, api_keys_from_environment
+from mlplatform.predictor.auth import ApiKeyInterceptor
 from mlplatform.predictor.batching import AdaptiveBatcher
 from mlplatform.predictor.kserve import InferenceServicer
 from mlplatform.predictor.metrics import PredictorMetrics
@@ -42,6 +43,7 @@ from mlplatform.predictor.reload import ModelSlot, ModelWatcher
 from mlplatform.predictor.request_decoding import DecodingGuard
 from mlplatform.predictor.servicer import PredictorServicer
 from mlplatform.predictor.settings import PredictorSettings
+from mlplatform.predictor.tls import server_credentials
 from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -141,13 +143,18 @@ async def start_predictor(
     tracking_uri: str | None,
     store_uri: str | None = None,
     store: Store | None = None,
-    api_keys: Iterable[str] | None = None,
+    api_keys: ApiKeys | Iterable[str] | None = None,
 ) -> RunningPredictor:
     """Start serving `settings.model`; returns once the port is bound (the model loads after).
 
     `store` (when given) is used instead of opening `store_uri`; the caller then closes it.
-    `api_keys` (default: `MLP_API_KEYS`) protect every method but health and reflection.
+    `api_keys` (default: `MLP_API_KEYS` and `MLP_API_KEYS_FILE`) protect every method but
+    health and reflection, each by the scope `mlplatform.common.access` maps it to.
     """
+    credentials = server_credentials(settings)  # bad TLS files fail before anything starts
+    keys = ApiKeys.from_environment() if api_keys is None else api_keys
+    if not isinstance(keys, ApiKeys):
+        keys = ApiKeys(keys)
     reference = ModelReference.parse(settings.model, settings.default_alias)
     metrics = PredictorMetrics()
     owns_store = store is None
@@ -181,10 +188,9 @@ async def start_predictor(
     service = PredictionService(slot, batcher, settings.max_request_rows, metrics, prediction_log)
 
     message_bytes = settings.max_message_mb * 1024 * 1024
-    keys = tuple(api_keys_from_environment() if api_keys is None else api_keys)
     server = grpc.aio.server(
         # Installed only with keys: no per-call cost when authentication is off.
-        interceptors=[ApiKeyInterceptor(keys)] if keys else None,
+        interceptors=[ApiKeyInterceptor(keys)] if keys.enabled else None,
         options=[
             ("grpc.max_receive_message_length", message_bytes),
             ("grpc.max_send_message_length", message_bytes),
@@ -211,7 +217,11 @@ async def start_predictor(
         (PREDICTOR_SERVICE, INFERENCE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"cannot bind the gRPC port {settings.host}:{settings.port}")
 
@@ -259,10 +269,11 @@ async def start_predictor(
     await server.start()
     watcher.start()
     logger.info(
-        "predictor for %s listening on %s:%d (metrics on %s)",
+        "predictor for %s listening on %s:%d%s (metrics on %s)",
         reference,
         settings.host,
         port,
+        "" if credentials is None else " over TLS" + (" (mTLS)" if settings.tls_client_ca else ""),
         metrics_port if metrics_port is not None else "no port",
     )
     return running

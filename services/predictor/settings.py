@@ -71,6 +71,14 @@ class PredictorSettings(BaseSettings):
         description="KEY or KEY=VALUE: serve only versions whose registry tags have it "
         "(mlp.pipeline_id: only what the platform's trainer registered).",
     )
+    tls_cert: str = Field(
+        default="", description="PEM certificate (chain) of the gRPC port; with tls_key, TLS."
+    )
+    tls_key: str = Field(default="", description="PEM private key of tls_cert.")
+    tls_client_ca: str = Field(
+        default="",
+        description="PEM CA bundle: clients must present a certificate it signed (mutual TLS).",
+    )
 
     @model_validator(mode="after")
     def _one_place_for_the_model(self) -> PredictorSettings:

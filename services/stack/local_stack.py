@@ -165,7 +165,7 @@ def service_specs(config: StackConfig) -> list[ServiceSpec]:
 
 def check_broker(broker_url: str) -> None:
     """Raises BrokerUnavailable, with how to start one, when no RabbitMQ answers."""
-    parameters = pika.URLParameters(broker_url)
+    parameters = messaging.connection_parameters(broker_url)
     parameters.connection_attempts = 1
     parameters.socket_timeout = 3
     try:

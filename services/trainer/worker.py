@@ -21,6 +21,7 @@ import pika.exceptions
 from google.protobuf.message import DecodeError
 
 from mlplatform.client import messaging
+from mlplatform.client.broker_access import connect, requiring
 from mlplatform.client.pipelines import validate_pipeline
 from mlplatform.common.broker_close import close_connection
 from mlplatform.common.consumer import (
@@ -84,13 +85,12 @@ class BrokerEvents:
         if self._channel is not None and time.monotonic() - self._last_used > self._most_idle_s:
             self.close()  # the broker may have dropped it for missed heartbeats
         if self._channel is None or not self._channel.is_open:
-            self._connection = pika.BlockingConnection(
-                messaging.connection_parameters(self.broker_url)
-            )
+            self._connection = connect(messaging.connection_parameters(self.broker_url))
             self._channel = self._connection.channel()
-            self._channel.exchange_declare(
-                messaging.EVENTS_EXCHANGE, exchange_type="topic", durable=True
-            )
+            with requiring(self._channel, "configure", f"exchange '{messaging.EVENTS_EXCHANGE}'"):
+                self._channel.exchange_declare(
+                    messaging.EVENTS_EXCHANGE, exchange_type="topic", durable=True
+                )
         return self._channel
 
     def close(self) -> None:

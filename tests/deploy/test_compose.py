@@ -8,6 +8,7 @@ entry point does not have, mounted files that are not in the repository.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,11 @@ def settings_classes() -> list[type[BaseSettings]]:
 
 def known_environment_names() -> set[str]:
     """Every variable a platform settings class reads."""
-    names = {"MLP_API_KEYS"}
+    from mlplatform.client import messaging
+
+    names = {"MLP_API_KEYS", "MLP_API_KEYS_FILE"}
+    names |= {messaging.BROKER_TLS_CA_ENV, messaging.BROKER_TLS_CERT_ENV}
+    names.add(messaging.BROKER_TLS_KEY_ENV)
     for settings_class in settings_classes():
         prefix = settings_class.model_config.get("env_prefix", "")
         for field_name, field in settings_class.model_fields.items():
@@ -144,3 +149,66 @@ def test_dockerfile_installs_the_pinned_platform() -> None:
     assert 'ENTRYPOINT ["mlp"]' in dockerfile
     for folder in ("clients/python", "services", "gateway"):
         assert f"COPY {folder} {folder}" in dockerfile
+
+
+def test_no_service_uses_guest_and_each_role_has_its_broker_user(
+    compose: dict[str, Any],
+) -> None:
+    """Least privilege: nobody connects as guest (nor as the administrator); the trainers and
+    inferers connect as the users the definitions file gives their permissions to; services
+    that never touch the broker get no broker URL."""
+    assert "guest" not in (REPO / "compose.yml").read_text()
+    definitions = json.loads((REPO / "deploy" / "rabbitmq" / "definitions.json").read_text())
+    users = {user["name"] for user in definitions["users"]}
+    assert "guest" not in users
+    assert {permission["user"] for permission in definitions["permissions"]} == users
+    expected = {"trainer": "mlp-trainer", "inferer": "mlp-inferer"}
+    for name, service in platform_services(compose).items():
+        url = service.get("environment", {}).get("MLP_BROKER_URL")
+        if name not in expected:
+            assert url is None, f"{name} never uses the broker but gets MLP_BROKER_URL"
+            continue
+        assert url is not None, f"{name} has no MLP_BROKER_URL"
+        assert url.startswith(f"amqp://{expected[name]}:"), f"{name} connects as {url}"
+        assert expected[name] in users
+
+
+def test_broker_passwords_come_from_the_environment(compose: dict[str, Any]) -> None:
+    """definitions.json holds placeholders, never passwords; the setup step fills each in
+    from a variable compose passes it."""
+    text = (REPO / "deploy" / "rabbitmq" / "definitions.json").read_text()
+    placeholders = set(re.findall(r"\$\{(\w+)\}", text))
+    definitions = json.loads(text)
+    assert {user["password"] for user in definitions["users"]} == {
+        f"${{{name}}}" for name in placeholders
+    }
+    assert all("password_hash" not in user for user in definitions["users"])
+    script = (REPO / "deploy" / "rabbitmq" / "apply-definitions.sh").read_text()
+    setup = compose["services"]["rabbitmq-setup"]
+    for name in placeholders:
+        assert f"s/\\${{{name}}}/${name}/" in script, f"the setup script does not fill {name}"
+        assert name in setup["environment"], f"rabbitmq-setup does not get {name}"
+    for role in ("trainer", "inferer"):
+        dependencies = compose["services"][role]["depends_on"]
+        assert dependencies["rabbitmq-setup"]["condition"] == "service_completed_successfully"
+
+
+def test_the_tls_override_sets_settings_that_exist_and_mounts_what_is_here(
+    compose: dict[str, Any],
+) -> None:
+    override = yaml.safe_load((REPO / "deploy" / "tls" / "compose.tls.yml").read_text())
+    known = known_environment_names()
+    for name, service in override["services"].items():
+        assert name in compose["services"], f"the TLS override names unknown service {name}"
+        unknown = set(service.get("environment", {})) - known
+        assert not unknown, f"the TLS override sets {sorted(unknown)} on {name}: nothing reads it"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source != "./deploy/tls/certs":  # made by deploy/tls/make-dev-certs.sh
+                assert (REPO / source).exists(), f"{name} mounts {source}, which is not here"
+    for role in ("trainer", "inferer"):
+        url = override["services"][role]["environment"]["MLP_BROKER_URL"]
+        assert url.startswith(f"amqps://mlp-{role}:"), url
+    variables = re.compile(r"\$\{(\w+)\}")
+    used = set(variables.findall((REPO / "deploy" / "tls" / "compose.tls.yml").read_text()))
+    assert used <= set(variables.findall((REPO / "compose.yml").read_text()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,11 +25,17 @@ def free_port() -> int:
 class GatewayUnderTest:
     """A running gateway process: its URL, an HTTP client, and its log."""
 
-    def __init__(self, process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        url: str,
+        log_path: Path,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.process = process
         self.url = url
         self.log_path = log_path
-        self.client = httpx.Client(base_url=url, timeout=30)
+        self.client = httpx.Client(base_url=url, timeout=30, verify=verify)
 
     @property
     def port(self) -> int:
@@ -44,8 +51,11 @@ def running_gateway(
     log_dir: Path,
     *options: str,
     environment: dict[str, str] | None = None,
+    https_ca: Path | None = None,
 ) -> Iterator[GatewayUnderTest]:
-    """A gateway forwarding to `predictor_address`, stopped (SIGTERM) when the block ends."""
+    """A gateway forwarding to `predictor_address`, stopped (SIGTERM) when the block ends.
+
+    `https_ca`: the gateway serves HTTPS (its --tls-cert among `options`); trust this CA."""
     port = free_port()
     argv = [sys.executable, "-m", "mlplatform.cli", "gateway", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--predictor", predictor_address, *options]
@@ -54,7 +64,9 @@ def running_gateway(
     log_path = log_dir / f"gateway-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
-    gateway = GatewayUnderTest(process, f"http://127.0.0.1:{port}", log_path)
+    scheme = "http" if https_ca is None else "https"
+    verify = True if https_ca is None else ssl.create_default_context(cafile=str(https_ca))
+    gateway = GatewayUnderTest(process, f"{scheme}://127.0.0.1:{port}", log_path, verify)
     try:
         _wait_healthy(gateway)
         yield gateway
@@ -74,7 +86,7 @@ def _wait_healthy(gateway: GatewayUnderTest, timeout: float = 60.0) -> None:
         if gateway.process.poll() is not None:
             raise AssertionError(f"the gateway exited early:\n{gateway.log()}")
         try:
-            if httpx.get(f"{gateway.url}/healthz", timeout=1).status_code == 200:
+            if gateway.client.get("/healthz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass

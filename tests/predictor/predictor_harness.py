@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mlplatform.client.tls import TlsFiles, secure_channel
+from mlplatform.common.api_keys import ApiKeys
 from mlplatform.common.store import Store
 from mlplatform.predictor.server import RunningPredictor, start_predictor
 from mlplatform.predictor.settings import PredictorSettings
@@ -68,11 +70,17 @@ def predictor_settings(model: str, **overrides: Any) -> PredictorSettings:
 class PredictorUnderTest:
     """A started predictor plus a channel to it; stop() shuts both down."""
 
-    def __init__(self, loop: BackgroundLoop, running: RunningPredictor) -> None:
+    def __init__(
+        self, loop: BackgroundLoop, running: RunningPredictor, tls: TlsFiles | None = None
+    ) -> None:
         self.loop = loop
         self.running = running
         self.address = f"127.0.0.1:{running.port}"
-        self.channel = grpc.insecure_channel(self.address)
+        self.channel = (
+            grpc.insecure_channel(self.address)
+            if tls is None
+            else secure_channel(self.address, tls)
+        )
 
     def health(self, service: str = "") -> int:
         stub = health_pb2_grpc.HealthStub(self.channel)
@@ -100,11 +108,16 @@ def start_test_predictor(
     store: Store | None = None,
     store_uri: str | None = None,
     wait: bool = True,
+    api_keys: ApiKeys | None = None,
+    client_tls: TlsFiles | None = None,
     **overrides: Any,
 ) -> PredictorUnderTest:
+    """`client_tls`: how the harness's own channel (health checks) reaches a TLS port."""
     settings = predictor_settings(model, **overrides)
-    running = loop.run(start_predictor(settings, tracking_uri, store_uri=store_uri, store=store))
-    predictor = PredictorUnderTest(loop, running)
+    running = loop.run(
+        start_predictor(settings, tracking_uri, store_uri=store_uri, store=store, api_keys=api_keys)
+    )
+    predictor = PredictorUnderTest(loop, running, client_tls)
     if wait:
         predictor.wait_until_serving()
     return predictor

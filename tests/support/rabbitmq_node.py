@@ -1,5 +1,6 @@
 """A second RabbitMQ node of the test's own, on free ports, with settings the shared one
-must not have (a consumer timeout of seconds). Uses the machine's RabbitMQ installation.
+must not have (a consumer timeout of seconds, a TLS listener). Uses the machine's RabbitMQ
+installation.
 """
 
 from __future__ import annotations
@@ -38,6 +39,26 @@ def _find(candidates: tuple[str, ...]) -> str:
     raise RuntimeError(f"no RabbitMQ installation found (looked for {', '.join(candidates)})")
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """A TLS listener's PEM files; `require_client_cert` makes it mutual TLS."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    require_client_cert: bool = False
+
+    def config(self, port: int) -> str:
+        return (
+            f"listeners.ssl.default = 127.0.0.1:{port}\n"
+            f"ssl_options.cacertfile = {self.ca}\n"
+            f"ssl_options.certfile = {self.cert}\n"
+            f"ssl_options.keyfile = {self.key}\n"
+            "ssl_options.verify = verify_peer\n"
+            f"ssl_options.fail_if_no_peer_cert = {str(self.require_client_cert).lower()}\n"
+        )
+
+
 @dataclass
 class RabbitNode:
     name: str
@@ -45,6 +66,7 @@ class RabbitNode:
     url: str
     environment: dict[str, str]
     process: subprocess.Popen[bytes]
+    tls_port: int | None = None
 
     def ctl(self, *args: str) -> None:
         command = [_find(CTL_CANDIDATES), "-n", self.name, *args]
@@ -89,14 +111,19 @@ class RabbitNode:
 
 
 @contextmanager
-def rabbitmq_node(folder: Path, consumer_timeout_ms: int) -> Iterator[RabbitNode]:
-    """Starts a node whose consumer timeout is `consumer_timeout_ms`, checked every second."""
+def rabbitmq_node(
+    folder: Path, consumer_timeout_ms: int = 1_800_000, tls: TlsListener | None = None
+) -> Iterator[RabbitNode]:
+    """Starts a node whose consumer timeout is `consumer_timeout_ms`, checked every second,
+    with a TLS listener on a port of its own (`tls_port`) when `tls` is given."""
     port = _free_port()
+    tls_port = _free_port() if tls is not None else None
     name = f"mlptest{uuid.uuid4().hex[:6]}@localhost"
     (folder / "rabbitmq.conf").write_text(
         f"listeners.tcp.default = 127.0.0.1:{port}\n"
         f"consumer_timeout = {consumer_timeout_ms}\n"
         "loopback_users.guest = true\n"
+        + (tls.config(tls_port) if tls is not None and tls_port is not None else "")
     )
     # The channel checks the timeout on its tick (60 s by default).
     (folder / "advanced.config").write_text("[{rabbit, [{channel_tick_interval, 1000}]}].\n")
@@ -120,7 +147,9 @@ def rabbitmq_node(folder: Path, consumer_timeout_ms: int) -> Iterator[RabbitNode
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    node = RabbitNode(name, port, f"amqp://guest:guest@127.0.0.1:{port}/%2F", environment, process)
+    node = RabbitNode(
+        name, port, f"amqp://guest:guest@127.0.0.1:{port}/%2F", environment, process, tls_port
+    )
     try:
         node.wait_until_answering()
         yield node

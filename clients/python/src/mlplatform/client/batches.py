@@ -13,6 +13,7 @@ import pandas as pd
 
 from mlplatform.client import messaging
 from mlplatform.client.frames import dataframe_to_frame
+from mlplatform.client.tls import TlsFiles
 from mlplatform.v1 import messages_pb2
 
 DEFAULT_ROWS_PER_MESSAGE = 5000
@@ -60,6 +61,7 @@ def submit_batch(
     model: str,
     *,
     broker_url: str | None = None,
+    broker_tls: TlsFiles | None = None,
     batch_id: str | None = None,
     rows_per_message: int = DEFAULT_ROWS_PER_MESSAGE,
     include_probabilities: bool = False,
@@ -68,15 +70,16 @@ def submit_batch(
 ) -> BatchSubmission:
     """Publishes a batch with publisher confirms; `on_part(done, total)` reports progress.
 
-    `model` is `NAME@ALIAS` or `NAME/VERSION`. Raises FrameError for a column that cannot
+    `model` is `NAME@ALIAS` or `NAME/VERSION`; `broker_tls`: the TLS files of an `amqps://`
+    URL (default: `MLP_BROKER_TLS_*`). Raises FrameError for a column that cannot
     travel (its message names it) and ValueError for an empty table.
     """
     batch_id = batch_id or messaging.new_id()
     parts = batch_parts(rows, model, batch_id, rows_per_message, include_probabilities)
-    with messaging.open_channel(broker_url) as (channel, version):
-        messaging.declare_work_queue(channel, queue, version)
+    with messaging.open_channel(broker_url, broker_tls) as (opened, version):
+        channel = messaging.ensure_work_queue(opened, queue, version)
         for done, part in enumerate(parts, start=1):
-            messaging.publish(channel, queue.name, part, part.request_id)
+            messaging.submit_job(channel, queue, part, part.request_id)
             if on_part is not None:
                 on_part(done, len(parts))
     return BatchSubmission(batch_id, len(parts), len(rows))

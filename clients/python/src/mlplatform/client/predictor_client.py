@@ -17,6 +17,7 @@ import pandas as pd
 from google.rpc import error_details_pb2, status_pb2
 
 from mlplatform.client.frames import column_to_series, dataframe_to_frame, frame_to_dataframe
+from mlplatform.client.tls import TlsFiles, secure_aio_channel, secure_channel
 from mlplatform.v1 import frame_pb2, pipeline_pb2, predictor_pb2, predictor_pb2_grpc
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "PredictionResult",
     "PredictorClient",
     "PredictorError",
+    "TlsFiles",
 ]
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -166,7 +168,8 @@ def _credentials(api_key: str | None) -> tuple[tuple[str, str], ...] | None:
 
 
 class PredictorClient:
-    """Blocking client. `model_name` empty means "whatever the predictor serves"."""
+    """Blocking client. `model_name` empty means "whatever the predictor serves"; `tls`
+    encrypts the channel (and, with a client certificate, answers a predictor's mTLS)."""
 
     def __init__(
         self,
@@ -175,12 +178,16 @@ class PredictorClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         channel_options: list[tuple[str, Any]] | None = None,
         api_key: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.address = address
         self.model_name = model_name
         self.timeout = timeout
         self._metadata = _credentials(api_key)
-        self._channel = grpc.insecure_channel(address, options=channel_options or [])
+        if tls is None:
+            self._channel = grpc.insecure_channel(address, options=channel_options or [])
+        else:
+            self._channel = secure_channel(address, tls, channel_options)
         self._stub = predictor_pb2_grpc.PredictorStub(self._channel)
 
     def predict(
@@ -227,7 +234,8 @@ class PredictorClient:
 
 
 class AsyncPredictorClient:
-    """asyncio client; create and use it inside one running event loop."""
+    """asyncio client; create and use it inside one running event loop. Options as for
+    `PredictorClient`."""
 
     def __init__(
         self,
@@ -236,12 +244,16 @@ class AsyncPredictorClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         channel_options: list[tuple[str, Any]] | None = None,
         api_key: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.address = address
         self.model_name = model_name
         self.timeout = timeout
         self._metadata = _credentials(api_key)
-        self._channel = grpc.aio.insecure_channel(address, options=channel_options or [])
+        if tls is None:
+            self._channel = grpc.aio.insecure_channel(address, options=channel_options or [])
+        else:
+            self._channel = secure_aio_channel(address, tls, channel_options)
         self._stub = predictor_pb2_grpc.PredictorStub(self._channel)
 
     async def predict(

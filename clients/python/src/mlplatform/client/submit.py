@@ -17,8 +17,10 @@ from google.protobuf import timestamp_pb2
 from pika.adapters.blocking_connection import BlockingChannel
 
 from mlplatform.client import messaging
+from mlplatform.client.broker_access import requiring
 from mlplatform.client.data_roots import DataRoots
 from mlplatform.client.pipelines import check_pipeline
+from mlplatform.client.tls import TlsFiles
 from mlplatform.v1 import messages_pb2, pipeline_pb2
 
 FINAL_STATUSES = frozenset({messages_pb2.RUN_STATUS_SUCCEEDED, messages_pb2.RUN_STATUS_FAILED})
@@ -40,6 +42,7 @@ def submit_pipeline(
     definition: pipeline_pb2.PipelineDefinition,
     *,
     broker_url: str | None = None,
+    broker_tls: TlsFiles | None = None,
     pipeline_id: str | None = None,
     submitted_by: str | None = None,
     follow: bool = False,
@@ -50,7 +53,8 @@ def submit_pipeline(
     """Validates and publishes a pipeline; returns once the broker has it.
 
     `pipeline_id` is the idempotency key: resubmitting an id that already succeeded
-    does not train again. Raises PipelineError for an invalid definition, including a
+    does not train again. `broker_tls`: the TLS files of an `amqps://` URL (default:
+    `MLP_BROKER_TLS_*`). Raises PipelineError for an invalid definition, including a
     data source outside `data_roots` (default: `MLP_DATA_ROOTS` when it is set here;
     the trainers check their own roots in any case).
     """
@@ -65,28 +69,40 @@ def submit_pipeline(
         submitted_by=submitted_by or getpass.getuser(),
     )
     if not follow:
-        with messaging.open_channel(broker_url) as (channel, version):
-            messaging.declare_work_queue(channel, queue, version)
-            messaging.publish(channel, queue.name, message, pipeline_id)
+        with messaging.open_channel(broker_url, broker_tls) as (opened, version):
+            channel = messaging.ensure_work_queue(opened, queue, version)
+            messaging.submit_job(channel, queue, message, pipeline_id)
         return Submission(pipeline_id)
-    return Submission(pipeline_id, _publish_and_follow(message, broker_url, timeout, queue))
+    return Submission(
+        pipeline_id, _publish_and_follow(message, broker_url, broker_tls, timeout, queue)
+    )
 
 
 def _publish_and_follow(
     message: messages_pb2.SubmitPipeline,
     broker_url: str | None,
+    broker_tls: TlsFiles | None,
     timeout: float | None,
     queue: messaging.WorkQueue,
 ) -> Iterator[messages_pb2.PipelineEvent]:
     resources = contextlib.ExitStack()
-    channel, version = resources.enter_context(messaging.open_channel(broker_url))
+    opened, version = resources.enter_context(messaging.open_channel(broker_url, broker_tls))
     try:
-        messaging.declare_work_queue(channel, queue, version)
-        events_queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-        channel.queue_bind(
-            events_queue, messaging.EVENTS_EXCHANGE, routing_key=f"pipeline.{message.pipeline_id}"
-        )
-        messaging.publish(channel, queue.name, message, message.pipeline_id)
+        channel = messaging.ensure_work_queue(opened, queue, version)
+        with requiring(channel, "configure", "a server-named queue 'amq.gen-*'"):
+            declared = channel.queue_declare("", exclusive=True, auto_delete=True)
+        events_queue = declared.method.queue
+        with requiring(
+            channel,
+            "read",
+            f"exchange '{messaging.EVENTS_EXCHANGE}' (and write on queue '{events_queue}')",
+        ):
+            channel.queue_bind(
+                events_queue,
+                messaging.EVENTS_EXCHANGE,
+                routing_key=f"pipeline.{message.pipeline_id}",
+            )
+        messaging.submit_job(channel, queue, message, message.pipeline_id)
     except BaseException:
         resources.close()
         raise
