@@ -19,6 +19,7 @@ def _register_commands() -> None:
         inferer_commands,
         pipeline_commands,
         predictor_commands,
+        spark_commands,
         stack_commands,
         store_commands,
         trainer_commands,
@@ -30,6 +31,7 @@ def _register_commands() -> None:
         predictor_commands,
         gateway_commands,
         inferer_commands,
+        spark_commands,
         store_commands,
         stack_commands,
     ):
