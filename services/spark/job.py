@@ -176,8 +176,8 @@ def _score(
     ).parquet(options.output_path)
     progress.phase = "summarising"
     output = spark.read.parquet(options.output_path)
-    row_count = output.count()
     summary = prediction_log.prediction_summary(output, model)
+    row_count = int(summary["rows"])
     logged = 0
     if options.log_predictions:
         progress.phase = "logging every row"
@@ -186,11 +186,14 @@ def _score(
     elif options.sample_rows and row_count:
         progress.phase = "logging a sample"
         # Sampled before scoring (the row index is given first, so it matches the output's),
-        # so only the sampled rows are scored a second time.
+        # so only the sampled rows are scored a second time; a little more than asked for is
+        # drawn and cut on the driver, which is one Spark job where `limit` can be several.
         fraction = min(1.0, 1.2 * options.sample_rows / row_count)
-        sampled = indexed.where(functions.rand(_SAMPLE_SEED) < fraction).limit(options.sample_rows)
-        sample = scored_frame(spark, sampled, model, options.with_probabilities)
-        logged = prediction_log.log_sample(store, sample.toPandas(), batch_id, model, input_columns)
+        sampled = indexed.where(functions.rand(_SAMPLE_SEED) < fraction)
+        sample = scored_frame(spark, sampled, model, options.with_probabilities).toPandas()
+        logged = prediction_log.log_sample(
+            store, sample.head(options.sample_rows), batch_id, model, input_columns
+        )
     return row_count, summary, logged
 
 

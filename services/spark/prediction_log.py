@@ -137,23 +137,26 @@ def log_sample(
 
 
 def prediction_summary(output: Any, model: ModelForSpark) -> dict[str, Any]:
-    """Counts per predicted class, or a regressor's count, mean, min, quartiles and max,
-    computed by Spark over the written output."""
+    """`rows`, and counts per predicted class or a regressor's mean, min, quartiles and max,
+    computed by Spark over the written output (one pass; the row count comes with it)."""
     from pyspark.sql import functions
 
-    if model.class_names:
-        counts = output.groupBy(PREDICTION_COLUMN).count().collect()
-        return {"counts": {str(row[PREDICTION_COLUMN]): int(row["count"]) for row in counts}}
+    if model.classes:
+        counts = {
+            str(row[PREDICTION_COLUMN]): int(row["count"])
+            for row in output.groupBy(PREDICTION_COLUMN).count().collect()
+        }
+        return {"rows": sum(counts.values()), "counts": counts}
     column = functions.col(PREDICTION_COLUMN)
     stats = output.agg(
-        functions.count(column).alias("count"),
+        functions.count(functions.lit(1)).alias("rows"),
         functions.mean(column).alias("mean"),
         functions.min(column).alias("min"),
+        functions.percentile_approx(column, [0.25, 0.5, 0.75], 1000).alias("quartiles"),
         functions.max(column).alias("max"),
     ).first()
-    quartiles = output.approxQuantile(PREDICTION_COLUMN, [0.25, 0.5, 0.75], 0.001)
-    summary = {name: _plain(stats[name]) for name in ("count", "mean", "min", "max")}
-    summary.update(zip(("p25", "p50", "p75"), (float(q) for q in quartiles), strict=False))
+    summary = {name: _plain(stats[name]) for name in ("rows", "mean", "min", "max")}
+    summary.update(zip(("p25", "p50", "p75"), stats["quartiles"] or (), strict=False))
     return summary
 
 

@@ -12,9 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from mlplatform.cli.main import app
+from mlplatform.common.input_schema import ProblemType
 from mlplatform.common.store import BatchStatus, Store
 from mlplatform.spark.errors import SparkBatchError
 from mlplatform.spark.job import SparkBatchOptions, run_spark_batch
+from mlplatform.spark.prediction_log import prediction_summary
+from mlplatform.spark.scoring import ModelForSpark
 from tests.spark.conftest import MODEL_NAME, Registry, in_process, make_rows
 
 BIG_ROWS = 200_000
@@ -86,9 +89,10 @@ def test_200k_parquet_rows_get_exactly_the_in_process_predictions_and_a_batch_re
     assert seen and seen[-1][0] == seen[-1][1] > 0  # the bar ends full
 
 
-def test_every_row_goes_to_the_prediction_log_from_the_executors(
-    spark: Any, store: Store, store_uri: str, registry: Registry, tmp_path: Path
-) -> None:
+def test_every_row_goes_to_the_prediction_log_and_the_batch_shows_in_the_cli(
+    spark: Any, store: Store, store_uri: str, registry: Registry, tmp_path: Path,
+    cli_settings: None,
+) -> None:  # fmt: skip
     rows = make_rows(600, seed=3).drop(columns="label")
     rows.to_parquet(tmp_path / "rows.parquet")
 
@@ -109,6 +113,15 @@ def test_every_row_goes_to_the_prediction_log_from_the_executors(
     assert [record.row_index for record in logged] == output["row_index"].tolist()
     assert [record.prediction for record in logged] == output["prediction"].tolist()
     assert [record.input_row["tenure"] for record in logged] == rows["tenure"].tolist()
+
+    listed = CliRunner().invoke(app, ["batches"])
+    status = CliRunner().invoke(app, ["batch", "status", "spark-every-row"])
+    assert listed.exit_code == 0, listed.output
+    assert "spark-every-row" in listed.output and "spark" in listed.output
+    assert f"{MODEL_NAME} v1" in listed.output and "rows 600/600" in listed.output
+    assert status.exit_code == 0, status.output
+    assert "succeeded" in status.output and "engine: spark" in status.output
+    assert f"output: {tmp_path / 'out'}" in status.output and "rows logged: 600" in status.output
 
 
 def test_a_csv_directory_without_an_id_column_is_keyed_by_row_index(
@@ -154,25 +167,12 @@ def test_a_column_of_the_wrong_type_is_named_and_the_batch_fails_cleanly(
     assert not (tmp_path / "out").exists()
 
 
-def test_batches_and_batch_status_show_a_spark_batch(
-    spark: Any, store: Store, store_uri: str, registry: Registry, tmp_path: Path,
-    cli_settings: None,
-) -> None:  # fmt: skip
-    make_rows(50, seed=6).drop(columns="label").to_parquet(tmp_path / "rows.parquet")
-    run(
-        spark, store, store_uri, registry,
-        input_path=str(tmp_path / "rows.parquet"),
-        output_path=str(tmp_path / "out"),
-        id_column="customer_id",
-        batch_id="spark-listed",
-    )  # fmt: skip
+def test_a_regressors_predictions_are_summarised_by_quantiles(spark: Any) -> None:
+    model = ModelForSpark("price", "3", "/unused", (), ProblemType.REGRESSION)
+    output = spark.createDataFrame(pd.DataFrame({"prediction": np.arange(1.0, 101.0)}))
 
-    listed = CliRunner().invoke(app, ["batches"])
-    status = CliRunner().invoke(app, ["batch", "status", "spark-listed"])
+    summary = prediction_summary(output, model)
 
-    assert listed.exit_code == 0, listed.output
-    assert "spark-listed" in listed.output and "spark" in listed.output
-    assert f"{MODEL_NAME} v1" in listed.output and "rows 50/50" in listed.output
-    assert status.exit_code == 0, status.output
-    assert "succeeded" in status.output and "engine: spark" in status.output
-    assert f"output: {tmp_path / 'out'}" in status.output
+    assert summary["rows"] == 100 and summary["mean"] == 50.5
+    assert (summary["min"], summary["max"]) == (1.0, 100.0)
+    assert (summary["p25"], summary["p50"], summary["p75"]) == (25.0, 50.0, 75.0)

@@ -66,6 +66,7 @@ def spark_daemon(arguments: list[str], log: Path, environment: dict[str, str]) -
 def standalone_cluster(folder: Path) -> Iterator[str]:
     """A master and one worker (1 core, 1 GiB) on loopback; yields the master URL once the
     worker has registered."""
+    folder.mkdir(parents=True)
     master_port, master_ui, worker_ui = free_port(), free_port(), free_port()
     environment = {
         **os.environ,
@@ -87,7 +88,14 @@ def standalone_cluster(folder: Path) -> Iterator[str]:
         folder / "worker.log",
         environment,
     ):  # fmt: skip
-        wait_until(lambda: alive_workers(master_ui) >= 1, 90, "the worker to register")
+        try:
+            wait_until(lambda: alive_workers(master_ui) >= 1, 120, "the worker to register")
+        except AssertionError as error:
+            logs = "".join(
+                f"\n--- {name}:\n{(folder / name).read_text(errors='replace')[-2000:]}"
+                for name in ("master.log", "worker.log")
+            )
+            raise AssertionError(f"{error}{logs}") from None
         yield master_url
 
 

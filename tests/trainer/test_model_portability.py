@@ -56,7 +56,8 @@ CHILD = textwrap.dedent(
     model = mlflow.pyfunc.load_model(model_dir)
     predictions = model.predict(pd.read_parquet(rows_path))
     raw = model.get_raw_model()
-    names = [type(step).__name__ for _, step in raw.steps]
+    # PyCaret wraps each step; the wrapped transformer is what was pickled.
+    names = [type(getattr(step, "transformer", step)).__name__ for _, step in raw.steps]
     json.dump(
         {"predictions": [int(p) for p in predictions], "by_reference": by_reference,
          "steps": names, "mlplatform_loaded": any(m.startswith("mlplatform") for m in sys.modules)},
