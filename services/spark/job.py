@@ -103,8 +103,8 @@ def run_spark_batch(
                 part_count=1,
                 status=BatchStatus.RUNNING,
                 engine="spark",
-                input_uri=options.input_path,
-                output_uri=options.output_path,
+                input_uri=_shown_path(options.input_path),
+                output_uri=_shown_path(options.output_path),
             )
         )
         if not created.created:
@@ -218,6 +218,11 @@ def _check_output(path: str, overwrite: bool) -> None:
         raise SparkBatchError("--output", f"{path} is a file; Spark writes a directory")
     if not local.parent.exists():
         raise SparkBatchError("--output", f"{local.parent}: no such directory")
+
+
+def _shown_path(path: str) -> str:
+    """A local path made absolute (the record outlives the working folder); URIs as given."""
+    return path if is_remote(path) else str(Path(path.removeprefix("file://")).absolute())
 
 
 def _short(error: BaseException) -> str:

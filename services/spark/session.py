@@ -31,6 +31,11 @@ DEFAULT_CONF: Mapping[str, str] = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.execution.arrow.maxRecordsPerBatch": str(DEFAULT_ARROW_BATCH_ROWS),
     "spark.driver.memory": "1g",
+    # A task runs on one core: a model's own threads (scikit-learn's n_jobs=-1 through joblib,
+    # LightGBM's and XGBoost's OpenMP) would only fight the other tasks for the cores, as
+    # they would the predictor's batches (where n_jobs is set to 1 after loading).
+    "spark.executorEnv.LOKY_MAX_CPU_COUNT": "1",
+    "spark.executorEnv.OMP_NUM_THREADS": "1",
 }
 
 #: In local mode the driver is the only node: it listens on loopback, not on whatever address
@@ -81,6 +86,8 @@ def start_session(master: str, conf: Mapping[str, str], app_name: str) -> Any:
     settings = dict(DEFAULT_CONF)
     if master.startswith("local"):
         settings.update(LOCAL_CONF)
+        # Read by the launcher before any setting: keeps it from probing the host's address.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     for key, value in {**settings, **conf}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
