@@ -31,11 +31,6 @@ DEFAULT_CONF: Mapping[str, str] = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.execution.arrow.maxRecordsPerBatch": str(DEFAULT_ARROW_BATCH_ROWS),
     "spark.driver.memory": "1g",
-    # A task runs on one core: a model's own threads (scikit-learn's n_jobs=-1 through joblib,
-    # LightGBM's and XGBoost's OpenMP) would only fight the other tasks for the cores, as
-    # they would the predictor's batches (where n_jobs is set to 1 after loading).
-    "spark.executorEnv.LOKY_MAX_CPU_COUNT": "1",
-    "spark.executorEnv.OMP_NUM_THREADS": "1",
 }
 
 #: In local mode the driver is the only node: it listens on loopback, not on whatever address

@@ -89,24 +89,31 @@ def test_200k_parquet_rows_get_exactly_the_in_process_predictions_and_a_batch_re
     assert seen and seen[-1][0] == seen[-1][1] > 0  # the bar ends full
 
 
-def test_every_row_goes_to_the_prediction_log_and_the_batch_shows_in_the_cli(
+def test_a_csv_folder_scored_row_by_row_into_the_log_and_shown_in_the_cli(
     spark: Any, store: Store, store_uri: str, registry: Registry, tmp_path: Path,
     cli_settings: None,
 ) -> None:  # fmt: skip
-    rows = make_rows(600, seed=3).drop(columns="label")
-    rows.to_parquet(tmp_path / "rows.parquet")
+    rows = make_rows(600, seed=3).drop(columns=["label", "customer_id"])
+    (tmp_path / "csv").mkdir()
+    rows.to_csv(tmp_path / "csv" / "part-0.csv", index=False)
 
     run(
         spark, store, store_uri, registry,
-        input_path=str(tmp_path / "rows.parquet"),
+        input_path=str(tmp_path / "csv"),
         output_path=str(tmp_path / "out"),
         log_predictions=True,
         batch_id="spark-every-row",
     )  # fmt: skip
 
+    # No id column: the output is keyed by a row index, unique and in input order.
+    output = pd.read_parquet(tmp_path / "out").sort_values("row_index")
+    assert list(output.columns) == ["row_index", "prediction", "model_name", "model_version"]
+    assert output["row_index"].is_unique
+    predictions, _ = in_process(registry.model, rows)
+    np.testing.assert_array_equal(output["prediction"].to_numpy(), predictions)
+    # Every row is in the prediction log, keyed as in the output, with its inputs.
     batch = store.get_batch("spark-every-row")
     assert batch.rows_logged == store.count_predictions(batch_id="spark-every-row") == 600
-    output = pd.read_parquet(tmp_path / "out").sort_values("row_index")
     logged = sorted(
         store.query_predictions(batch_id="spark-every-row", limit=600), key=lambda r: r.row_index
     )
@@ -122,28 +129,6 @@ def test_every_row_goes_to_the_prediction_log_and_the_batch_shows_in_the_cli(
     assert status.exit_code == 0, status.output
     assert "succeeded" in status.output and "engine: spark" in status.output
     assert f"output: {tmp_path / 'out'}" in status.output and "rows logged: 600" in status.output
-
-
-def test_a_csv_directory_without_an_id_column_is_keyed_by_row_index(
-    spark: Any, store: Store, store_uri: str, registry: Registry, tmp_path: Path
-) -> None:
-    rows = make_rows(300, seed=4).drop(columns=["label", "customer_id"])
-    (tmp_path / "csv").mkdir()
-    rows.to_csv(tmp_path / "csv" / "part-0.csv", index=False)
-
-    result = run(
-        spark, store, store_uri, registry,
-        input_path=str(tmp_path / "csv"),
-        output_path=str(tmp_path / "out"),
-        sample_rows=0,
-    )  # fmt: skip
-
-    output = pd.read_parquet(tmp_path / "out").sort_values("row_index")
-    assert list(output.columns) == ["row_index", "prediction", "model_name", "model_version"]
-    assert output["row_index"].is_unique
-    predictions, _ = in_process(registry.model, rows)
-    np.testing.assert_array_equal(output["prediction"].to_numpy(), predictions)
-    assert result.batch.rows_logged == 0
 
 
 def test_a_column_of_the_wrong_type_is_named_and_the_batch_fails_cleanly(
