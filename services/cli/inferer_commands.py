@@ -1,4 +1,5 @@
-"""`mlp inferer` (the batch worker) and `mlp batch submit|status` (the user's side)."""
+"""`mlp inferer` (the batch worker), `mlp batch submit|status` and `mlp batches` (the user's
+side). `mlp batch spark` lives in spark_commands."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
 
     from mlplatform.common.store import BatchRecord
 
-batch_app = typer.Typer(help="Batch predictions through RabbitMQ.", no_args_is_help=True)
+batch_app = typer.Typer(
+    help="Batch predictions: through RabbitMQ (submit) or on Spark (spark).", no_args_is_help=True
+)
 
 _FINAL = ("succeeded", "failed")
 
@@ -35,15 +38,26 @@ def _read_rows(path: Path) -> pd.DataFrame:
     raise typer.Exit(2)
 
 
-def _print_batch(batch: BatchRecord) -> None:
+def print_batch(batch: BatchRecord) -> None:
+    """A batch as `mlp batch status` shows it: one line, then what else the record holds."""
     typer.echo(
         f"batch {batch.batch_id}: {batch.status.value}; "
         f"parts {len(batch.parts_done)}/{batch.part_count}; "
         f"rows {batch.rows_done}/{batch.rows_total or '?'}; "
         f"model {batch.model_name} v{batch.model_version or '?'}"
     )
-    if batch.error:
-        typer.echo(f"  error: {batch.error}")
+    details = {
+        "engine": batch.engine,
+        "input": batch.input_uri,
+        "output": batch.output_uri,
+        "duration": None if batch.duration_seconds is None else f"{batch.duration_seconds:.1f} s",
+        "rows logged": batch.rows_logged,
+        "predictions": batch.prediction_summary,
+        "error": batch.error,
+    }
+    for label, value in details.items():
+        if value is not None:
+            typer.echo(f"  {label}: {value}")
 
 
 @batch_app.command("submit")
@@ -102,6 +116,8 @@ def batch_submit(
             model_name=reference.name,
             part_count=submission.part_count,
             rows_total=submission.row_count,
+            engine="queue",
+            input_uri=str(rows_file),
         )
     )
     if not created.created and created.record.rows_total is None:
@@ -116,7 +132,7 @@ def batch_submit(
     while time.monotonic() < deadline:
         batch = store.get_batch(submission.batch_id)
         if batch.status.value in _FINAL:
-            _print_batch(batch)
+            print_batch(batch)
             raise typer.Exit(0 if batch.status.value == "succeeded" else 1)
         time.sleep(0.5)
     typer.echo(f"batch {submission.batch_id} did not finish within {timeout:.0f}s", err=True)
@@ -134,7 +150,32 @@ def batch_status(batch_id: str = typer.Argument(..., help="The batch id.")) -> N
         except NotFoundError:
             typer.echo(f"batch '{batch_id}' not found", err=True)
             raise typer.Exit(1) from None
-    _print_batch(batch)
+    print_batch(batch)
+
+
+def batches(
+    limit: int = typer.Option(20, min=1, help="How many, the most recent first."),
+    status: str = typer.Option("", help="Only batches in this state (pending, running, ...)."),
+) -> None:
+    """List recent batches, from the queue inferers and from Spark alike."""
+    from mlplatform.common.store import BatchStatus, open_store
+
+    if status and status not in {member.value for member in BatchStatus}:
+        choices = ", ".join(member.value for member in BatchStatus)
+        typer.echo(f"--status: expected one of {choices}; got {status!r}", err=True)
+        raise typer.Exit(2)
+    with open_store(get_settings().resolved_store_uri) as store:
+        found = store.list_batches(limit=limit, status=status or None)
+    if not found:
+        typer.echo("no batches")
+    for batch in found:
+        duration = "" if batch.duration_seconds is None else f"{batch.duration_seconds:.1f}s"
+        typer.echo(
+            f"{batch.batch_id}  {batch.status.value:<9}  {batch.engine or 'queue':<5}  "
+            f"{batch.model_name} v{batch.model_version or '?'}  "
+            f"rows {batch.rows_done}/{batch.rows_total or '?'}  {duration}  "
+            f"{batch.created_at:%Y-%m-%d %H:%M:%S}"
+        )
 
 
 def inferer(
@@ -197,4 +238,5 @@ def inferer(
 def register(app: typer.Typer) -> None:
     """Adds the batch commands to the `mlp` app."""
     app.command("inferer")(inferer)
+    app.command("batches")(batches)
     app.add_typer(batch_app, name="batch")

@@ -20,6 +20,7 @@ def _register_commands() -> None:
         keys_commands,
         pipeline_commands,
         predictor_commands,
+        spark_commands,
         stack_commands,
         store_commands,
         trainer_commands,
@@ -32,9 +33,9 @@ def _register_commands() -> None:
         gateway_commands,
         inferer_commands,
         keys_commands,
+        spark_commands,
         store_commands,
         stack_commands,
-        keys_commands,
     ):
         module.register(app)
 

@@ -23,6 +23,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
+from mlplatform.common import transformers
 from mlplatform.trainer.pycaret_adapter import EvaluatedModel
 
 PIPELINE_ID_TAG = "mlp.pipeline_id"
@@ -33,13 +34,20 @@ PREVIOUS_ATTEMPT_TAG = "mlp.previous_attempt_run_id"
 #: On a parent run: the worker that ran the attempt.
 WORKER_TAG = "mlp.worker_id"
 ALIAS_ATTEMPTS = 5
-#: What a saved pipeline needs to load: the platform (our transformers) and the libraries
-#: PyCaret pipelines pickle. Stated, not inferred: MLflow's inference re-imports the model in
-#: a subprocess, seconds per logged model (measured 2.6 s for a small forest).
+#: What a saved pipeline needs to load: the libraries PyCaret pipelines pickle, all published
+#: packages, so `pip install -r requirements.txt` (or spark_udf's virtualenv) works anywhere.
+#: Stated, not inferred: MLflow's inference re-imports the model in a subprocess, seconds per
+#: logged model (measured 2.6 s for a small forest). Our own code is not a requirement: it
+#: travels inside the model (see PICKLED_BY_VALUE).
 MODEL_REQUIREMENTS = (
-    "mlplatform", "mlplatform-client", "pycaret", "scikit-learn", "imbalanced-learn",
-    "lightgbm", "xgboost", "catboost", "pandas", "numpy", "scipy", "cloudpickle",
+    "pycaret", "scikit-learn", "imbalanced-learn", "lightgbm", "xgboost", "catboost",
+    "pandas", "numpy", "scipy", "cloudpickle",
 )  # fmt: skip
+#: Our modules whose classes a saved pipeline holds. cloudpickle stores them by value (their
+#: code inside the pickle), so a model loads where mlplatform is not installed, as on a
+#: Spark cluster. Not `code_paths`: a copied `mlplatform` folder on sys.path would shadow an
+#: installed mlplatform in the predictor's own process.
+PICKLED_BY_VALUE = (transformers,)
 _METRIC_NAME = re.compile(r"[^\w\-. /]")
 
 
@@ -62,6 +70,19 @@ def model_requirements() -> list[str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return pinned
+
+
+def pickle_our_code_by_value() -> None:
+    """Registers PICKLED_BY_VALUE with cloudpickle (what MLflow pickles the model with).
+
+    Process-wide and never undone: registering again is harmless, and undoing it while
+    another thread logs a model would make that model need mlplatform to load.
+    """
+    import cloudpickle
+
+    for module in PICKLED_BY_VALUE:
+        if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
+            cloudpickle.register_pickle_by_value(module)
 
 
 def metric_key(name: str) -> str:
@@ -144,6 +165,7 @@ class PipelineTracking:
         `cloudpickle`, not MLflow 3's default `skops`: skops refuses PyCaret's,
         imbalanced-learn's and LightGBM's types, and the registry is our trusted store.
         """
+        pickle_our_code_by_value()
         predictions = pipeline.predict(input_example)
         signature = infer_signature(input_example, predictions)
         mlflow.set_tracking_uri(self.tracking_uri)

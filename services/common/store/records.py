@@ -206,6 +206,16 @@ class BatchRecord(_TimedRecord):
     created_at: AwareDatetime = Field(default_factory=utc_now)
     updated_at: AwareDatetime = Field(default_factory=utc_now)
     error: str | None = None
+    #: Which path ran it: "queue" (the RabbitMQ inferers; None in records from before the
+    #: field existed) or "spark" (`mlp batch spark`, one part: the whole job).
+    engine: str | None = None
+    input_uri: str | None = None
+    output_uri: str | None = None
+    duration_seconds: float | None = Field(default=None, ge=0)
+    #: Rows of this batch written to the prediction log (all, or a sample).
+    rows_logged: int | None = Field(default=None, ge=0)
+    #: What the predictions look like: counts per class, or a regressor's quantiles.
+    prediction_summary: dict[str, Any] | None = None
 
     _coerce_version = field_validator("model_version", mode="before")(_version_as_text)
 
