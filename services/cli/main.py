@@ -17,6 +17,7 @@ def _register_commands() -> None:
     from mlplatform.cli import (
         gateway_commands,
         inferer_commands,
+        model_commands,
         pipeline_commands,
         predictor_commands,
         stack_commands,
@@ -31,6 +32,7 @@ def _register_commands() -> None:
         gateway_commands,
         inferer_commands,
         store_commands,
+        model_commands,
         stack_commands,
     ):
         module.register(app)

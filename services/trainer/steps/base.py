@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 from google.protobuf.message import Message
 
+from mlplatform.trainer.progress import StepProgress
 from mlplatform.trainer.pycaret_adapter import TrainingSession
 from mlplatform.trainer.tracking import PipelineTracking, RegisteredVersion
 from mlplatform.v1 import pipeline_pb2
@@ -38,6 +39,9 @@ class TrainingOutcome:
     input_example: pd.DataFrame
     holdout_metrics: dict[str, float] = field(default_factory=dict)
     model_uri: str | None = None
+    #: The winner's hold-out score on the main metric, from before finalizing (a finalized
+    #: model has seen the hold-out); what a champion is compared with.
+    holdout_score: float | None = None
 
 
 @dataclass
@@ -54,6 +58,10 @@ class PipelineContext:
     registered: RegisteredVersion | None = None
     #: Injected for tests and other sources: `(dataset, file_name, target_dir) -> path`.
     kaggle_downloader: Callable[[str, str, str], str] | None = None
+    #: Where steps report phases and evaluated models as they go.
+    progress: StepProgress = field(default_factory=lambda: StepProgress("", lambda _: None, 0.0))
+    #: The champion/challenger decision of `register_model`, for the run record.
+    promotion: dict[str, Any] | None = None
 
     @property
     def config(self) -> pipeline_pb2.ExperimentConfig:
