@@ -42,7 +42,11 @@ def _regression_pipeline(data_path: Path) -> dict[str, Any]:
                     {
                         "train_model": {
                             "feature_engineering_params": {"session_id": 7},
-                            "modeling_params": {"estimator_list": ["lr", "dt"], "fold": 2},
+                            "modeling_params": {
+                                "estimator_list": ["lr", "dt"],
+                                "fold": 2,
+                                "n_select": 2,
+                            },
                         }
                     },
                     {"register_model": {}},
@@ -55,6 +59,8 @@ def _regression_pipeline(data_path: Path) -> dict[str, Any]:
             "main_metric": "R2",
             "problem_type": "regression",
             "target": "target",
+            # The object form: these plots, for the runner-up too.
+            "log_plots": {"plots": ["residuals", "error", "feature"], "all_selected": True},
         },
     }
 
@@ -131,12 +137,16 @@ def test_classification_plots_are_artifacts_of_the_registered_models_run(
     assert Path(local).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_regression_plots_are_artifacts_of_the_registered_models_run(
-    trained: dict[str, Any],
-) -> None:
+def test_regression_plots_of_the_winner_and_the_runner_up(trained: dict[str, Any]) -> None:
     client = MlflowClient(trained["tracking_uri"])
     paths = _artifact_paths(client, _registered_run_id(client, "diabetes"))
-    assert {"plots/residuals.png", "plots/error.png", "plots/feature.png"} <= paths
+    plots = {path for path in paths if path.startswith("plots/")}
+    winner = {"plots/residuals.png", "plots/error.png", "plots/feature.png"}
+    board = trained["regression"]["record"].step("train_model").findings["leaderboard"]
+    runner_up = board[1]["estimator_id"]
+    assert plots == winner | {
+        f"plots/selected-2-{runner_up}/{name}.png" for name in ("residuals", "error", "feature")
+    }
 
 
 @pytest.mark.parametrize(
