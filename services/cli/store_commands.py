@@ -292,11 +292,13 @@ RUN_ACTIONS = ("show", "watch")
 def runs(
     pipeline_id: str | None = typer.Argument(
         None,
-        metavar="[show|watch] PIPELINE_ID",
-        help="Show this run step by step (`show` is optional); `watch` follows it live; "
-        "without it, list recent runs.",
+        metavar="show|watch|PIPELINE_ID",
+        help="`show ID` (or just ID): the run step by step; `watch ID`: follow it live; "
+        "nothing: list recent runs.",
     ),
-    watched_id: str | None = typer.Argument(None, hidden=True),
+    watched_id: str | None = typer.Argument(
+        None, metavar="PIPELINE_ID", help="The run, after show or watch.", show_default=False
+    ),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs to list."),
     status: RunStatus | None = typer.Option(None, "--status", help="Only runs with this status."),
     output_format: OutputFormat = FORMAT_OPTION,
@@ -307,13 +309,13 @@ def runs(
 ) -> None:
     """Recent pipeline runs, or one run step by step, or one run followed live.
 
-    Without PIPELINE_ID: the most recent runs, newest first.
+    mlp runs: the most recent runs, newest first.
 
-    `mlp runs [show] PIPELINE_ID`: the run's steps, timings and findings, the leaderboard of
-    every compared model, the promotion decision, and its error if it failed.
+    mlp runs show ID (or mlp runs ID): the run's steps, timings and findings, the
+    leaderboard of every compared model, the promotion decision, its error if it failed.
 
-    `mlp runs watch PIPELINE_ID`: every progress event so far, then each new one as the
-    trainer records it, until the run ends (exit 1 when it failed).
+    mlp runs watch ID: every progress event so far, then each new one as the trainer
+    records it, until the run ends (exit 1 when it failed).
     """
     action = "show"
     if pipeline_id in RUN_ACTIONS:
