@@ -75,8 +75,11 @@ def through_platform(data_path: Path, folder: Path, plots: bool = True) -> float
     return elapsed
 
 
-def direct(data_path: Path, folder: Path) -> float:
-    """The same work with PyCaret alone: read, setup, compare, blend, stack, hold-out, save."""
+def direct(data_path: Path, folder: Path, plot_costs: bool = False) -> float:
+    """The same work with PyCaret alone: read, setup, compare, blend, stack, hold-out, save.
+
+    With `plot_costs`, afterwards (outside the timing) each PyCaret plot of the winner is
+    timed alone: the figures behind the default plot list."""
     from pycaret.classification import ClassificationExperiment
 
     started = time.perf_counter()
@@ -105,7 +108,30 @@ def direct(data_path: Path, folder: Path) -> float:
     best = experiment.stack_models(selected, optimize="F1", verbose=False)
     experiment.predict_model(best, verbose=False)
     experiment.save_model(best, str(folder / "direct"), verbose=False)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    if plot_costs:
+        time_each_plot(experiment, best, folder)
+    return elapsed
+
+
+def time_each_plot(experiment: object, model: object, folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    print("plots of the winner (a stack), each alone:")
+    for plot in ("auc", "confusion_matrix", "pr", "class_report", "feature", "calibration",
+                 "learning", "vc"):  # fmt: skip
+        started = time.perf_counter()
+        try:
+            experiment.plot_model(model, plot=plot, save=str(folder), verbose=False)  # type: ignore[attr-defined]
+            outcome = f"{time.perf_counter() - started:6.1f} s"
+        except Exception as error:
+            outcome = f"skipped ({type(error).__name__}: {str(error)[:60]})"
+        finally:
+            plt.close("all")
+        print(f"  {plot:<17} {outcome}")
 
 
 def queue_to_start(jobs: int, data_path: Path, folder: Path, broker_url: str) -> list[float]:
@@ -159,6 +185,9 @@ def main() -> int:
         help="Log the default plots on the platform side, not, or run it both ways.",
     )
     parser.add_argument("--rounds", type=int, default=1, help="With --plots both: pairs run.")
+    parser.add_argument(
+        "--plot-costs", action="store_true", help="Also time each PyCaret plot of the winner."
+    )
     args = parser.parse_args()
     broker_url = os.environ.get("MLP_BROKER_URL", messaging.DEFAULT_BROKER_URL)
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as temp:
@@ -167,7 +196,7 @@ def main() -> int:
         # Imports and first-use costs (PyCaret, MLflow's tables) charged to neither side.
         import pycaret.classification  # noqa: F401
 
-        direct_seconds = direct(data_path, folder)
+        direct_seconds = direct(data_path, folder, args.plot_costs)
         print(f"example pipeline on {args.rows:,} rows (rf, lightgbm, knn; fold 3; blend + stack)")
         print(f"  direct PyCaret calls   {direct_seconds:8.1f} s")
         orders = {"on": [(True,)], "off": [(False,)], "both": [(False, True), (True, False)]}
