@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from mlplatform.client import pycaret_catalog as catalog
@@ -109,6 +110,7 @@ def _plot(
     if not plots:
         return {"plots": [], "plots_skipped": {}}
     context.progress.phase("plotting", f"plotting {', '.join(plots)}")
+    started = time.perf_counter()
     outcome = log_model_plots(session, best_model, plots, context.tracking)
     skipped = dict(outcome.skipped)
     if context.config.log_plots.all_selected:
@@ -119,7 +121,11 @@ def _plot(
             other = log_model_plots(session, model, plots, context.tracking, folder)
             outcome.logged.extend(other.logged)
             skipped.update({f"{folder}/{plot}": reason for plot, reason in other.skipped.items()})
-    return {"plots": outcome.logged, "plots_skipped": skipped}
+    return {
+        "plots": outcome.logged,
+        "plots_skipped": skipped,
+        "plots_seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 @step("train_model")
