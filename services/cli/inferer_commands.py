@@ -14,7 +14,7 @@ from mlplatform.common.settings import get_settings
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlplatform.common.store import BatchRecord
+    from mlplatform.common.store import BatchRecord, Store
 
 batch_app = typer.Typer(
     help="Batch predictions: through RabbitMQ (submit) or on Spark (spark).", no_args_is_help=True
@@ -75,8 +75,8 @@ def batch_submit(
 ) -> None:
     """Split a file into messages and publish them to the inferers (publisher confirms)."""
     import pika.exceptions
-    from rich.progress import Progress
 
+    from mlplatform.cli.live_progress import is_terminal, new_progress
     from mlplatform.client.batches import submit_batch
     from mlplatform.client.frames import FrameError
     from mlplatform.common.model_loading import ModelReference
@@ -92,7 +92,7 @@ def batch_submit(
     url = broker_url or settings.broker_url
     store = open_store(settings.resolved_store_uri)
     try:
-        with Progress(transient=True) as progress:
+        with new_progress() if is_terminal() else _NoProgress() as progress:
             task = progress.add_task("publishing", total=None)
             submission = submit_batch(
                 rows,
@@ -128,15 +128,53 @@ def batch_submit(
     )
     if not wait:
         return
+    final = _wait_for_batch(store, submission.batch_id, timeout)
+    if final is None:
+        typer.echo(f"batch {submission.batch_id} did not finish within {timeout:.0f}s", err=True)
+        raise typer.Exit(1)
+    print_batch(final)
+    raise typer.Exit(0 if final.status.value == "succeeded" else 1)
+
+
+def _wait_for_batch(store: Store, batch_id: str, timeout: float) -> BatchRecord | None:
+    """Follows the batch's parts until it ends: a bar on a terminal, a line per change when
+    piped. None when it did not end within `timeout`."""
+    from mlplatform.cli.live_progress import is_terminal, new_progress
+
+    live = is_terminal()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        batch = store.get_batch(submission.batch_id)
-        if batch.status.value in _FINAL:
-            print_batch(batch)
-            raise typer.Exit(0 if batch.status.value == "succeeded" else 1)
-        time.sleep(0.5)
-    typer.echo(f"batch {submission.batch_id} did not finish within {timeout:.0f}s", err=True)
-    raise typer.Exit(1)
+    last_seen = (-1, -1)
+    with new_progress() if live else _NoProgress() as progress:
+        task = progress.add_task("predicting", total=None)
+        while time.monotonic() < deadline:
+            batch = store.get_batch(batch_id)
+            done = (len(batch.parts_done), batch.rows_done)
+            if done != last_seen:
+                last_seen = done
+                if live:
+                    progress.update(task, completed=done[0], total=batch.part_count)
+                else:
+                    print(f"parts {done[0]}/{batch.part_count}; rows {done[1]}", flush=True)
+            if batch.status.value in _FINAL:
+                return batch
+            time.sleep(0.5)
+    return None
+
+
+class _NoProgress:
+    """What a piped `--wait` uses instead of bars: nothing (it prints lines itself)."""
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        return 0
+
+    def update(self, task: int, **fields: object) -> None:
+        return None
 
 
 @batch_app.command("status")

@@ -18,6 +18,7 @@ def _register_commands() -> None:
         gateway_commands,
         inferer_commands,
         keys_commands,
+        model_commands,
         pipeline_commands,
         predictor_commands,
         spark_commands,
@@ -35,6 +36,7 @@ def _register_commands() -> None:
         keys_commands,
         spark_commands,
         store_commands,
+        model_commands,
         stack_commands,
     ):
         module.register(app)

@@ -20,6 +20,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from mlplatform.cli.run_views import (
+    BULKY_FINDINGS,
+    WatchTimeout,
+    leaderboard,
+    leaderboard_table,
+    promotion_text,
+    watch_run,
+)
 from mlplatform.common.store import (
     NotFoundError,
     PipelineRun,
@@ -248,7 +256,11 @@ def _print_run(run: PipelineRun) -> None:
         steps.add_column(header, overflow="fold")
     for number, step in enumerate(run.steps, start=1):
         took = "" if step.elapsed_seconds is None else f"{step.elapsed_seconds:.1f}s"
-        findings = ", ".join(f"{key}={_compact(value)}" for key, value in step.findings.items())
+        findings = ", ".join(
+            f"{key}={_compact(value)}"
+            for key, value in step.findings.items()
+            if key not in BULKY_FINDINGS
+        )
         steps.add_row(
             *_row(
                 str(number),
@@ -261,6 +273,12 @@ def _print_run(run: PipelineRun) -> None:
             )
         )
     console.print(steps if run.steps else Text("no steps recorded yet", style="dim"))
+    rows = leaderboard(run)
+    if rows:
+        console.print(leaderboard_table(rows))
+    promotion = promotion_text(run)
+    if promotion is not None:
+        console.print(promotion)
     if run.error is not None:
         where = f" in step {run.error.step}" if run.error.step else ""
         console.print(
@@ -268,23 +286,48 @@ def _print_run(run: PipelineRun) -> None:
         )
 
 
+RUN_ACTIONS = ("show", "watch")
+
+
 def runs(
     pipeline_id: str | None = typer.Argument(
         None,
-        metavar="PIPELINE_ID",
-        help="Show this run step by step; without it, list recent runs.",
+        metavar="show|watch|PIPELINE_ID",
+        help="`show ID` (or just ID): the run step by step; `watch ID`: follow it live; "
+        "nothing: list recent runs.",
+    ),
+    watched_id: str | None = typer.Argument(
+        None, metavar="PIPELINE_ID", help="The run, after show or watch.", show_default=False
     ),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs to list."),
     status: RunStatus | None = typer.Option(None, "--status", help="Only runs with this status."),
     output_format: OutputFormat = FORMAT_OPTION,
+    timeout: float = typer.Option(
+        3600.0, "--timeout", help="With watch: give up after this many seconds."
+    ),
     store_uri: str | None = STORE_OPTION,
 ) -> None:
-    """Recent pipeline runs, or one run step by step.
+    """Recent pipeline runs, or one run step by step, or one run followed live.
 
-    Without PIPELINE_ID: the most recent runs, newest first.
+    mlp runs: the most recent runs, newest first.
 
-    With it: the run's steps, timings and findings, and its error if it failed.
+    mlp runs show ID (or mlp runs ID): the run's steps, timings and findings, the
+    leaderboard of every compared model, the promotion decision, its error if it failed.
+
+    mlp runs watch ID: every progress event so far, then each new one as the trainer
+    records it, until the run ends (exit 1 when it failed).
     """
+    action = "show"
+    if pipeline_id in RUN_ACTIONS:
+        action, pipeline_id = pipeline_id, watched_id
+        if pipeline_id is None:
+            raise typer.BadParameter(f"mlp runs {action} needs a PIPELINE_ID")
+    elif watched_id is not None:
+        raise typer.BadParameter(f"unexpected '{watched_id}'; use mlp runs [show|watch] ID")
+    if action == "watch":
+        assert pipeline_id is not None
+        _watch(pipeline_id, timeout, store_uri)
+        return
     with _opened_store(store_uri) as store:
         if pipeline_id is None:
             recent_runs = store.list_runs(limit=limit, status=status)
@@ -303,6 +346,19 @@ def runs(
         _write_csv(STEP_CSV_FIELDS, [step.model_dump(mode="json") for step in run.steps])
     else:
         _print_run(run)
+
+
+def _watch(pipeline_id: str, timeout: float, store_uri: str | None) -> None:
+    from mlplatform.cli.live_progress import EventDisplay
+
+    with _opened_store(store_uri) as store, EventDisplay() as display:
+        try:
+            final = watch_run(store, pipeline_id, display.show, timeout)
+        except WatchTimeout as error:
+            typer.echo(str(error), err=True)
+            raise typer.Exit(EXIT_FAILURE) from None
+    if final.status is not RunStatus.SUCCEEDED:
+        raise typer.Exit(EXIT_FAILURE)
 
 
 # -- mlp predictions -----------------------------------------------------------------------------

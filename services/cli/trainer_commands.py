@@ -15,13 +15,6 @@ from mlplatform.client.pipelines import PipelineError, check_pipeline, load_pipe
 from mlplatform.common.settings import get_settings
 from mlplatform.v1 import messages_pb2, pipeline_pb2
 
-_STATUS_WORDS = {
-    messages_pb2.RUN_STATUS_QUEUED: "queued",
-    messages_pb2.RUN_STATUS_RUNNING: "running",
-    messages_pb2.RUN_STATUS_SUCCEEDED: "succeeded",
-    messages_pb2.RUN_STATUS_FAILED: "failed",
-}
-
 
 def _load_or_exit(
     pipeline_file: Path, data_roots: DataRoots | None = None
@@ -39,11 +32,6 @@ def _load_or_exit(
         raise typer.Exit(EXIT_INVALID) from None
 
 
-def _print_event(event: messages_pb2.PipelineEvent) -> None:
-    status = _STATUS_WORDS.get(event.status, "?")
-    typer.echo(f"[{event.elapsed_seconds:8.1f}s] {status:<9} {event.message}")
-
-
 def submit(
     pipeline_file: Path = typer.Argument(..., help="Pipeline definition (.json, .yaml)."),
     wait: bool = typer.Option(False, "--wait", help="Follow the run until it ends."),
@@ -53,11 +41,14 @@ def submit(
 ) -> None:
     """Validate a pipeline and publish it to the trainers; print its id.
 
-    With --wait, print each step as it starts and ends, then the outcome (exit 1 when
-    the run failed). Nothing is published when the file is invalid (exit 2).
+    With --wait, show the run as it goes: each step, each model's cross-validated score
+    as it finishes, tuning, ensembling, plotting and registering, with progress bars on a
+    terminal (plain lines when piped), then the outcome (exit 1 when the run failed).
+    Nothing is published when the file is invalid (exit 2).
     """
     import pika.exceptions
 
+    from mlplatform.cli.live_progress import EventDisplay
     from mlplatform.client.submit import FollowTimeout, submit_pipeline
 
     # The trainers' roots are known here only when MLP_DATA_ROOTS is set; they check anyway.
@@ -83,9 +74,10 @@ def submit(
         return
     final: messages_pb2.PipelineEvent | None = None
     try:
-        for event in submission.events:
-            _print_event(event)
-            final = event
+        with EventDisplay() as display:
+            for event in submission.events:
+                display.show(event)
+                final = event
     except FollowTimeout as error:
         typer.echo(f"{error}; the run goes on: mlp runs {submission.pipeline_id}", err=True)
         raise typer.Exit(1) from None
@@ -102,6 +94,7 @@ def train(
     Records the run in the store (MLP_STORE_URI) and MLflow (MLFLOW_TRACKING_URI) like
     a trainer would. Exits 1 when the run fails.
     """
+    from mlplatform.cli.live_progress import EventDisplay
     from mlplatform.client.messaging import new_id
     from mlplatform.common.store import RunStatus, open_store
     from mlplatform.trainer.runner import PipelineRunner
@@ -111,19 +104,20 @@ def train(
     definition = _load_or_exit(pipeline_file, settings.resolved_data_roots)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
-    class PrintEvents:
-        def publish(self, event: messages_pb2.PipelineEvent) -> None:
-            _print_event(event)
-
     submission = messages_pb2.SubmitPipeline(
         pipeline_id=pipeline_id or new_id(), definition=definition, submitted_by="mlp train"
     )
     typer.echo(f"running pipeline {submission.pipeline_id}")
-    with open_store(settings.resolved_store_uri) as store:
+    with open_store(settings.resolved_store_uri) as store, EventDisplay() as display:
+
+        class ShowEvents:
+            def publish(self, event: messages_pb2.PipelineEvent) -> None:
+                display.show(event)
+
         runner = PipelineRunner(
             store,
             settings.resolved_mlflow_tracking_uri,
-            PrintEvents(),
+            ShowEvents(),
             data_roots=settings.resolved_data_roots,
             data_limits=DataLimits(settings.max_data_bytes, settings.max_zip_ratio),
         )

@@ -1,5 +1,7 @@
 """Every PyCaret call the platform makes, in one file, so a PyCaret upgrade touches one file.
 
+Longer than ~300 lines on purpose: splitting it would spread PyCaret calls over modules.
+
 PyCaret is driven through its experiment objects (`ClassificationExperiment`,
 `RegressionExperiment`), never the module-level functional API: that API keeps global
 state that two jobs in one process would share, and PyCaret's next major drops it.
@@ -9,7 +11,9 @@ every evaluated model ourselves from what the experiment records.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,28 @@ class EvaluatedModel:
     params: dict[str, Any]
     #: Mean cross-validation score per metric display name ("Accuracy", "Prec.", ...).
     cv_metrics: dict[str, float] = field(default_factory=dict)
+
+
+#: Called with (model, mean CV scores) each time PyCaret records a cross-validated model.
+EvaluationListener = Callable[[Any, dict[str, float]], None]
+
+
+class _NotifyingContainer(list):  # type: ignore[type-arg]
+    """PyCaret's record of evaluated models, telling a listener as each model is added.
+
+    `compare_models` evaluates every estimator inside one call; appending to this list is
+    the one point where each result becomes known, so live progress hooks in here.
+    """
+
+    def __init__(self, entries: list[Any], listener: EvaluationListener) -> None:
+        super().__init__(entries)
+        self._listener = listener
+
+    def append(self, entry: Any) -> None:
+        super().append(entry)
+        # Progress is a courtesy; training goes on without it.
+        with contextlib.suppress(Exception):
+            self._listener(entry["model"], _mean_scores(entry["scores"]))
 
 
 def _plain_number(value: Any) -> Any:
@@ -107,6 +133,8 @@ class TrainingSession:
         self._recorded = 0
         #: compare_models' result table (estimator id -> mean CV scores).
         self._compare_scores: dict[str, dict[str, float]] = {}
+        #: compare_models' whole grid: every estimator, every metric.
+        self._leaderboard: pd.DataFrame | None = None
 
     def setup(
         self,
@@ -145,11 +173,59 @@ class TrainingSession:
             errors="raise",
         )
         grid = self._experiment.pull()
+        self._leaderboard = grid.copy()
         self._compare_scores = {
             str(estimator_id): {k: float(v) for k, v in row.items() if _is_number(v)}
             for estimator_id, row in grid.iterrows()
         }
         return selected if isinstance(selected, list) else [selected]
+
+    def on_evaluated(self, listener: EvaluationListener) -> None:
+        """Calls `listener` as each model is cross-validated, from now on."""
+        container = self._experiment._master_model_container
+        self._experiment._master_model_container = _NotifyingContainer(container, listener)
+
+    def compare_count(self, include: list[str]) -> int:
+        """How many estimators `compare` evaluates (all of PyCaret's turbo set when empty)."""
+        if include:
+            return len(include)
+        catalog_frame = self._experiment.models(internal=True)
+        return int(catalog_frame["Turbo"].sum()) if "Turbo" in catalog_frame else len(catalog_frame)
+
+    def leaderboard(self) -> pd.DataFrame | None:
+        """The compare grid: one row per estimator (id as index), model name, every metric."""
+        if self._leaderboard is None:
+            return None
+        return self._leaderboard.drop(columns=["Object", "runtime"], errors="ignore")
+
+    def holdout_data(self) -> pd.DataFrame:
+        """The hold-out rows PyCaret set aside at setup, untransformed, target included."""
+        return self._experiment.test.copy()
+
+    def holdout_metrics_of(self, pipeline: Any, data: pd.DataFrame) -> dict[str, float]:
+        """Scores of a whole saved pipeline (another run's model) on `data`, computed by the
+        same PyCaret metric code as `holdout_metrics`, so the two compare like for like."""
+        self._experiment.predict_model(pipeline, data=data, verbose=False)
+        row = self._experiment.pull().iloc[0]
+        return {name: float(value) for name, value in row.items() if _is_number(value)}
+
+    def save_plot(self, model: Any, plot: str, folder: str) -> Path:
+        """Draws PyCaret's `plot` of `model` into `folder` (PNG); returns the file.
+
+        matplotlib's Agg backend: no display on a worker, and no window left open.
+        """
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+
+        try:
+            saved = self._experiment.plot_model(model, plot=plot, save=folder, verbose=False)
+        finally:
+            plt.close("all")
+        if not saved:
+            raise RuntimeError(f"PyCaret saved no file for plot '{plot}'")
+        return Path(saved)
 
     def tune(self, model: Any, n_iter: int, metric: str) -> Any:
         """Random-search tuning; keeps the untuned model when tuning did not help."""
@@ -212,6 +288,9 @@ class TrainingSession:
 
     def model_name(self, model: Any) -> str:
         return self._model_name(model)
+
+    def model_id(self, model: Any) -> str | None:
+        return self._model_id(model)
 
     def _model_name(self, model: Any) -> str:
         try:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Protocol
 
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format
 
 from mlplatform.client.data_roots import DataRoots
 from mlplatform.common.faults import is_transient
@@ -29,19 +28,13 @@ from mlplatform.common.store import (
     Store,
     utc_now,
 )
+from mlplatform.trainer.progress import StepProgress, pipeline_event, run_event_record
 from mlplatform.trainer.steps import PipelineContext, StepFailure
 from mlplatform.trainer.steps.base import DataLimits, run_step
 from mlplatform.trainer.tracking import PipelineTracking
 from mlplatform.v1 import messages_pb2
 
 logger = logging.getLogger(__name__)
-
-_EVENT_STATUS = {
-    RunStatus.QUEUED: messages_pb2.RUN_STATUS_QUEUED,
-    RunStatus.RUNNING: messages_pb2.RUN_STATUS_RUNNING,
-    RunStatus.SUCCEEDED: messages_pb2.RUN_STATUS_SUCCEEDED,
-    RunStatus.FAILED: messages_pb2.RUN_STATUS_FAILED,
-}
 
 
 class TransientFailure(Exception):
@@ -59,21 +52,6 @@ class DiscardEvents:
 
     def publish(self, event: messages_pb2.PipelineEvent) -> None:
         logger.debug("event %s", event)
-
-
-def pipeline_event(
-    pipeline_id: str, status: RunStatus, step: str, message: str, elapsed: float
-) -> messages_pb2.PipelineEvent:
-    occurred_at = timestamp_pb2.Timestamp()
-    occurred_at.FromDatetime(datetime.now(UTC))
-    return messages_pb2.PipelineEvent(
-        pipeline_id=pipeline_id,
-        status=_EVENT_STATUS[status],
-        step=step,
-        message=message,
-        occurred_at=occurred_at,
-        elapsed_seconds=elapsed,
-    )
 
 
 def new_run_record(submission: messages_pb2.SubmitPipeline) -> PipelineRun:
@@ -136,14 +114,32 @@ class PipelineRunner:
             raise
 
     def _announce(
-        self, pipeline_id: str, status: RunStatus, step: str, message: str, started: float
+        self,
+        pipeline_id: str,
+        status: RunStatus,
+        step: str,
+        message: str,
+        started: float,
+        kind: int = messages_pb2.PIPELINE_EVENT_KIND_RUN,
     ) -> None:
-        try:
-            self.events.publish(
-                pipeline_event(pipeline_id, status, step, message, time.monotonic() - started)
+        self._emit(
+            pipeline_event(
+                pipeline_id, status, step, message, time.monotonic() - started, kind=kind
             )
+        )
+
+    def _emit(self, event: messages_pb2.PipelineEvent) -> None:
+        """Publishes an event and keeps it on the run's record."""
+        try:
+            self.events.publish(event)
         except Exception:  # events are a courtesy; the store is the record
-            logger.warning("could not publish an event for %s", pipeline_id, exc_info=True)
+            logger.warning("could not publish an event for %s", event.pipeline_id, exc_info=True)
+        try:
+            self.store.append_event(event.pipeline_id, run_event_record(event))
+        except NotFoundError:
+            pass  # a refusal of a run that was never recorded
+        except Exception:
+            logger.warning("could not store an event for %s", event.pipeline_id, exc_info=True)
 
     def _run_steps(
         self,
@@ -182,6 +178,7 @@ class PipelineRunner:
             data_roots=self.data_roots,
             data_limits=self.data_limits,
             kaggle_downloader=self.kaggle_downloader,
+            progress=StepProgress(pipeline_id, self._emit, started),
         )
         for stage in definition.pipeline:
             for item in stage.ml_steps:
@@ -232,7 +229,15 @@ class PipelineRunner:
             pipeline_id,
             StepRecord(name=kind, status=StepStatus.RUNNING, started_at=step_started_at),
         )
-        self._announce(pipeline_id, RunStatus.RUNNING, kind, f"{kind} started", started)
+        context.progress.step = kind
+        self._announce(
+            pipeline_id,
+            RunStatus.RUNNING,
+            kind,
+            f"{kind} started",
+            started,
+            messages_pb2.PIPELINE_EVENT_KIND_STEP_STARTED,
+        )
         try:
             if self.before_step is not None:
                 self.before_step(kind, context)
@@ -267,7 +272,12 @@ class PipelineRunner:
             ),
         )
         self._announce(
-            pipeline_id, RunStatus.RUNNING, kind, f"{kind} done in {elapsed:.1f}s", started
+            pipeline_id,
+            RunStatus.RUNNING,
+            kind,
+            f"{kind} done in {elapsed:.1f}s",
+            started,
+            messages_pb2.PIPELINE_EVENT_KIND_STEP_FINISHED,
         )
         return None
 
@@ -300,6 +310,8 @@ class PipelineRunner:
                 registered_version=registered.version,
                 alias=registered.alias,
             )
+        if context.promotion is not None:
+            changes["promotion"] = context.promotion
         final = self.store.update_run(context.pipeline_id, **changes)
         self._announce(
             context.pipeline_id, RunStatus.SUCCEEDED, "", outcome_summary(final), started
@@ -329,6 +341,8 @@ def outcome_summary(run: PipelineRun) -> str:
     if run.registered_version:
         alias = f" @{run.alias}" if run.alias else ""
         parts.append(f"registered {run.registered_model_name} v{run.registered_version}{alias}")
+    if run.promotion is not None and not run.promotion.get("promote", True):
+        parts.append(f"@{run.promotion.get('alias')} kept: {run.promotion.get('reason')}")
     if run.mlflow_experiment_id:
         parts.append(
             f"MLflow experiment '{run.experiment_name}' (id {run.mlflow_experiment_id}), "

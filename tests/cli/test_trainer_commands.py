@@ -49,6 +49,7 @@ def test_train_runs_in_process_with_tuning(tmp_path: Path, fraud_csv: Path) -> N
     assert result.returncode == 0, result.stdout + result.stderr
     assert "running pipeline cli-train-1" in result.stdout
     assert "train_model done in" in result.stdout
+    assert "compare: model 2 of 2" in result.stdout and "tune: model 1 " in result.stdout
     assert "succeeded; best model" in result.stdout and "registered fraud v1" in result.stdout
     with open_store(environment["MLP_STORE_URI"]) as store:
         run = store.get_run("cli-train-1")
@@ -95,6 +96,9 @@ def test_submit_wait_follows_the_run_to_its_outcome(
     lines = result.stdout.splitlines()
     assert lines[0] == "submitted pipeline cli-submit-1"
     assert any("train_model started" in line for line in lines)
+    # Piped: one plain line per event, each model's score as it finishes, no escape codes.
+    assert any("compare: model 1 of 1 Decision Tree Classifier: F1 " in line for line in lines)
+    assert "\x1b[" not in result.stdout
     assert "registered fraud v1 @production" in lines[-1] and "MLflow experiment" in lines[-1]
 
 

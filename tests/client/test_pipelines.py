@@ -296,3 +296,70 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_document_that_is_not_an_object() -> None:
     assert problems([1, 2]) == ["expected an object for the document, got a list"]
+
+
+@pytest.mark.parametrize(
+    "written,enabled,plots",
+    [
+        (True, True, []),
+        (False, False, []),
+        (["auc", "confusion_matrix"], True, ["auc", "confusion_matrix"]),
+        ({"plots": ["pr"], "all_selected": True}, None, ["pr"]),
+    ],
+)
+def test_log_plots_accepts_a_boolean_a_list_or_an_object(
+    example: dict[str, Any], written: Any, enabled: bool | None, plots: list[str]
+) -> None:
+    example["experiment_config"]["log_plots"] = written
+    selection = parse_pipeline(example).experiment_config.log_plots
+    assert (selection.enabled if selection.HasField("enabled") else None) == enabled
+    assert list(selection.plots) == plots
+
+
+def test_log_plots_without_it_keeps_the_old_definition_unchanged(example: dict[str, Any]) -> None:
+    definition = parse_pipeline(example)
+    assert not definition.experiment_config.HasField("log_plots")
+    assert definition.pipeline[0].ml_steps[2].register_model.promote == 0
+
+
+def test_unknown_plot_names_the_item_and_the_known_plots(example: dict[str, Any]) -> None:
+    example["experiment_config"]["log_plots"] = ["auc", "residuals", "auc"]
+    found = problems(example)
+    assert found[0].startswith(
+        "experiment_config.log_plots[1]: 'residuals' is not a PyCaret classification plot; "
+        "known: pipeline, auc,"
+    )
+    assert found[1] == "experiment_config.log_plots[2]: 'auc' is listed twice"
+
+
+def test_log_plots_of_another_type_is_rejected(example: dict[str, Any]) -> None:
+    example["experiment_config"]["log_plots"] = "auc"
+    [message] = problems(example)
+    assert message == (
+        "experiment_config.log_plots: expected true, false or a list of plot names, got a string"
+    )
+
+
+@pytest.mark.parametrize(
+    "written,expected",
+    [
+        ("always", pipeline_pb2.PROMOTE_POLICY_ALWAYS),
+        ("if_better", pipeline_pb2.PROMOTE_POLICY_IF_BETTER),
+        ("PROMOTE_POLICY_ALWAYS", pipeline_pb2.PROMOTE_POLICY_ALWAYS),
+    ],
+)
+def test_promote_accepts_always_and_if_better(
+    example: dict[str, Any], written: str, expected: int
+) -> None:
+    example["pipeline"][0]["MLSteps"][2]["register_model"] = {"promote": written}
+    definition = parse_pipeline(example)
+    assert definition.pipeline[0].ml_steps[2].register_model.promote == expected
+
+
+def test_unknown_promote_lists_the_choices(example: dict[str, Any]) -> None:
+    example["pipeline"][0]["MLSteps"][2]["register_model"] = {"promote": "sometimes"}
+    [message] = problems(example)
+    assert message == (
+        "pipeline[0].MLSteps[2].register_model.promote: 'sometimes' is not a valid "
+        "PromotePolicy; expected one of: always, if_better"
+    )

@@ -21,12 +21,14 @@ from mlplatform.common.store import (
     PipelineRun,
     PredictionRecord,
     RunError,
+    RunEvent,
     RunStatus,
     StepRecord,
     StepStatus,
     Store,
     StoreError,
 )
+from mlplatform.common.store.transitions import MAX_RUN_EVENTS
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 MakePrediction = Callable[..., PredictionRecord]
@@ -144,6 +146,32 @@ def test_invalid_run_update_names_the_field(
         store.update_run("run-1", **changes)
     assert caught.value.field == field
     assert store.get_run("run-1").status is RunStatus.QUEUED
+
+
+def test_events_are_appended_in_order_and_the_oldest_go_past_the_bound(store: Store) -> None:
+    store.create_run(PipelineRun(pipeline_id="run-1"))
+    store.append_event("run-1", RunEvent(kind="step_started", step="train", message="train"))
+    store.append_event(
+        "run-1",
+        RunEvent(
+            kind="model_evaluated",
+            step="train",
+            message="model 1 of 2",
+            elapsed_seconds=1.5,
+            model={"estimator_id": "lr", "index": 1, "total": 2, "score": 0.75},
+        ),
+    )
+    stored = store.get_run("run-1")
+    assert [event.kind for event in stored.events] == ["step_started", "model_evaluated"]
+    assert stored.events[1].model == {"estimator_id": "lr", "index": 1, "total": 2, "score": 0.75}
+    full = [RunEvent(message=f"event {number}") for number in range(MAX_RUN_EVENTS)]
+    store.create_run(PipelineRun(pipeline_id="run-2", events=full))
+    store.append_event("run-2", RunEvent(message="newest"))
+    kept = store.get_run("run-2").events
+    assert len(kept) == MAX_RUN_EVENTS
+    assert kept[0].message == "event 1" and kept[-1].message == "newest"
+    with pytest.raises(NotFoundError):
+        store.append_event("no-such-run", RunEvent(message="lost"))
 
 
 def test_upsert_step_appends_then_replaces_by_name(store: Store) -> None:

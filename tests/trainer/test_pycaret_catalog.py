@@ -70,3 +70,13 @@ def test_setup_keywords_match_pycaret_signatures() -> None:
         keywords = set(inspect.signature(experiment_class.setup).parameters) - {"self"}
         assert keywords == catalog.SETUP_KEYWORDS[problem_type]
     assert catalog.SETUP_KEYWORDS[catalog.CLASSIFICATION] >= catalog.RESERVED_SETUP_KEYWORDS
+
+
+@pytest.mark.parametrize("problem_type", [catalog.CLASSIFICATION, catalog.REGRESSION])
+def test_plots_match_pycaret(experiments: dict, problem_type: int) -> None:
+    """Every plot PyCaret offers, less the two that save no image, with PyCaret's titles."""
+    available = dict(experiments[problem_type]._available_plots)
+    available.pop("parameter")  # a table of hyper-parameters, not an image
+    available.pop("residuals_interactive", None)  # a web page
+    assert catalog.PLOTS[problem_type] == available
+    assert set(catalog.DEFAULT_PLOTS[problem_type]) <= set(available)

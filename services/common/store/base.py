@@ -19,6 +19,7 @@ from mlplatform.common.store.records import (
     DeadLetter,
     PipelineRun,
     PredictionRecord,
+    RunEvent,
     RunStatus,
     ServingRecord,
     StepRecord,
@@ -120,6 +121,10 @@ class Store(ABC):
     @abstractmethod
     def upsert_step(self, pipeline_id: str, step: StepRecord) -> PipelineRun:
         """Replace the run's step of the same name, or append it if the run has none."""
+
+    @abstractmethod
+    def append_event(self, pipeline_id: str, event: RunEvent) -> None:
+        """Add a progress event to the run's record (the oldest go past a bound)."""
 
     @abstractmethod
     def list_runs(

@@ -46,6 +46,7 @@ from mlplatform.common.store.records import (
     DeadLetter,
     PipelineRun,
     PredictionRecord,
+    RunEvent,
     RunStatus,
     ServingRecord,
     StepRecord,
@@ -58,6 +59,7 @@ from mlplatform.common.store.transitions import (
     check_limit,
     new_serving_span,
     status_value,
+    with_event,
     with_part_done,
     with_step,
 )
@@ -189,6 +191,12 @@ class MongoStore(Store):
     def upsert_step(self, pipeline_id: str, step: StepRecord) -> PipelineRun:
         return self._swap(
             self._runs, pipeline_id, "pipeline run", PipelineRun, lambda run: with_step(run, step)
+        )
+
+    @_translated
+    def append_event(self, pipeline_id: str, event: RunEvent) -> None:
+        self._swap(
+            self._runs, pipeline_id, "pipeline run", PipelineRun, lambda run: with_event(run, event)
         )
 
     @_translated

@@ -105,6 +105,20 @@ class StepRecord(_TimedRecord):
     message: str | None = None
 
 
+class RunEvent(_TimedRecord):
+    """One progress event of a run, as the trainer published it (`PipelineEvent`)."""
+
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    kind: str = "run"
+    status: RunStatus = RunStatus.RUNNING
+    step: str | None = None
+    message: str = ""
+    elapsed_seconds: float = Field(default=0.0, ge=0)
+    #: Model events: stage, model name, estimator id, index, total, metric, score.
+    model: dict[str, Any] | None = None
+    phase: str | None = None
+
+
 class RunError(_Record):
     """Why a run failed: the step it failed in, the exception type and its message."""
 
@@ -136,6 +150,10 @@ class PipelineRun(_TimedRecord):
     registered_version: str | None = None
     alias: str | None = None
     error: RunError | None = None
+    #: Progress events in the order they happened (the newest `MAX_RUN_EVENTS` are kept).
+    events: list[RunEvent] = Field(default_factory=list)
+    #: The champion/challenger decision of `register_model` (scores, outcome, reason).
+    promotion: dict[str, Any] | None = None
     #: The trainer running it, and when that trainer last said it is alive: a run lease, so
     #: a redelivered message is not trained twice while its worker is still at it.
     worker_id: str | None = None

@@ -26,6 +26,7 @@ from mlplatform.common.store.records import (
     PipelineRun,
     PredictionRecord,
     PredictionSource,
+    RunEvent,
     RunStatus,
     ServingRecord,
     StepRecord,
@@ -58,6 +59,7 @@ from mlplatform.common.store.transitions import (
     check_limit,
     new_serving_span,
     status_value,
+    with_event,
     with_part_done,
     with_step,
 )
@@ -150,6 +152,11 @@ class SQLiteStore(Store):
         with self._write() as connection:
             run = self._load_run(connection, pipeline_id)
             return self._save_run(connection, with_step(run, step))
+
+    def append_event(self, pipeline_id: str, event: RunEvent) -> None:
+        with self._write() as connection:
+            run = self._load_run(connection, pipeline_id)
+            self._save_run(connection, with_event(run, event))
 
     def list_runs(
         self, limit: int = 50, status: RunStatus | str | None = None

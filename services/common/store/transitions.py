@@ -17,6 +17,7 @@ from mlplatform.common.store.records import (
     BatchRecord,
     BatchStatus,
     PipelineRun,
+    RunEvent,
     RunStatus,
     ServingRecord,
     StepRecord,
@@ -69,6 +70,16 @@ def with_step(run: PipelineRun, step: StepRecord) -> PipelineRun:
     else:
         steps[position] = step
     return validated(PipelineRun, {**run.model_dump(), "steps": steps})
+
+
+#: Events kept per run: a long tuning run emits one per model, and the record stays small.
+MAX_RUN_EVENTS = 1000
+
+
+def with_event(run: PipelineRun, event: RunEvent) -> PipelineRun:
+    """`run` with `event` appended; the oldest events go once there are `MAX_RUN_EVENTS`."""
+    events = [*run.events, event][-MAX_RUN_EVENTS:]
+    return validated(PipelineRun, {**run.model_dump(), "events": events})
 
 
 def with_part_done(

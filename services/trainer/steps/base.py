@@ -10,6 +10,7 @@ import pandas as pd
 from google.protobuf.message import Message
 
 from mlplatform.client.data_roots import DataRoots
+from mlplatform.trainer.progress import StepProgress
 from mlplatform.trainer.pycaret_adapter import TrainingSession
 from mlplatform.trainer.tracking import PipelineTracking, RegisteredVersion
 from mlplatform.v1 import pipeline_pb2
@@ -47,6 +48,9 @@ class TrainingOutcome:
     input_example: pd.DataFrame
     holdout_metrics: dict[str, float] = field(default_factory=dict)
     model_uri: str | None = None
+    #: The winner's hold-out score on the main metric, from before finalizing (a finalized
+    #: model has seen the hold-out); what a champion is compared with.
+    holdout_score: float | None = None
 
 
 @dataclass
@@ -66,6 +70,10 @@ class PipelineContext:
     data_limits: DataLimits = field(default_factory=DataLimits)
     #: Injected for tests and other sources: `(dataset, file_name, target_dir) -> path`.
     kaggle_downloader: Callable[[str, str, str], str] | None = None
+    #: Where steps report phases and evaluated models as they go.
+    progress: StepProgress = field(default_factory=lambda: StepProgress("", lambda _: None, 0.0))
+    #: The champion/challenger decision of `register_model`, for the run record.
+    promotion: dict[str, Any] | None = None
 
     @property
     def config(self) -> pipeline_pb2.ExperimentConfig:

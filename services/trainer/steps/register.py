@@ -1,7 +1,9 @@
-"""`register_model`: the winner into the MLflow Model Registry, alias pointed at it."""
+"""`register_model`: the winner into the MLflow Model Registry; the alias moves to it when the
+promotion policy says so (see promotion.py)."""
 
 from __future__ import annotations
 
+from mlplatform.trainer.promotion import decide
 from mlplatform.trainer.steps.base import Findings, PipelineContext, StepFailure, step
 from mlplatform.trainer.steps.train import main_metric
 from mlplatform.trainer.tracking import PIPELINE_ID_TAG
@@ -26,16 +28,43 @@ def register_model(spec: pipeline_pb2.RegisterModel, context: PipelineContext) -
                 f"{metric.name} {value:.4f} of {training.best_model_name} is {relation} "
                 f"min_metric {spec.min_metric}; the model was not registered"
             )
+    model_name = context.config.model_name
+    alias = spec.alias or DEFAULT_ALIAS
+    tracking = context.tracking
+    context.progress.phase("registering", f"scoring @{alias} of {model_name} against the new model")
+    own = tracking.registered_for_pipeline(model_name)
+    decision = decide(
+        policy=spec.promote,
+        client=tracking.client,
+        model_name=model_name,
+        alias=alias,
+        metric=metric,
+        challenger_score=training.holdout_score,
+        session=training.session,
+        own_version=None if own is None else str(own.version),
+    )
     tags = {
         PIPELINE_ID_TAG: context.pipeline_id,
-        "mlp.mlflow_run_id": context.tracking.parent_run_id or "",
+        "mlp.mlflow_run_id": tracking.parent_run_id or "",
         "mlp.data_digest": context.data_digest or "",
         "mlp.best_model": training.best_model_name,
         "mlp.problem_type": pipeline_pb2.ProblemType.Name(context.config.problem_type),
         f"mlp.metric.{metric.name}": "" if value is None else f"{value:.6g}",
+        **decision.as_tags(),
     }
-    registered = context.tracking.register(
-        training.model_uri, context.config.model_name, spec.alias or DEFAULT_ALIAS, tags
+    registered = tracking.register(
+        training.model_uri, model_name, alias if decision.promote else None, tags
     )
+    tracking.set_tags(decision.as_tags())
     context.registered = registered
-    return {"model_name": registered.name, "version": registered.version, "alias": registered.alias}
+    context.promotion = {**decision.as_record(), "version": registered.version, "alias": alias}
+    verdict = f"@{alias} -> v{registered.version}" if decision.promote else f"@{alias} unchanged"
+    context.progress.phase(
+        "registered", f"v{registered.version} registered; {verdict}: {decision.reason}"
+    )
+    return {
+        "model_name": registered.name,
+        "version": registered.version,
+        "alias": registered.alias,
+        "promotion": context.promotion,
+    }

@@ -102,6 +102,36 @@ RESERVED_SETUP_KEYWORDS = frozenset(
 
 NORMALIZE_METHODS = ("zscore", "minmax", "maxabs", "robust")
 
+#: `plot_model` names that save an image, with the name PyCaret gives the file (its title).
+#: PyCaret's `parameter` (a table) and `residuals_interactive` (a web page) save no image.
+PLOTS: dict[int, dict[str, str]] = {
+    CLASSIFICATION: {
+        "pipeline": "Pipeline Plot", "auc": "AUC", "confusion_matrix": "Confusion Matrix",
+        "threshold": "Threshold", "pr": "Precision Recall", "error": "Prediction Error",
+        "class_report": "Class Report", "rfe": "Feature Selection", "learning": "Learning Curve",
+        "manifold": "Manifold Learning", "calibration": "Calibration Curve",
+        "vc": "Validation Curve", "dimension": "Dimensions", "feature": "Feature Importance",
+        "feature_all": "Feature Importance (All)", "boundary": "Decision Boundary",
+        "lift": "Lift Chart", "gain": "Gain Chart", "tree": "Decision Tree",
+        "ks": "KS Statistic Plot",
+    },
+    REGRESSION: {
+        "pipeline": "Pipeline Plot", "residuals": "Residuals", "error": "Prediction Error",
+        "cooks": "Cooks Distance", "rfe": "Feature Selection", "learning": "Learning Curve",
+        "manifold": "Manifold Learning", "vc": "Validation Curve",
+        "feature": "Feature Importance", "feature_all": "Feature Importance (All)",
+        "tree": "Decision Tree",
+    },
+}  # fmt: skip
+
+#: Plots logged when a pipeline does not choose: the ones that draw from one prediction pass
+#: over the hold-out set. `learning` (refits the model fold x 5 times) and the other refitting
+#: plots are left out so plotting stays a small share of training; name them to get them.
+DEFAULT_PLOTS: dict[int, tuple[str, ...]] = {
+    CLASSIFICATION: ("auc", "confusion_matrix", "pr", "class_report", "feature", "calibration"),
+    REGRESSION: ("residuals", "error", "feature"),
+}
+
 
 def find_metric(problem_type: int, name: str) -> Metric | None:
     """The metric called `name` (its id, name or display name; any case), or None."""

@@ -42,6 +42,40 @@ RUN_STATUS_SUCCEEDED: RunStatus.ValueType  # 3
 RUN_STATUS_FAILED: RunStatus.ValueType  # 4
 Global___RunStatus: _TypeAlias = RunStatus  # noqa: Y015
 
+class _PipelineEventKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PipelineEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PipelineEventKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PIPELINE_EVENT_KIND_UNSPECIFIED: _PipelineEventKind.ValueType  # 0
+    PIPELINE_EVENT_KIND_RUN: _PipelineEventKind.ValueType  # 1
+    """The run started, succeeded or failed."""
+    PIPELINE_EVENT_KIND_STEP_STARTED: _PipelineEventKind.ValueType  # 2
+    """A step started."""
+    PIPELINE_EVENT_KIND_STEP_FINISHED: _PipelineEventKind.ValueType  # 3
+    """A step finished (succeeded or failed; see `status`)."""
+    PIPELINE_EVENT_KIND_MODEL_EVALUATED: _PipelineEventKind.ValueType  # 4
+    """One model was cross-validated."""
+    PIPELINE_EVENT_KIND_PHASE: _PipelineEventKind.ValueType  # 5
+    """A phase of a step began (tuning, ensembling, plotting, registering)."""
+
+class PipelineEventKind(_PipelineEventKind, metaclass=_PipelineEventKindEnumTypeWrapper):
+    """The kinds of `PipelineEvent`."""
+
+PIPELINE_EVENT_KIND_UNSPECIFIED: PipelineEventKind.ValueType  # 0
+PIPELINE_EVENT_KIND_RUN: PipelineEventKind.ValueType  # 1
+"""The run started, succeeded or failed."""
+PIPELINE_EVENT_KIND_STEP_STARTED: PipelineEventKind.ValueType  # 2
+"""A step started."""
+PIPELINE_EVENT_KIND_STEP_FINISHED: PipelineEventKind.ValueType  # 3
+"""A step finished (succeeded or failed; see `status`)."""
+PIPELINE_EVENT_KIND_MODEL_EVALUATED: PipelineEventKind.ValueType  # 4
+"""One model was cross-validated."""
+PIPELINE_EVENT_KIND_PHASE: PipelineEventKind.ValueType  # 5
+"""A phase of a step began (tuning, ensembling, plotting, registering)."""
+Global___PipelineEventKind: _TypeAlias = PipelineEventKind  # noqa: Y015
+
 @_typing.final
 class SubmitPipeline(_message.Message):
     """RabbitMQ message body asking the trainer to run a pipeline.
@@ -153,6 +187,9 @@ class PipelineEvent(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     ELAPSED_SECONDS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
     pipeline_id: _builtins.str
     """The run."""
     status: Global___RunStatus.ValueType
@@ -163,9 +200,19 @@ class PipelineEvent(_message.Message):
     """What happened, in words."""
     elapsed_seconds: _builtins.float
     """Seconds since the run started."""
+    kind: Global___PipelineEventKind.ValueType
+    """What kind of change this is; unspecified in events of older trainers."""
+    phase: _builtins.str
+    """With `PIPELINE_EVENT_KIND_PHASE`: the phase within the step (`tuning`,
+    `ensembling`, `plotting`, `registering`, ...).
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When it happened."""
+
+    @_builtins.property
+    def model(self) -> Global___ModelProgress:
+        """With `PIPELINE_EVENT_KIND_MODEL_EVALUATED`: the model and its score."""
 
     def __init__(
         self,
@@ -176,11 +223,62 @@ class PipelineEvent(_message.Message):
         message: _builtins.str = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         elapsed_seconds: _builtins.float = ...,
+        kind: Global___PipelineEventKind.ValueType = ...,
+        model: Global___ModelProgress | None = ...,
+        phase: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed_seconds", b"elapsed_seconds", "message", b"message", "occurred_at", b"occurred_at", "pipeline_id", b"pipeline_id", "status", b"status", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed_seconds", b"elapsed_seconds", "kind", b"kind", "message", b"message", "model", b"model", "occurred_at", b"occurred_at", "phase", b"phase", "pipeline_id", b"pipeline_id", "status", b"status", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PipelineEvent: _TypeAlias = PipelineEvent  # noqa: Y015
+
+@_typing.final
+class ModelProgress(_message.Message):
+    """One cross-validated model of a training step."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAGE_FIELD_NUMBER: _builtins.int
+    MODEL_NAME_FIELD_NUMBER: _builtins.int
+    ESTIMATOR_ID_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    METRIC_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    stage: _builtins.str
+    """`compare`, `tune`, `blend` or `stack`."""
+    model_name: _builtins.str
+    """PyCaret's name for the model (`Logistic Regression`)."""
+    estimator_id: _builtins.str
+    """PyCaret's estimator id (`lr`), when it has one."""
+    index: _builtins.int
+    """Position of this model within its stage, from 1."""
+    total: _builtins.int
+    """Models the stage evaluates; 0 when not known in advance."""
+    metric: _builtins.str
+    """The main metric's name."""
+    score: _builtins.float
+    """Mean cross-validated score on `metric`, when the model has one."""
+    def __init__(
+        self,
+        *,
+        stage: _builtins.str = ...,
+        model_name: _builtins.str = ...,
+        estimator_id: _builtins.str = ...,
+        index: _builtins.int = ...,
+        total: _builtins.int = ...,
+        metric: _builtins.str = ...,
+        score: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_score", b"_score", "score", b"score"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_score", b"_score", "estimator_id", b"estimator_id", "index", b"index", "metric", b"metric", "model_name", b"model_name", "score", b"score", "stage", b"stage", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__score: _TypeAlias = _typing.Literal["score"]  # noqa: Y015
+    _WhichOneofArgType__score: _TypeAlias = _typing.Literal["_score", b"_score"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__score) -> _WhichOneofReturnType__score | None: ...
+
+Global___ModelProgress: _TypeAlias = ModelProgress  # noqa: Y015

@@ -20,6 +20,32 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _PromotePolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PromotePolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PromotePolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROMOTE_POLICY_UNSPECIFIED: _PromotePolicy.ValueType  # 0
+    PROMOTE_POLICY_ALWAYS: _PromotePolicy.ValueType  # 1
+    """Always: the newest registration serves."""
+    PROMOTE_POLICY_IF_BETTER: _PromotePolicy.ValueType  # 2
+    """Only when the new version beats the alias's version on the same hold-out
+    set (or the alias has no version, or that version cannot score it).
+    """
+
+class PromotePolicy(_PromotePolicy, metaclass=_PromotePolicyEnumTypeWrapper):
+    """When `register_model` points the alias at the version it registered."""
+
+PROMOTE_POLICY_UNSPECIFIED: PromotePolicy.ValueType  # 0
+PROMOTE_POLICY_ALWAYS: PromotePolicy.ValueType  # 1
+"""Always: the newest registration serves."""
+PROMOTE_POLICY_IF_BETTER: PromotePolicy.ValueType  # 2
+"""Only when the new version beats the alias's version on the same hold-out
+set (or the alias has no version, or that version cannot score it).
+"""
+Global___PromotePolicy: _TypeAlias = PromotePolicy  # noqa: Y015
+
 class _ProblemType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -425,25 +451,70 @@ class RegisterModel(_message.Message):
 
     ALIAS_FIELD_NUMBER: _builtins.int
     MIN_METRIC_FIELD_NUMBER: _builtins.int
+    PROMOTE_FIELD_NUMBER: _builtins.int
     alias: _builtins.str
     """Alias to point at the new version; empty means `production`."""
     min_metric: _builtins.float
     """Refuse to register a model whose main metric is below this value."""
+    promote: Global___PromotePolicy.ValueType
+    """When the alias moves to the new version. Unset means `if_better`: the new
+    version and the one behind the alias are scored on the same hold-out set
+    with `main_metric`, and the alias moves only when the new one does better.
+    JSON form: `"always"` or `"if_better"`.
+    """
     def __init__(
         self,
         *,
         alias: _builtins.str = ...,
         min_metric: _builtins.float | None = ...,
+        promote: Global___PromotePolicy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_min_metric", b"_min_metric", "min_metric", b"min_metric"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_metric", b"_min_metric", "alias", b"alias", "min_metric", b"min_metric"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_metric", b"_min_metric", "alias", b"alias", "min_metric", b"min_metric", "promote", b"promote"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__min_metric: _TypeAlias = _typing.Literal["min_metric"]  # noqa: Y015
     _WhichOneofArgType__min_metric: _TypeAlias = _typing.Literal["_min_metric", b"_min_metric"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__min_metric) -> _WhichOneofReturnType__min_metric | None: ...
 
 Global___RegisterModel: _TypeAlias = RegisterModel  # noqa: Y015
+
+@_typing.final
+class PlotSelection(_message.Message):
+    """Which PyCaret plots are logged to MLflow. JSON form: `true` / `false`, or a
+    list of PyCaret plot names such as `["auc", "confusion_matrix"]`; the object
+    form `{"enabled": true, "plots": [...]}` is accepted too.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    PLOTS_FIELD_NUMBER: _builtins.int
+    ALL_SELECTED_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    """False turns plotting off; unset or true logs `plots`, or the defaults."""
+    all_selected: _builtins.bool
+    """Plot the top `n_select` models too, not only the registered one."""
+    @_builtins.property
+    def plots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """PyCaret `plot_model` names; empty means the defaults for the problem type."""
+
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool | None = ...,
+        plots: _abc.Iterable[_builtins.str] | None = ...,
+        all_selected: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "enabled", b"enabled"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "all_selected", b"all_selected", "enabled", b"enabled", "plots", b"plots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__enabled: _TypeAlias = _typing.Literal["enabled"]  # noqa: Y015
+    _WhichOneofArgType__enabled: _TypeAlias = _typing.Literal["_enabled", b"_enabled"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__enabled) -> _WhichOneofReturnType__enabled | None: ...
+
+Global___PlotSelection: _TypeAlias = PlotSelection  # noqa: Y015
 
 @_typing.final
 class ExperimentConfig(_message.Message):
@@ -456,6 +527,7 @@ class ExperimentConfig(_message.Message):
     MAIN_METRIC_FIELD_NUMBER: _builtins.int
     PROBLEM_TYPE_FIELD_NUMBER: _builtins.int
     TARGET_FIELD_NUMBER: _builtins.int
+    LOG_PLOTS_FIELD_NUMBER: _builtins.int
     experiment_name: _builtins.str
     """MLflow experiment that records every evaluated model."""
     model_name: _builtins.str
@@ -468,6 +540,12 @@ class ExperimentConfig(_message.Message):
     """
     target: _builtins.str
     """Name of the target column."""
+    @_builtins.property
+    def log_plots(self) -> Global___PlotSelection:
+        """Plots made with PyCaret's `plot_model` and logged as MLflow artifacts.
+        Unset means the defaults for the winning model.
+        """
+
     def __init__(
         self,
         *,
@@ -476,10 +554,11 @@ class ExperimentConfig(_message.Message):
         main_metric: _builtins.str = ...,
         problem_type: Global___ProblemType.ValueType = ...,
         target: _builtins.str = ...,
+        log_plots: Global___PlotSelection | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["log_plots", b"log_plots"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_name", b"experiment_name", "main_metric", b"main_metric", "model_name", b"model_name", "problem_type", b"problem_type", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_name", b"experiment_name", "log_plots", b"log_plots", "main_metric", b"main_metric", "model_name", b"model_name", "problem_type", b"problem_type", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

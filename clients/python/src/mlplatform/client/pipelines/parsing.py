@@ -27,6 +27,7 @@ _INTEGER_TYPES = {
     FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
 }  # fmt: skip
 _FLOAT_TYPES = {FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT}
+_PLOT_SELECTION = pipeline_pb2.PlotSelection.DESCRIPTOR.full_name
 
 
 def load_pipeline_text(
@@ -170,12 +171,27 @@ def _check_single(value: Any, field: FieldDescriptor, path: str, errors: list[Fi
             ):
                 errors.append(FieldError(path, f"expected an object, got {_type_name(value)}"))
             return value
+        if field.message_type.full_name == _PLOT_SELECTION:
+            if not isinstance(value, bool | list | dict):
+                expected = "true, false or a list of plot names"
+                errors.append(FieldError(path, f"expected {expected}, got {_type_name(value)}"))
+                return value
+            value = _plot_selection_shorthand(value)
         return _check_message(value, field.message_type, path, errors)
     if field.type == FieldDescriptor.TYPE_ENUM:
         return _check_enum(value, field.enum_type, path, errors)
     expected = _scalar_problem(value, field.type)
     if expected:
         errors.append(FieldError(path, f"expected {expected}, got {_type_name(value)} {value!r}"))
+    return value
+
+
+def _plot_selection_shorthand(value: Any) -> Any:
+    """`"log_plots": true` and `"log_plots": ["auc", ...]` as the PlotSelection they mean."""
+    if isinstance(value, bool):
+        return {"enabled": value}
+    if isinstance(value, list):
+        return {"enabled": True, "plots": value}
     return value
 
 

@@ -109,7 +109,27 @@ def _check_experiment_config(
                 f"'{config.main_metric}' is not a PyCaret {kind} metric; known: {known}",
             )
         )
+    _check_plots(config.log_plots, problem_type, join_path(path, "log_plots"), errors)
     return problem_type
+
+
+def _check_plots(
+    selection: pipeline_pb2.PlotSelection, problem_type: int, path: str, errors: list[FieldError]
+) -> None:
+    known = catalog.PLOTS.get(problem_type, {})
+    seen: set[str] = set()
+    for index, plot in enumerate(selection.plots):
+        if plot not in known:
+            kind = catalog.PROBLEM_TYPE_NAMES[problem_type]
+            errors.append(
+                FieldError(
+                    f"{path}[{index}]",
+                    f"'{plot}' is not a PyCaret {kind} plot; known: {', '.join(known)}",
+                )
+            )
+        elif plot in seen:
+            errors.append(FieldError(f"{path}[{index}]", f"'{plot}' is listed twice"))
+        seen.add(plot)
 
 
 def _check_file(
