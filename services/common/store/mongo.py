@@ -15,20 +15,29 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from bson.codec_options import TypeRegistry
-from pymongo import DESCENDING, MongoClient
-from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from mlplatform.common.extras import missing_extra
+
+try:
+    from bson.codec_options import TypeRegistry
+    from pymongo import DESCENDING, MongoClient
+    from pymongo.collection import Collection
+    from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+except ImportError as error:
+    raise missing_extra("mongo", error) from error
 
 from mlplatform.common.store.base import (
     DEFAULT_QUERY_LIMIT,
     NotFoundError,
+    SchemaVersionError,
     Store,
     StoreError,
 )
 from mlplatform.common.store.batch_predictions import BatchPredictions
 from mlplatform.common.store.mongo_queries import (
     INDEXES,
+    META_COLLECTION,
+    SCHEMA_DOCUMENT_ID,
+    SCHEMA_VERSION,
     batch_prediction_documents,
     build_prediction_query,
     build_prediction_sort,
@@ -104,6 +113,9 @@ class MongoStore(Store):
                 if database
                 else self.client.get_default_database(DEFAULT_DATABASE)
             )
+            found_version = self._claim_schema_version()
+            if found_version > SCHEMA_VERSION:
+                raise SchemaVersionError(found_version, SCHEMA_VERSION)
             for collection_name, indexes in INDEXES.items():
                 self.database[collection_name].create_indexes(indexes)
         except PyMongoError as error:
@@ -113,6 +125,18 @@ class MongoStore(Store):
         self._batches = self.database["batches"]
         self._dead_letters = self.database["dead_letters"]
         self._serving = self.database["serving_history"]
+
+    def _claim_schema_version(self) -> int:
+        """Marks a new database with this release's schema version; returns the version the
+        database carries (a newer release may have written it)."""
+        meta = self.database[META_COLLECTION]
+        meta.update_one(
+            {"_id": SCHEMA_DOCUMENT_ID},
+            {"$setOnInsert": {"version": SCHEMA_VERSION}},
+            upsert=True,
+        )
+        document = meta.find_one({"_id": SCHEMA_DOCUMENT_ID}) or {}
+        return int(document.get("version", SCHEMA_VERSION))
 
     def __repr__(self) -> str:
         return f"MongoStore({self.uri!r}, database={self.database.name!r})"

@@ -12,8 +12,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import BulkWriteError
+
+from mlplatform.common.extras import missing_extra
+
+try:
+    from pymongo import ASCENDING, DESCENDING, IndexModel
+    from pymongo.errors import BulkWriteError
+except ImportError as error:
+    raise missing_extra("mongo", error) from error
 
 from mlplatform.common.store.base import StoreError
 from mlplatform.common.store.batch_predictions import BatchPredictions
@@ -27,6 +33,11 @@ from mlplatform.common.store.records import (
 from mlplatform.common.store.transitions import store_time_or_none, validated
 
 DUPLICATE_KEY = 11000
+#: The layout of the documents this release writes; a database marked newer is refused.
+SCHEMA_VERSION = 1
+#: One document, `{_id: SCHEMA_DOCUMENT_ID, version: N}`, in this collection.
+META_COLLECTION = "store_meta"
+SCHEMA_DOCUMENT_ID = "schema"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
