@@ -24,8 +24,7 @@ class MissingExtraError(ImportError):
         self.extra = extra
         self.missing_module = missing_module
         super().__init__(
-            f"{EXTRAS[extra]} needs the {extra!r} extra: pip install 'mlplatform[{extra}]' "
-            f"(missing module: {missing_module or 'unknown'})",
+            f"{EXTRAS[extra]} needs the {extra!r} extra: pip install 'mlplatform[{extra}]'",
             name=missing_module,
         )
 
