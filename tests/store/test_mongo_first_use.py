@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from mlplatform.common.store import SchemaVersionError
-from mlplatform.common.store.mongo_queries import (
-    INDEXES,
+from mlplatform.common.store.mongo_queries import INDEXES
+from mlplatform.common.store.mongo_schema import (
     META_COLLECTION,
     SCHEMA_DOCUMENT_ID,
     SCHEMA_VERSION,

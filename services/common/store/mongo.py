@@ -35,9 +35,6 @@ from mlplatform.common.store.base import (
 from mlplatform.common.store.batch_predictions import BatchPredictions
 from mlplatform.common.store.mongo_queries import (
     INDEXES,
-    META_COLLECTION,
-    SCHEMA_DOCUMENT_ID,
-    SCHEMA_VERSION,
     batch_prediction_documents,
     build_prediction_query,
     build_prediction_sort,
@@ -48,6 +45,7 @@ from mlplatform.common.store.mongo_queries import (
     record_document,
     redacted_uri,
 )
+from mlplatform.common.store.mongo_schema import check_schema_version
 from mlplatform.common.store.records import (
     BatchRecord,
     BatchStatus,
@@ -113,30 +111,19 @@ class MongoStore(Store):
                 if database
                 else self.client.get_default_database(DEFAULT_DATABASE)
             )
-            found_version = self._claim_schema_version()
-            if found_version > SCHEMA_VERSION:
-                raise SchemaVersionError(found_version, SCHEMA_VERSION)
+            check_schema_version(self.database)
             for collection_name, indexes in INDEXES.items():
                 self.database[collection_name].create_indexes(indexes)
         except PyMongoError as error:
             raise StoreError(f"cannot open MongoDB store {self.uri}: {error}") from error
+        except SchemaVersionError:
+            self.client.close()
+            raise
         self._runs = self.database["pipeline_runs"]
         self._predictions = self.database["predictions"]
         self._batches = self.database["batches"]
         self._dead_letters = self.database["dead_letters"]
         self._serving = self.database["serving_history"]
-
-    def _claim_schema_version(self) -> int:
-        """Marks a new database with this release's schema version; returns the version the
-        database carries (a newer release may have written it)."""
-        meta = self.database[META_COLLECTION]
-        meta.update_one(
-            {"_id": SCHEMA_DOCUMENT_ID},
-            {"$setOnInsert": {"version": SCHEMA_VERSION}},
-            upsert=True,
-        )
-        document = meta.find_one({"_id": SCHEMA_DOCUMENT_ID}) or {}
-        return int(document.get("version", SCHEMA_VERSION))
 
     def __repr__(self) -> str:
         return f"MongoStore({self.uri!r}, database={self.database.name!r})"

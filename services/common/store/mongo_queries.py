@@ -33,11 +33,6 @@ from mlplatform.common.store.records import (
 from mlplatform.common.store.transitions import store_time_or_none, validated
 
 DUPLICATE_KEY = 11000
-#: The layout of the documents this release writes; a database marked newer is refused.
-SCHEMA_VERSION = 1
-#: One document, `{_id: SCHEMA_DOCUMENT_ID, version: N}`, in this collection.
-META_COLLECTION = "store_meta"
-SCHEMA_DOCUMENT_ID = "schema"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
