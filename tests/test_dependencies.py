@@ -27,13 +27,6 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 CLIENT_PYPROJECT = tomllib.loads((REPO / "clients/python/pyproject.toml").read_text())["project"]
 PROBE = REPO / "tests" / "support" / "import_probe.py"
 GATEWAY_REQUIREMENTS = REPO / "deploy" / "images" / "gateway-requirements.txt"
-#: The import names of each extra's packages (what "not installed" means for it).
-EXTRA_MODULES = {
-    "mongo": ["pymongo", "bson", "gridfs"],
-    "postgres": ["psycopg2"],
-    "s3": ["boto3", "botocore", "s3transfer"],
-    "kaggle": ["kaggle", "kagglesdk"],
-}
 #: What the gateway image leaves out: the ML stack.
 ML_STACK_MODULES = ["pycaret", "mlflow", "sklearn", "scipy", "lightgbm", "skops", "pyarrow"]
 #: Packages other packages import only when they happen to be installed (the gateway image
@@ -81,6 +74,22 @@ def third_party_imports(folder: Path) -> dict[str, Path]:
 def distributions_of(module: str) -> set[str]:
     names = importlib.metadata.packages_distributions().get(module, [])
     return {normalized(name) for name in names}
+
+
+def extra_modules() -> dict[str, set[str]]:
+    """The import names of each extra's own packages (what "not installed" means for it)."""
+    extras = {name: reqs for name, reqs in PYPROJECT["optional-dependencies"].items()}
+    extras.pop("dev")
+    modules_by_distribution: dict[str, set[str]] = {}
+    for module, distributions in importlib.metadata.packages_distributions().items():
+        for distribution in distributions:
+            modules_by_distribution.setdefault(normalized(distribution), set()).add(module)
+    found = {}
+    for extra, requirements in extras.items():
+        names = requirement_names(requirements)
+        found[extra] = set().union(*(modules_by_distribution.get(name, set()) for name in names))
+        assert found[extra], f"the {extra!r} extra is not installed here: run scripts/setup"
+    return found
 
 
 def server_modules() -> list[str]:
@@ -154,7 +163,7 @@ def test_optional_drivers_are_extras_not_core() -> None:
 
 
 def test_every_module_imports_with_only_the_core_installed() -> None:
-    blocked = ",".join(name for names in EXTRA_MODULES.values() for name in names)
+    blocked = ",".join(sorted(set().union(*extra_modules().values())))
     modules = server_modules()
     result = probe("--block", blocked, "--open-store", "mongodb://127.0.0.1:9/x", *modules)
     errors: dict[str, str | None] = result["errors"]  # type: ignore[assignment]
@@ -195,7 +204,7 @@ def gateway_requirements() -> set[str]:
 
 
 def test_the_gateway_imports_without_the_ml_stack_and_its_image_installs_all_it_needs() -> None:
-    blocked = ML_STACK_MODULES + [name for names in EXTRA_MODULES.values() for name in names]
+    blocked = ML_STACK_MODULES + sorted(set().union(*extra_modules().values()))
     result = probe(
         "--block",
         ",".join(blocked),

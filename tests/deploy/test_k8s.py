@@ -107,17 +107,32 @@ def test_health_probes(manifests: list[Manifest]) -> None:
 def test_config_and_secret_names_are_platform_settings(local: list[Manifest]) -> None:
     known = known_environment_names() | set(THIRD_PARTY_ENVIRONMENT)
     config = find(local, "ConfigMap", "mlplatform-config")
-    secret = find(local, "Secret", "mlplatform-secrets")
-    for source, names in (("ConfigMap", config["data"]), ("Secret", secret["stringData"])):
-        unknown = set(names) - known
-        assert not unknown, f"the {source} sets {sorted(unknown)}, which nothing reads"
+    sources = {"mlplatform-config": set(config["data"])}
+    sources |= {
+        m["metadata"]["name"]: set(m["stringData"])
+        for m in local
+        if m["kind"] == "Secret" and m["metadata"]["name"] != "mlplatform-keda"
+    }
+    for name, names in sources.items():
+        unknown = names - known
+        assert not unknown, f"{name} sets {sorted(unknown)}, which nothing reads"
     for role in ROLES:
         [container] = containers(find(local, "Deployment", role))
-        refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
-        assert refs == {"mlplatform-config", "mlplatform-secrets"}
+        refs = [next(iter(ref.values()))["name"] for ref in container["envFrom"]]
+        assert set(refs) <= set(sources), f"{role} reads a ConfigMap or Secret that is not there"
+        assert refs[:2] == ["mlplatform-config", "mlplatform-secrets"]
+        environment = set().union(*(sources[ref] for ref in refs))
         unknown = {variable["name"] for variable in container.get("env", [])} - known
         assert not unknown, f"{role} sets {sorted(unknown)}, which nothing reads"
-    assert secret["stringData"]["MLP_STORE_URI"].startswith("mongodb://")
+        # Least privilege: only the queue workers reach the broker, each as its own user.
+        if role in ("trainer", "inferer"):
+            assert refs[2:] == [f"mlplatform-broker-{role}"]
+            assert "MLP_BROKER_URL" in environment
+        else:
+            assert "MLP_BROKER_URL" not in environment, f"{role} never uses the broker"
+    assert find(local, "Secret", "mlplatform-secrets")["stringData"]["MLP_STORE_URI"].startswith(
+        "mongodb://"
+    )
 
 
 def test_ports_in_the_config_match_the_containers(manifests: list[Manifest]) -> None:
