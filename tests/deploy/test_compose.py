@@ -21,7 +21,9 @@ from pydantic_settings import BaseSettings
 from mlplatform.cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
-PLATFORM_IMAGE = "mlplatform:latest"
+#: The Dockerfile's runtime targets: one image per role, plus the MLflow tracking server.
+ROLES = ("gateway", "predictor", "trainer", "inferer")
+IMAGE_TARGETS = (*ROLES, "mlflow")
 #: Names read by third-party code inside our image, not by our settings classes.
 THIRD_PARTY_ENVIRONMENT = {
     "MLFLOW_TRACKING_URI": "MLflow's client (and our settings alias)",
@@ -62,10 +64,17 @@ def known_environment_names() -> set[str]:
 
 
 def platform_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services built from this repository's Dockerfile."""
+    return {name: service for name, service in compose["services"].items() if "build" in service}
+
+
+def dockerfile_stages() -> dict[str, str]:
+    """Each `FROM ... AS name` stage of the Dockerfile and its instructions."""
+    text = (REPO / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", text, flags=re.MULTILINE)[1:]
     return {
-        name: service
-        for name, service in compose["services"].items()
-        if service.get("image") == PLATFORM_IMAGE
+        re.match(r"\S+ AS (\S+)", stage).group(1): stage  # type: ignore[union-attr]
+        for stage in stages
     }
 
 
@@ -88,7 +97,8 @@ def test_platform_services_only_set_settings_that_exist(compose: dict[str, Any])
 def test_platform_commands_exist(compose: dict[str, Any]) -> None:
     commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
     for name, service in platform_services(compose).items():
-        if "entrypoint" in service:  # the MLflow server runs from the same image
+        if service["build"]["target"] == "mlflow":  # the image's entry point is `mlflow`
+            assert service["command"][0] == "server"
             continue
         assert service["command"][0] in commands, (
             f"service {name}: no `mlp {service['command'][0]}`"
@@ -112,7 +122,7 @@ def test_host_ports_do_not_clash(compose: dict[str, Any]) -> None:
 
 
 def test_every_variable_is_in_env_example(compose: dict[str, Any]) -> None:
-    used = set(re.findall(r"\$\{(\w+)\}", (REPO / "compose.yml").read_text()))
+    used = set(re.findall(r"\$\{(\w+)(?::-[^}]*)?\}", (REPO / "compose.yml").read_text()))
     example = {
         line.split("=", 1)[0]
         for line in (REPO / ".env.example").read_text().splitlines()
@@ -144,9 +154,7 @@ def test_envoy_reaches_the_predictor_service(compose: dict[str, Any]) -> None:
 
 def test_dockerfile_installs_the_pinned_platform() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert "FROM python:3.11" in dockerfile
-    assert "-c constraints.txt" in dockerfile
-    assert 'ENTRYPOINT ["mlp"]' in dockerfile
+    assert "ARG PYTHON_IMAGE=python:3.11" in dockerfile
     for folder in ("clients/python", "services", "gateway"):
         assert f"COPY {folder} {folder}" in dockerfile
 
@@ -212,3 +220,45 @@ def test_the_tls_override_sets_settings_that_exist_and_mounts_what_is_here(
     variables = re.compile(r"\$\{(\w+)\}")
     used = set(variables.findall((REPO / "deploy" / "tls" / "compose.tls.yml").read_text()))
     assert used <= set(variables.findall((REPO / "compose.yml").read_text()))
+    installs = re.findall(r"pip install[^\n]*", dockerfile)
+    assert installs
+    assert all("-c constraints.txt" in line or "--no-deps" in line for line in installs)
+
+
+def test_every_role_has_a_slim_non_root_image_with_a_health_check() -> None:
+    stages = dockerfile_stages()
+    for target in IMAGE_TARGETS:
+        stage = stages[target]
+        assert "COPY --from=build-" in stage, f"{target}: copies a built virtualenv (multi-stage)"
+        assert "\nUSER mlp\n" in stage, f"{target}: runs as the unprivileged user"
+        assert "\nHEALTHCHECK " in stage, f"{target}: has a health check"
+        assert "pip install" not in stage, f"{target}: installs nothing in the runtime stage"
+    for role in ROLES:
+        assert f'ENTRYPOINT ["mlp"]\nCMD ["{role}"]' in stages[role]
+
+
+def test_the_gateway_image_carries_no_ml_stack() -> None:
+    stages = dockerfile_stages()
+    assert "COPY --from=build-gateway /opt/venv /opt/venv" in stages["gateway"]
+    build = stages["build-gateway"]
+    assert "-r deploy/images/gateway-requirements.txt" in build
+    assert "pip install --no-deps ./clients/python ." in build
+    listed = (REPO / "deploy/images/gateway-requirements.txt").read_text().lower()
+    for ml_package in ("pycaret", "mlflow", "scikit-learn", "lightgbm", "scipy"):
+        assert ml_package not in listed
+
+
+def test_compose_runs_each_role_from_its_own_image(compose: dict[str, Any]) -> None:
+    services = platform_services(compose)
+    assert set(services) == {*ROLES, "mlflow"}
+    for name, service in services.items():
+        assert service["build"] == {"context": ".", "target": name}
+        assert service["image"].endswith(f"/mlplatform-{name}:${{MLP_IMAGE_TAG:-latest}}")
+
+
+def test_compose_runs_the_store_on_mongodb(compose: dict[str, Any]) -> None:
+    for role in ROLES:
+        uri = compose["services"][role]["environment"]["MLP_STORE_URI"]
+        assert uri.startswith("mongodb://") and "@mongo:27017/" in uri
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert '".[mongo]"' in dockerfile, "the ML images install the MongoDB driver"

@@ -70,6 +70,7 @@ class FakeCollection:
         self._database = database
         self._documents: list[dict[str, Any]] = []
         self._unique_indexes: list[dict[str, Any]] = [{"key": {"_id": 1}}]
+        self._index_names = ["_id_"]
         self._ids = itertools.count(1)
 
     def _check_open(self) -> None:
@@ -96,6 +97,14 @@ class FakeCollection:
         self._unique_indexes += [
             index.document for index in indexes if index.document.get("unique")
         ]
+        self._index_names += [
+            index.document["name"]
+            for index in indexes
+            if index.document["name"] not in self._index_names
+        ]
+
+    def index_information(self) -> dict[str, dict[str, Any]]:
+        return {name: {} for name in self._index_names}
 
     def insert_one(self, document: dict[str, Any]) -> SimpleNamespace:
         self._check_open()
@@ -142,6 +151,19 @@ class FakeCollection:
                     raise DuplicateKeyError(duplicate, code=11000)
                 self._documents[position] = stored
                 return SimpleNamespace(matched_count=1)
+        return SimpleNamespace(matched_count=0)
+
+    def update_one(
+        self, query: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False
+    ) -> SimpleNamespace:
+        self._check_open()
+        for document in self._documents:
+            if matches(document, query):
+                document.update(copy.deepcopy(update.get("$set", {})))
+                return SimpleNamespace(matched_count=1)
+        if upsert:
+            inserted = {**query, **update.get("$set", {}), **update.get("$setOnInsert", {})}
+            self.insert_one(copy.deepcopy(inserted))
         return SimpleNamespace(matched_count=0)
 
     def update_many(self, query: Mapping[str, Any], update: Mapping[str, Any]) -> SimpleNamespace:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlplatform.common.extras import MissingExtraError
 from mlplatform.common.store.base import (
     DEFAULT_QUERY_LIMIT,
     InvalidRecordError,
@@ -94,8 +95,11 @@ def open_store(uri: str | None = None) -> Store:
 
         return SQLiteStore(sqlite_path(uri))
     if scheme in ("mongodb", "mongodb+srv"):
-        # Imported here so processes on the SQLite default never load the MongoDB driver.
-        from mlplatform.common.store.mongo import MongoStore
+        # Imported here so processes on the SQLite default never load (or need) the driver.
+        try:
+            from mlplatform.common.store.mongo import MongoStore
+        except MissingExtraError as error:
+            raise StoreError(f"store URI {scheme}://...: {error}") from error
 
         return MongoStore(uri)
     raise UnsupportedStoreURIError(uri, scheme, ACCEPTED_SCHEMES)

@@ -15,14 +15,20 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from bson.codec_options import TypeRegistry
-from pymongo import DESCENDING, MongoClient
-from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from mlplatform.common.extras import missing_extra
+
+try:
+    from bson.codec_options import TypeRegistry
+    from pymongo import DESCENDING, MongoClient
+    from pymongo.collection import Collection
+    from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+except ImportError as error:
+    raise missing_extra("mongo", error) from error
 
 from mlplatform.common.store.base import (
     DEFAULT_QUERY_LIMIT,
     NotFoundError,
+    SchemaVersionError,
     Store,
     StoreError,
 )
@@ -39,6 +45,7 @@ from mlplatform.common.store.mongo_queries import (
     record_document,
     redacted_uri,
 )
+from mlplatform.common.store.mongo_schema import check_schema_version
 from mlplatform.common.store.records import (
     BatchRecord,
     BatchStatus,
@@ -106,10 +113,14 @@ class MongoStore(Store):
                 if database
                 else self.client.get_default_database(DEFAULT_DATABASE)
             )
+            check_schema_version(self.database)
             for collection_name, indexes in INDEXES.items():
                 self.database[collection_name].create_indexes(indexes)
         except PyMongoError as error:
             raise StoreError(f"cannot open MongoDB store {self.uri}: {error}") from error
+        except SchemaVersionError:
+            self.client.close()
+            raise
         self._runs = self.database["pipeline_runs"]
         self._predictions = self.database["predictions"]
         self._batches = self.database["batches"]

@@ -12,8 +12,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import BulkWriteError
+
+from mlplatform.common.extras import missing_extra
+
+try:
+    from pymongo import ASCENDING, DESCENDING, IndexModel
+    from pymongo.errors import BulkWriteError
+except ImportError as error:
+    raise missing_extra("mongo", error) from error
 
 from mlplatform.common.store.base import StoreError
 from mlplatform.common.store.batch_predictions import BatchPredictions
