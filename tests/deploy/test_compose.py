@@ -157,6 +157,9 @@ def test_dockerfile_installs_the_pinned_platform() -> None:
     assert "ARG PYTHON_IMAGE=python:3.11" in dockerfile
     for folder in ("clients/python", "services", "gateway"):
         assert f"COPY {folder} {folder}" in dockerfile
+    installs = re.findall(r"pip install[^\n]*", dockerfile)
+    assert installs
+    assert all("-c constraints.txt" in line or "--no-deps" in line for line in installs)
 
 
 def test_no_service_uses_guest_and_each_role_has_its_broker_user(
@@ -220,9 +223,6 @@ def test_the_tls_override_sets_settings_that_exist_and_mounts_what_is_here(
     variables = re.compile(r"\$\{(\w+)\}")
     used = set(variables.findall((REPO / "deploy" / "tls" / "compose.tls.yml").read_text()))
     assert used <= set(variables.findall((REPO / "compose.yml").read_text()))
-    installs = re.findall(r"pip install[^\n]*", dockerfile)
-    assert installs
-    assert all("-c constraints.txt" in line or "--no-deps" in line for line in installs)
 
 
 def test_every_role_has_a_slim_non_root_image_with_a_health_check() -> None:
