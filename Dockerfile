@@ -19,7 +19,7 @@ COPY clients/python clients/python
 COPY services services
 COPY gateway gateway
 COPY examples examples
-RUN pip install -c constraints.txt ./clients/python ".[deploy]" \
+RUN pip install -c constraints.txt ./clients/python ".[deploy,monitor]" \
     && useradd --create-home --uid 10001 mlp \
     && mkdir -p /data && chown mlp /data
 

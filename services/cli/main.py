@@ -17,6 +17,8 @@ def _register_commands() -> None:
     from mlplatform.cli import (
         gateway_commands,
         inferer_commands,
+        monitor_commands,
+        outcome_commands,
         pipeline_commands,
         predictor_commands,
         stack_commands,
@@ -31,6 +33,8 @@ def _register_commands() -> None:
         gateway_commands,
         inferer_commands,
         store_commands,
+        outcome_commands,
+        monitor_commands,
         stack_commands,
     ):
         module.register(app)

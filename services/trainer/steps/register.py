@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlplatform.trainer.baseline import store_baseline
 from mlplatform.trainer.steps.base import Findings, PipelineContext, StepFailure, step
 from mlplatform.trainer.steps.train import main_metric
 from mlplatform.trainer.tracking import PIPELINE_ID_TAG
@@ -38,4 +39,9 @@ def register_model(spec: pipeline_pb2.RegisterModel, context: PipelineContext) -
         training.model_uri, context.config.model_name, spec.alias or DEFAULT_ALIAS, tags
     )
     context.registered = registered
-    return {"model_name": registered.name, "version": registered.version, "alias": registered.alias}
+    return {
+        "model_name": registered.name,
+        "version": registered.version,
+        "alias": registered.alias,
+        "baseline": store_baseline(context),
+    }
