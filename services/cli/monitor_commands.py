@@ -196,5 +196,45 @@ def baseline(
     )
 
 
+@monitor_app.command("exporter")
+def exporter(
+    models: list[str] = typer.Option(
+        [], "--model", help="A model to watch (repeatable; default: every registered model)."
+    ),
+    since: str = typer.Option("7d", "--since", help="The window: 30m, 12h, 7d, 2w."),
+    interval_s: float = typer.Option(
+        300.0, "--monitor-interval", min=0.1, help="Seconds between refreshes."
+    ),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="Address to bind."),
+    metrics_port: int = typer.Option(9097, "--metrics-port", help="Port of /metrics."),
+    store_uri: str | None = STORE_OPTION,
+    tracking_uri: str | None = TRACKING_OPTION,
+) -> None:
+    """Serve the monitoring figures as Prometheus gauges, refreshed every --monitor-interval
+    seconds: live quality, baseline quality, drift share and drifted features per version."""
+    import logging
+    import signal
+
+    from mlplatform.common.monitoring.exporter import MonitorExporter
+
+    match = DURATION.match(since.strip())
+    if match is None:
+        raise typer.BadParameter(
+            f"{since!r} is not a duration (30m, 12h, 7d, 2w)", param_hint="--since"
+        )
+    amount, unit = match.groups()
+    window = timedelta(**{DURATION_UNITS[unit]: int(amount)})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    client = _client(tracking_uri)
+    with _opened_store(store_uri) as store:
+        running = MonitorExporter(store, client, models, window, interval_s)
+        port = running.serve(metrics_host, metrics_port)
+        typer.echo(f"monitoring gauges on http://{metrics_host}:{port}/metrics", err=True)
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signal_number, lambda _number, _frame: running.stop())
+        running.run()
+    typer.echo("monitoring exporter stopped", err=True)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(monitor_app, name="monitor")
