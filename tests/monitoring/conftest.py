@@ -1,65 +1,29 @@
 """Fixtures of the monitoring tests: a real MLflow registry holding a small classifier with its
-baseline, a real predictor serving it (logging into a SQLite store) and a real gateway in front.
-
-`churn_lr`: a logistic regression on six numeric features `f0`..`f5`, classes "churn" and
-"stay". Its baseline is stored as the trainer stores one (common.monitoring.baseline).
-"""
+baseline, a real predictor serving it (logging into a SQLite store) and a real gateway in front
+(see monitoring_model)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
+from monitoring_model import (  # it puts the predictor's and gateway's helpers on the path
+    MODEL,
+    BackgroundLoop,
+    MonitoredModel,
+    build_baseline,
+    draw_rows,
+    log_and_register,
+    log_baseline,
+    open_registry,
+    open_store,
+    running_gateway,
+    start_test_predictor,
+    true_labels,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-TESTS = Path(__file__).resolve().parents[1]
-# The predictor's and gateway's test helpers (folders of plain modules, not packages).
-sys.path.insert(0, str(TESTS / "predictor"))
-sys.path.insert(0, str(TESTS / "gateway"))
-
-from gateway_harness import GatewayUnderTest, running_gateway  # noqa: E402
-from predictor_harness import (  # noqa: E402
-    BackgroundLoop,
-    PredictorUnderTest,
-    start_test_predictor,
-)
-from predictor_registry import log_and_register, open_registry  # noqa: E402
-
-from mlplatform.common.monitoring.baseline import build_baseline, log_baseline  # noqa: E402
-from mlplatform.common.store import Store, open_store  # noqa: E402
-
-MODEL = "churn_lr"
-FEATURES = [f"f{index}" for index in range(6)]
-
-
-def draw_rows(rows: int, seed: int) -> pd.DataFrame:
-    """Rows drawn the way the training data was."""
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(rng.normal(size=(rows, len(FEATURES))), columns=FEATURES)
-
-
-def true_labels(features: pd.DataFrame, seed: int) -> pd.Series:
-    """The rule the model learns, with some noise so it is not always right."""
-    rng = np.random.default_rng(seed)
-    score = features["f0"] + 0.8 * features["f2"] - 0.5 * features["f3"]
-    score = score + rng.normal(scale=0.7, size=len(features))
-    return pd.Series(np.where(score > 0, "churn", "stay"), name="churned")
-
-
-@dataclass(frozen=True)
-class MonitoredModel:
-    tracking_uri: str
-    store_uri: str
-    store: Store
-    predictor: PredictorUnderTest
-    gateway: GatewayUnderTest
 
 
 @pytest.fixture(scope="session")

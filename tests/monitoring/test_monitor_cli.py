@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import FEATURES, MODEL, MonitoredModel, draw_rows, true_labels
 from mlflow import MlflowClient
+from monitoring_model import FEATURES, MODEL, MonitoredModel, draw_rows, true_labels
 from predictor_registry import log_and_register
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score

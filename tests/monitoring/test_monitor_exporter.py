@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import yaml
-from conftest import MODEL, MonitoredModel, draw_rows
 from gateway_harness import free_port
+from monitoring_model import MODEL, MonitoredModel, draw_rows
 from predictor_harness import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FEATURES, MODEL, MonitoredModel, draw_rows, true_labels
+from monitoring_model import FEATURES, MODEL, MonitoredModel, draw_rows, true_labels
 from predictor_harness import wait_until
 from sklearn.metrics import accuracy_score, f1_score
 from typer.testing import CliRunner

@@ -9,8 +9,8 @@ from pathlib import Path
 import grpc
 import pandas as pd
 import pytest
-from conftest import MODEL, MonitoredModel, draw_rows
 from google.rpc import error_details_pb2, status_pb2
+from monitoring_model import MODEL, MonitoredModel, draw_rows
 from predictor_harness import wait_until
 from typer.testing import CliRunner
 
