@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from mlplatform.common.api_keys import ApiKeys
-from mlplatform.gateway import routes
+from mlplatform.gateway import monitor_pages, routes
 from mlplatform.gateway.middleware import (
     BodySizeLimitMiddleware,
     RequestIdMiddleware,
@@ -99,6 +99,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.settings = settings
     app.state.api_keys = ApiKeys(settings.keys)
     app.include_router(routes.router)
+    app.include_router(monitor_pages.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -20,6 +20,9 @@ def gateway(
     max_body_bytes: int = typer.Option(
         None, "--max-body-bytes", help="Largest request body; larger gets 413 (default 16 MiB)."
     ),
+    monitor_url: str = typer.Option(
+        None, "--monitor-url", help="An mlp monitor exporter's http://HOST:PORT, for /monitor."
+    ),
     access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log requests."),
 ) -> None:
     """Serve the REST gateway: POST /predict, POST /invocations (MLflow), GET /models/NAME,
@@ -37,6 +40,7 @@ def gateway(
         "predictor": predictor,
         "request_timeout_s": request_timeout,
         "max_body_bytes": max_body_bytes,
+        "monitor_url": monitor_url,
     }
     try:
         settings = GatewaySettings(

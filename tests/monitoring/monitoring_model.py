@@ -6,7 +6,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +23,7 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS / "predictor"))
 sys.path.insert(0, str(TESTS / "gateway"))
 
-from gateway_harness import GatewayUnderTest, running_gateway  # noqa: E402
+from gateway_harness import GatewayUnderTest, free_port, running_gateway  # noqa: E402
 from predictor_harness import (  # noqa: E402
     BackgroundLoop,
     PredictorUnderTest,
@@ -71,3 +76,32 @@ class MonitoredModel:
     store: Store
     predictor: PredictorUnderTest
     gateway: GatewayUnderTest
+
+
+@contextmanager
+def running_exporter(
+    monitored: MonitoredModel, log_dir: Path, interval_s: float = 0.5
+) -> Iterator[tuple[str, Path]]:
+    """An `mlp monitor exporter` process watching MODEL: its base URL and its log file.
+    Stopped with SIGTERM when the block ends; it must exit 0."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLP_")}
+    log_path = log_dir / f"exporter-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "mlplatform.cli", "monitor", "exporter", "--model", MODEL),
+                *("--monitor-interval", str(interval_s), "--metrics-port", str(port)),
+                *("--store", monitored.store_uri, "--tracking-uri", monitored.tracking_uri),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        yield f"http://127.0.0.1:{port}", log_path
+    finally:
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(30)
+    assert exit_code == 0, log_path.read_text()
+    assert "monitoring exporter stopped" in log_path.read_text()

@@ -3,17 +3,12 @@ scraped from a real exporter process; and the example alert rules name only its 
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import yaml
-from gateway_harness import free_port
-from monitoring_model import MODEL, MonitoredModel, draw_rows
+from monitoring_model import MODEL, MonitoredModel, draw_rows, running_exporter
 from predictor_harness import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -48,35 +43,9 @@ def test_exporter_serves_each_versions_figures_and_refreshes_them(
         lambda: monitored.store.count_predictions(request_id="exp") == 20,
         what="the predictions to be logged",
     )
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MLP_")}
-    log_path = tmp_path / "exporter.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlplatform.cli",
-                "monitor",
-                "exporter",
-                "--model",
-                MODEL,
-                "--monitor-interval",
-                "0.5",
-                "--metrics-port",
-                str(port),
-                "--store",
-                monitored.store_uri,
-                "--tracking-uri",
-                monitored.tracking_uri,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}/metrics"
     version_labels = (("model", MODEL), ("version", "1"))
-    try:
+    with running_exporter(monitored, tmp_path) as (base_url, _log):
+        url = f"{base_url}/metrics"
         served = monitored.store.count_predictions(model_name=MODEL, model_version="1")
         samples = wait_until(
             lambda: (
@@ -106,11 +75,6 @@ def test_exporter_serves_each_versions_figures_and_refreshes_them(
             timeout=30,
             what="a second refresh",
         )
-    finally:
-        process.send_signal(signal.SIGTERM)
-        exit_code = process.wait(30)
-    assert exit_code == 0, log_path.read_text()
-    assert "monitoring exporter stopped" in log_path.read_text()
 
 
 def test_example_alert_rules_use_only_the_exporters_gauges() -> None:

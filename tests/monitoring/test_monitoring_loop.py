@@ -6,6 +6,7 @@ training data and of rows with two columns shifted, true labels fed back through
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +43,8 @@ def outcome_rows(request_id: str, labels: pd.Series, rows: range) -> list[dict[s
 def test_labels_fed_back_every_way_in_show_in_mlp_monitor(
     monitored: MonitoredModel, tmp_path: Path
 ) -> None:
+    # Other tests log predictions of the same model: this one reads its own window.
+    started = datetime.now(UTC)
     like_training = draw_rows(150, seed=11)
     shifted = draw_rows(150, seed=12)
     for column in SHIFTED:
@@ -51,7 +54,7 @@ def test_labels_fed_back_every_way_in_show_in_mlp_monitor(
     labels_like = true_labels(like_training, seed=13)
     labels_shifted = true_labels(shifted, seed=14)
     wait_until(
-        lambda: monitored.store.count_predictions(model_name=MODEL) == 300,
+        lambda: monitored.store.count_predictions(model_name=MODEL, since=started) == 300,
         what="the 300 predictions to be logged",
     )
 
@@ -102,6 +105,8 @@ def test_labels_fed_back_every_way_in_show_in_mlp_monitor(
             "monitor",
             MODEL,
             "--json",
+            "--since",
+            started.isoformat(),
             "--store",
             monitored.store_uri,
             "--tracking-uri",

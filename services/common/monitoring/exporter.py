@@ -1,5 +1,7 @@
 """Prometheus gauges of `mlp monitor`'s figures, refreshed on a schedule, so alert rules can
 fire on a model version's live quality or drift (see deploy/prometheus/monitoring-alerts.yml).
+The same figures are served as JSON (`/monitor.json`, `/monitor/NAME.json`, the shape of
+`mlp monitor --json`) for the gateway's monitoring pages.
 
 Each refresh recomputes every watched model's summary (the same function `mlp monitor` runs)
 and replaces the gauges' children, so a version that stops serving drops out instead of
@@ -9,13 +11,17 @@ good figures until the next one succeeds.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.parse import unquote
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 
 from mlplatform.common.monitoring.summary import monitor_summary
 from mlplatform.common.store import Store
@@ -139,6 +145,8 @@ class MonitorExporter:
         self.window = window
         self.interval_s = interval_s
         self.gauges = MonitorGauges()
+        #: The last summaries computed, by model name (what the JSON endpoints serve).
+        self.summaries: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
 
     def refresh(self) -> None:
@@ -148,6 +156,7 @@ class MonitorExporter:
             for name in watched_models(self.client, self.models)
         ]
         self.gauges.show(summaries)
+        self.summaries = {summary["model"]: summary for summary in summaries}
 
     def run(self) -> None:
         """Refresh until `stop()`; the first refresh happens at once."""
@@ -162,7 +171,43 @@ class MonitorExporter:
     def stop(self) -> None:
         self._stop.set()
 
+    def wsgi_app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        """/metrics (Prometheus), /monitor.json and /monitor/NAME.json."""
+        path = environ.get("PATH_INFO", "")
+        if path == "/monitor.json":
+            return _json(start_response, "200 OK", {"models": sorted(self.summaries)})
+        if path.startswith("/monitor/") and path.endswith(".json"):
+            name = unquote(path.removeprefix("/monitor/").removesuffix(".json"))
+            summary = self.summaries.get(name)
+            if summary is None:
+                return _json(start_response, "404 Not Found", {"message": f"{name!r} not watched"})
+            return _json(start_response, "200 OK", summary)
+        return self._metrics_app(environ, start_response)
+
     def serve(self, host: str, port: int) -> int:
-        """Serve /metrics on a background thread; returns the bound port."""
-        server, _thread = start_http_server(port, addr=host, registry=self.gauges.registry)
+        """Serve the endpoints on a background thread; returns the bound port."""
+        self._metrics_app = make_wsgi_app(self.gauges.registry)
+        server = make_server(host, port, self.wsgi_app, _ThreadingServer, _QuietHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         return int(server.server_address[1])
+
+
+def _json(start_response: Any, status: str, document: Any) -> list[bytes]:
+    body = json.dumps(document).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """One thread per scrape, so a slow client does not hold up the next."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access-log line per scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
