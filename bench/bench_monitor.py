@@ -107,7 +107,8 @@ def main() -> int:
         floor_s = time.perf_counter() - started
         store.close()
     print(
-        f"logged {args.rows:,} predictions in {logged_s:.1f} s; {args.labelled:,} outcomes in {outcomes_s:.1f} s"
+        f"logged {args.rows:,} predictions in {logged_s:.1f} s; "
+        f"{args.labelled:,} outcomes in {outcomes_s:.1f} s"
     )
     print(
         f"summary of {entry['predictions']:,} predictions ({entry['labelled']:,} labelled, "
