@@ -25,6 +25,16 @@ from mlplatform.gateway.status_mapping import ApiError
 
 router = APIRouter(tags=["monitoring"])
 PROTECTED = auth.OPENAPI_SECURITY
+#: The pages are HTML, their errors the gateway's one JSON shape: documented as such, since
+#: FastAPI would otherwise list the errors under the route's own (HTML) media type.
+HTML_ROUTE_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": response["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    for status, response in ERROR_RESPONSES.items()
+}
+HTML_ROUTE_ERRORS[404]["description"] = "NOT_FOUND: monitoring is off, or the model is not watched"
 EXPORTER_TIMEOUT_S = 10.0
 BAR_WIDTH = 240
 STYLE = """
@@ -134,7 +144,7 @@ def _version_section(entry: dict[str, Any]) -> str:
     summary="The models monitoring watches",
     response_class=HTMLResponse,
     openapi_extra=PROTECTED,
-    responses=ERROR_RESPONSES,
+    responses=HTML_ROUTE_ERRORS,
 )
 async def monitor_index(request: Request) -> Response:
     """Links to each watched model's page."""
@@ -163,7 +173,7 @@ async def monitor_json(name: str, request: Request) -> Response:
     summary="A model's monitoring page",
     response_class=HTMLResponse,
     openapi_extra=PROTECTED,
-    responses=ERROR_RESPONSES,
+    responses=HTML_ROUTE_ERRORS,
 )
 async def monitor_page(name: str, request: Request) -> Response:
     """Per version: traffic, live quality beside the baseline, drift per feature."""
