@@ -1,6 +1,5 @@
 """API-key auth of the REST endpoints that reach a model (`/predict`, `/invocations`,
-`/models/{name}`, `/outcomes`) or show its monitoring figures (`/monitor...`); health,
-readiness and docs stay open.
+`/models/{name}`); health, readiness and docs stay open.
 
 The caller's key is checked here (401 before any gRPC call) and forwarded to the predictor,
 which checks it again: the predictor may be reached directly, so it cannot trust the gateway
