@@ -95,6 +95,39 @@ def _quality_table(entry: dict[str, Any]) -> str:
     return f"<table class='quality'>{header}{rows}</table>"
 
 
+def _quality_over_time(entry: dict[str, Any]) -> str:
+    """Per day: labelled count and every metric, with the first metric as a bar (0..1 scores;
+    errors such as MAE are drawn against the largest day)."""
+    days = entry.get("quality_over_time") or []
+    if not days:
+        return ""
+    names = [name for name in days[0] if name not in ("day", "labelled")]
+    if not names:
+        return ""
+    plotted = names[0]
+    largest = max(abs(float(day.get(plotted, 0.0))) for day in days) or 1.0
+    scale = 1.0 if plotted in ("accuracy", "f1", "auc") else largest
+    header = "".join(f"<th>{escape(name)}</th>" for name in names)
+    rows = []
+    for day in days:
+        width = max(1, round(min(abs(float(day.get(plotted, 0.0))) / scale, 1.0) * BAR_WIDTH))
+        cells = "".join(
+            f"<td class='live' data-metric='{escape(name)}'>{_figure(day.get(name))}</td>"
+            for name in names
+        )
+        rows.append(
+            f"<tr class='day' data-day='{escape(day['day'])}'><th>{escape(day['day'])}</th>"
+            f"<td class='labelled'>{day['labelled']}</td>{cells}"
+            f"<td><svg width='{BAR_WIDTH}' height='12' role='img' aria-label='{escape(plotted)}'>"
+            f"<rect width='{width}' height='12' fill='#36c'/></svg></td></tr>"
+        )
+    return (
+        "<h3>Quality over time</h3><table class='over-time'>"
+        f"<tr><th>day (UTC)</th><th>labelled</th>{header}<th>{escape(plotted)}</th></tr>"
+        f"{''.join(rows)}</table>"
+    )
+
+
 def _drift_plot(entry: dict[str, Any]) -> str:
     drift = entry["drift"]
     if drift is None:
@@ -135,7 +168,8 @@ def _version_section(entry: dict[str, Any]) -> str:
         f"<p><span class='predictions'>{entry['predictions']}</span> predictions, "
         f"<span class='labelled'>{entry['labelled']}</span> labelled. "
         f"Predictions: {prediction_text}.</p>"
-        f"<h3>Quality</h3>{_quality_table(entry)}<h3>Drift</h3>{_drift_plot(entry)}</section>"
+        f"<h3>Quality</h3>{_quality_table(entry)}{_quality_over_time(entry)}"
+        f"<h3>Drift</h3>{_drift_plot(entry)}</section>"
     )
 
 

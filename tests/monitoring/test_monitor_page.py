@@ -121,6 +121,15 @@ def test_the_page_shows_what_mlp_monitor_prints(
             name for name, column in entry["drift"]["features"].items() if column["drifted"]
         }
         assert drifted_on_page == expected_drifted and "f1" in drifted_on_page
+        days = section.find_elements(By.CSS_SELECTOR, "table.over-time tr.day")
+        assert [row.get_attribute("data-day") for row in days] == [
+            day["day"] for day in entry["quality_over_time"]
+        ]
+        for row, day in zip(days, entry["quality_over_time"], strict=True):
+            assert int(row.find_element(By.CSS_SELECTOR, ".labelled").text) == day["labelled"]
+            shown = row.find_element(By.CSS_SELECTOR, "td.live[data-metric='accuracy']").text
+            assert float(shown) == pytest.approx(day["accuracy"], abs=1e-4)
+        assert sum(day["labelled"] for day in entry["quality_over_time"]) == entry["labelled"]
         bars = section.find_elements(By.CSS_SELECTOR, "tr.feature svg rect")
         assert len(bars) == len(entry["drift"]["features"])
         assert gateway.client.get(f"/monitor/{MODEL}.json").json() == expected

@@ -127,6 +127,10 @@ def test_labels_fed_back_every_way_in_show_in_mlp_monitor(
     assert version["quality"]["f1"] == pytest.approx(f1_score(actual, predicted, pos_label="stay"))
     assert 0.5 < version["quality"]["auc"] <= 1.0
     assert set(version["baseline"]) == {"accuracy", "f1", "auc"}
+    over_time = version["quality_over_time"]  # one day, or two when the test spans midnight
+    assert sum(day["labelled"] for day in over_time) == 300
+    correct = sum(day["accuracy"] * day["labelled"] for day in over_time)
+    assert correct / 300 == pytest.approx(version["quality"]["accuracy"])
     drifted = {name for name, column in version["drift"]["features"].items() if column["drifted"]}
     assert drifted == set(SHIFTED)
     assert set(version["drift"]["features"]) == set(FEATURES)

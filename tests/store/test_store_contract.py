@@ -716,6 +716,10 @@ def test_outcomes_join_online_and_batch_predictions(
     ]
     batch_pair = next(pair for pair in pairs if pair.probabilities == {"stay": 0.2, "leave": 0.8})
     assert batch_pair.label == "leave"
+    assert batch_pair.created_at == T0 + timedelta(seconds=5)
+    assert [pair.created_at for pair in pairs] == sorted(
+        (pair.created_at for pair in pairs), reverse=True
+    )
 
 
 def test_a_second_outcome_replaces_the_first_and_says_so(

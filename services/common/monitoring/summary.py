@@ -73,9 +73,27 @@ def version_data(
             "prediction": [pair.prediction for pair in pairs],
             "target": [pair.label for pair in pairs],
             "probabilities": [pair.probabilities for pair in pairs],
+            "created_at": [pair.created_at for pair in pairs],
         }
     )
     return VersionData(version, baseline, current_inputs, current_predictions, labelled)
+
+
+def quality_over_time(problem_type: str, labelled: pd.DataFrame) -> list[dict[str, Any]]:
+    """Live quality per UTC day the labelled predictions were made, oldest day first."""
+    if labelled.empty:
+        return []
+    days = pd.to_datetime(labelled["created_at"], utc=True).dt.strftime("%Y-%m-%d")
+    series = []
+    for day, rows in labelled.groupby(days, sort=True):
+        figures = quality.quality(
+            problem_type,
+            list(rows["prediction"]),
+            list(rows["target"]),
+            list(rows["probabilities"]),
+        )
+        series.append({"day": day, "labelled": len(rows), **figures})
+    return series
 
 
 def version_summary(
@@ -101,6 +119,7 @@ def version_summary(
         ),
         "labelled": store.count_labelled(model_name, data.version, since=since),
         "quality": live_quality,
+        "quality_over_time": quality_over_time(problem_type, data.labelled),
         "baseline": None if baseline is None else baseline.holdout_metrics,
         "drift": None,
         "prediction_drift": None,

@@ -23,6 +23,7 @@ from mlplatform.common.store.outcomes import (
     OutcomeReport,
     checked_outcomes,
 )
+from mlplatform.common.store.records import to_store_time
 
 
 def _prediction_filter(outcome: Outcome) -> dict[str, Any]:
@@ -75,6 +76,7 @@ def labelled_predictions(
             prediction=document.get("prediction"),
             probabilities=document.get("probabilities"),
             label=document["outcome"]["label"],
+            created_at=to_store_time(document["created_at"]),
         )
         for document in cursor
     ]

@@ -8,6 +8,7 @@ records and the checks every backend shares live here, so backends only move dat
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, NamedTuple
 
@@ -76,6 +77,8 @@ class LabelledPrediction(NamedTuple):
     prediction: Any
     probabilities: dict[str, float] | None
     label: Any
+    #: When the prediction was made (UTC): what quality over time is bucketed by.
+    created_at: datetime
 
 
 class DuplicateOutcomeError(ValueError):

@@ -135,4 +135,5 @@ def _labelled(row: sqlite3.Row) -> LabelledPrediction:
         prediction=json_values.loads(row["prediction"]),
         probabilities=probabilities,
         label=json_values.loads(row["label"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
     )
