@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from mlplatform.gateway import routes
+from mlplatform.gateway import monitor_pages, routes
 from mlplatform.gateway.auth import ApiKeyMiddleware
 from mlplatform.gateway.middleware import (
     BodySizeLimitMiddleware,
@@ -102,6 +102,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.settings = settings
     app.state.api_keys = settings.api_key_store()
     app.include_router(routes.router)
+    app.include_router(monitor_pages.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

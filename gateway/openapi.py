@@ -142,6 +142,31 @@ class HealthResult(BaseModel):
     predictor: str | None = None
 
 
+class OutcomeItem(BaseModel):
+    """The true label of one logged prediction: request_id (online) or batch_id (batch)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str | None = Field(default=None, description="An online call's request id.")
+    batch_id: str | None = Field(default=None, description="A batch job's id.")
+    row: int = Field(ge=0, description="The row of that request or batch, from 0.")
+    label: str | int | float | bool = Field(description="The true label or value.")
+
+
+class OutcomesBody(BaseModel):
+    """Outcomes to attach, all or nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcomes: list[OutcomeItem] = Field(min_length=1)
+
+
+OUTCOMES_EXAMPLES: dict[str, Any] = {
+    "online": {
+        "summary": "Labels of an online call's rows",
+        "value": {"outcomes": [{"request_id": "demo-1", "row": 0, "label": 1}]},
+    },
+}
 PREDICT_EXAMPLES: dict[str, Any] = {
     "records": {
         "summary": "Rows as objects",
@@ -201,6 +226,7 @@ InvocationsBody = InvocationsSplit | InvocationsRecords | InvocationsInstances |
 REQUEST_BODIES: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {
     ("/predict", "post"): (PredictBody, PREDICT_EXAMPLES),
     ("/invocations", "post"): (InvocationsBody, INVOCATIONS_EXAMPLES),
+    ("/outcomes", "post"): (OutcomesBody, OUTCOMES_EXAMPLES),
 }
 _REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -219,6 +245,11 @@ def _with_request_bodies(schema: dict[str, Any]) -> dict[str, Any]:
     invocations["text/csv"] = {
         "schema": {"type": "string"},
         "example": ",".join(_EXAMPLE_COLUMNS) + "\n" + ",".join(map(str, _EXAMPLE_VALUES)),
+    }
+    outcomes = schema["paths"]["/outcomes"]["post"]["requestBody"]["content"]
+    outcomes["text/csv"] = {
+        "schema": {"type": "string"},
+        "example": "request_id,row,label\ndemo-1,0,1",
     }
     return schema
 

@@ -53,6 +53,7 @@ class PredictorBackend:
             self.channel = secure_aio_channel(address, tls, _CHANNEL_OPTIONS)
         self._predict = predictor_pb2_grpc.PredictorStub(self.channel).Predict
         self._model_info = predictor_pb2_grpc.PredictorStub(self.channel).GetModelInfo
+        self._record_outcomes = predictor_pb2_grpc.PredictorStub(self.channel).RecordOutcomes
         self._health = health_pb2_grpc.HealthStub(self.channel).Check
 
     async def predict(
@@ -77,6 +78,20 @@ class PredictorBackend:
                 predictor_pb2.GetModelInfoRequest(model_name=model_name),
                 timeout=self.timeout_s,
                 metadata=call_metadata(request_id, api_key),
+            )
+        except grpc.aio.AioRpcError as error:
+            raise error_from_rpc(error, request_id, self.timeout_s) from None
+
+    async def record_outcomes(
+        self,
+        request: predictor_pb2.RecordOutcomesRequest,
+        request_id: str,
+        api_key: str | None,
+    ) -> predictor_pb2.RecordOutcomesResponse:
+        """Attach outcomes to logged predictions; ApiError as for `predict`."""
+        try:
+            return await self._record_outcomes(
+                request, timeout=self.timeout_s, metadata=call_metadata(request_id, api_key)
             )
         except grpc.aio.AioRpcError as error:
             raise error_from_rpc(error, request_id, self.timeout_s) from None

@@ -32,6 +32,11 @@ from mlplatform.gateway.openapi import (
     ModelInfoResult,
     PredictResult,
 )
+from mlplatform.gateway.outcome_codec import (
+    outcomes_result,
+    request_from_csv,
+    request_from_json,
+)
 from mlplatform.gateway.predictor_backend import PredictorBackend
 from mlplatform.gateway.responses import JsonResponse, error_response
 from mlplatform.gateway.rest_codec import (
@@ -152,6 +157,31 @@ async def invocations(request: Request) -> Response:
             MODEL_VERSION_HEADER: response.model_version,
         },
     )
+
+
+@router.post(
+    "/outcomes",
+    tags=["monitoring"],
+    openapi_extra=auth.OPENAPI_SECURITY,
+    summary="Attach true labels to logged predictions",
+    response_class=JsonResponse,
+    responses={200: {"description": "`{matched, replaced}`"}, **BODY_ERROR_RESPONSES},
+)
+async def record_outcomes(request: Request) -> Response:
+    """Outcomes keyed by `request_id` (online calls) or `batch_id` (batch jobs) and `row`,
+    with their `label`: JSON `{"outcomes": [...]}` or a CSV body (`text/csv`). All or nothing:
+    400 naming the unknown keys (or the bad field) and nothing stored. The answer counts the
+    outcomes matched and those that replaced an earlier one."""
+    api_key = auth.api_key_of(request)
+    request_id = request.state.request_id
+    read_as = _body_format(request, (BodyFormat.JSON, BodyFormat.CSV))
+    body = await request.body()
+    if read_as is BodyFormat.CSV:
+        grpc_request = request_from_csv(body)
+    else:
+        grpc_request = request_from_json(parse_json(body))
+    response = await _backend(request).record_outcomes(grpc_request, request_id, api_key)
+    return JsonResponse(outcomes_result(response))
 
 
 @router.get(

@@ -35,6 +35,10 @@ class GatewaySettings(BaseSettings):
         ge=1,
         description="Largest request body accepted; larger ones get 413 before they are parsed.",
     )
+    monitor_url: str = Field(
+        default="",
+        description="An `mlp monitor exporter`'s URL (http://HOST:PORT); empty: no /monitor pages.",
+    )
     api_keys: str = Field(
         default="",
         validation_alias=API_KEYS_ENV,

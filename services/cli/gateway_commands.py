@@ -20,6 +20,9 @@ def gateway(
     max_body_bytes: int = typer.Option(
         None, "--max-body-bytes", help="Largest request body; larger gets 413 (default 16 MiB)."
     ),
+    monitor_url: str = typer.Option(
+        None, "--monitor-url", help="An mlp monitor exporter's http://HOST:PORT, for /monitor."
+    ),
     access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log requests."),
     predictor_tls: bool = typer.Option(
         None, "--predictor-tls/--no-predictor-tls", help="TLS to the predictor (system CAs)."
@@ -63,6 +66,7 @@ def gateway(
         "predictor_tls_server_name": predictor_tls_server_name,
         "tls_cert": tls_cert,
         "tls_key": tls_key,
+        "monitor_url": monitor_url,
     }
     try:
         settings = GatewaySettings(

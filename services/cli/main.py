@@ -19,6 +19,8 @@ def _register_commands() -> None:
         inferer_commands,
         keys_commands,
         model_commands,
+        monitor_commands,
+        outcome_commands,
         pipeline_commands,
         predictor_commands,
         spark_commands,
@@ -37,6 +39,8 @@ def _register_commands() -> None:
         spark_commands,
         store_commands,
         model_commands,
+        outcome_commands,
+        monitor_commands,
         stack_commands,
     ):
         module.register(app)

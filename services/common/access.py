@@ -37,9 +37,8 @@ ENDPOINT_SCOPES: dict[str, Scope | None] = {
     "/mlplatform.v1.Predictor/Predict": Scope.PREDICT,
     "/mlplatform.v1.Predictor/GetModelInfo": Scope.PREDICT,
     "/inference.GRPCInferenceService/": Scope.PREDICT,
-    # gRPC: outcomes and monitoring services.
-    "/mlplatform.v1.Outcomes/": Scope.OUTCOMES,
-    "/mlplatform.v1.Monitor/": Scope.MONITOR,
+    # gRPC: true labels of logged predictions.
+    "/mlplatform.v1.Predictor/RecordOutcomes": Scope.OUTCOMES,
     # REST: liveness, readiness, version and the API docs.
     "/healthz": OPEN,
     "/readyz": OPEN,

@@ -207,7 +207,7 @@ async def start_predictor(
 
     # Registered through the guard: a body that does not parse is INVALID_ARGUMENT, not UNKNOWN.
     guarded = DecodingGuard(server, on_refused=count_undecodable)
-    predictor_pb2_grpc.add_PredictorServicer_to_server(PredictorServicer(service), guarded)
+    predictor_pb2_grpc.add_PredictorServicer_to_server(PredictorServicer(service, store), guarded)
     grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
         InferenceServicer(service, SERVER_NAME, _server_version()), guarded
     )

@@ -7,7 +7,9 @@ double column per class, named after the class label (`str(label)`), in `classes
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import grpc
 import numpy as np
@@ -21,8 +23,10 @@ from mlplatform.client.frames import (
     repeated_to_array,
     series_to_column,
 )
+from mlplatform.common import outcome_intake
 from mlplatform.common.input_schema import CheckedRows, ColumnKind, Columns, ProblemType
 from mlplatform.common.model_loading import LoadedModel
+from mlplatform.common.store import Store
 from mlplatform.predictor.errors import PredictionFailedError
 from mlplatform.predictor.frame_templates import FrameTemplates
 from mlplatform.predictor.grpc_errors import abort_with
@@ -168,11 +172,34 @@ def encode_model_info(model: LoadedModel) -> predictor_pb2.GetModelInfoResponse:
     )
 
 
+def decode_outcome(outcome: predictor_pb2.Outcome) -> dict[str, Any]:
+    """One Outcome message as the row `outcome_intake` reads (unset fields are absent)."""
+    row: dict[str, Any] = {"row": outcome.row}
+    key = outcome.WhichOneof("key")
+    if key is not None:
+        row[key] = getattr(outcome, key)
+    label = outcome.WhichOneof("label")
+    if label is not None:
+        row[outcome_intake.LABEL_COLUMN] = getattr(outcome, label)
+    return row
+
+
+def record_outcomes(
+    store: Store, request: predictor_pb2.RecordOutcomesRequest
+) -> predictor_pb2.RecordOutcomesResponse:
+    """Decode, record all or nothing, encode; InvalidInputError for any bad outcome."""
+    outcomes = outcome_intake.outcomes_from_rows(decode_outcome(o) for o in request.outcomes)
+    report = outcome_intake.record(store, outcomes)
+    return predictor_pb2.RecordOutcomesResponse(matched=report.matched, replaced=report.replaced)
+
+
 class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
     """gRPC transport of the Predictor service."""
 
-    def __init__(self, service: PredictionService) -> None:
+    def __init__(self, service: PredictionService, store: Store | None = None) -> None:
         self.service = service
+        #: Where RecordOutcomes writes: the store the predictions are logged in.
+        self.store = store
         #: The templates of the last model whose schema is all doubles (see frame_templates).
         self._templates: FrameTemplates | None = None
 
@@ -219,3 +246,14 @@ class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
         except Exception as error:
             await abort_with(context, error, new_request_id())
         return encode_model_info(model)
+
+    async def RecordOutcomes(
+        self, request: predictor_pb2.RecordOutcomesRequest, context: grpc.aio.ServicerContext
+    ) -> predictor_pb2.RecordOutcomesResponse:
+        try:
+            if self.store is None:
+                raise RuntimeError("this predictor was started without a store")
+            # The store is synchronous: off the event loop, so predictions keep flowing.
+            return await asyncio.to_thread(record_outcomes, self.store, request)
+        except Exception as error:
+            await abort_with(context, error, new_request_id())

@@ -98,6 +98,7 @@ def test_the_descriptor_set_holds_every_service_and_route_the_config_names() -> 
     assert rules["mlplatform.v1.Predictor"] == {
         "Predict": "POST /v1/models/{model_name}:predict",
         "GetModelInfo": "GET /v1/models/{model_name}",
+        "RecordOutcomes": "POST /v1/outcomes",
     }
 
 

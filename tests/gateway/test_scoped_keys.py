@@ -234,7 +234,7 @@ def test_the_scope_table() -> None:
     assert scope_for("/inference.GRPCInferenceService/ModelInfer") is Scope.PREDICT
     assert scope_for("/grpc.health.v1.Health/Watch") is None
     assert scope_for("/mlplatform.v1.Predictor/SomethingNew") is Scope.ADMIN
-    assert scope_for("/mlplatform.v1.Outcomes/RecordOutcomes") is Scope.OUTCOMES
+    assert scope_for("/mlplatform.v1.Predictor/RecordOutcomes") is Scope.OUTCOMES
     assert scope_for("/models/credit_fraud") is Scope.PREDICT
     assert scope_for("/v2/models/credit_fraud/infer") is Scope.PREDICT
     assert scope_for("/v2/health/live") is None

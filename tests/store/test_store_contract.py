@@ -16,8 +16,11 @@ from mlplatform.common.store import (
     BatchRecord,
     BatchStatus,
     DeadLetter,
+    DuplicateOutcomeError,
     InvalidRecordError,
     NotFoundError,
+    Outcome,
+    OutcomeReport,
     PipelineRun,
     PredictionRecord,
     RunError,
@@ -689,3 +692,125 @@ def test_closed_store_refuses_work(store: Store) -> None:
     store.close()
     with pytest.raises(StoreError):
         store.list_runs()
+
+
+# -- outcomes --------------------------------------------------------------------------------
+
+
+def _online_and_batch_predictions(store: Store, make_prediction: MakePrediction) -> None:
+    store.append_predictions(
+        [
+            make_prediction(source="online", request_id="req-1", row_index=row, prediction="stay")
+            for row in range(2)
+        ]
+        + [make_prediction(source="online", request_id="req-v2", model_version="2")]
+    )
+    store.append_batch_predictions(
+        BatchPredictions(
+            model_name="churn",
+            model_version="1",
+            batch_id="batch-1",
+            row_offset=0,
+            inputs=pd.DataFrame({"age": [30, 40, 50]}),
+            predictions=np.array(["stay", "leave", "leave"], dtype=object),
+            probabilities=np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]]),
+            class_names=("stay", "leave"),
+            created_at=T0 + timedelta(seconds=5),
+        )
+    )
+
+
+def test_outcomes_join_online_and_batch_predictions(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    _online_and_batch_predictions(store, make_prediction)
+    report = store.record_outcomes(
+        [
+            Outcome(kind="request", key="req-1", row_index=0, label="stay"),
+            Outcome(kind="request", key="req-1", row_index=1, label="leave"),
+            Outcome(kind="batch", key="batch-1", row_index=2, label="leave"),
+        ]
+    )
+    assert report == OutcomeReport(matched=3, replaced=0, unknown=[])
+    assert report.stored
+    assert store.count_labelled("churn", "1") == 3
+    assert store.count_labelled("churn", "2") == 0
+    assert store.count_labelled("churn", "1", since=T0 + timedelta(seconds=1)) == 1
+    pairs = store.labelled_predictions("churn", "1")
+    assert sorted((pair.prediction, pair.label) for pair in pairs) == [
+        ("leave", "leave"),
+        ("stay", "leave"),
+        ("stay", "stay"),
+    ]
+    batch_pair = next(pair for pair in pairs if pair.probabilities == {"stay": 0.2, "leave": 0.8})
+    assert batch_pair.label == "leave"
+    assert batch_pair.created_at == T0 + timedelta(seconds=5)
+    assert [pair.created_at for pair in pairs] == sorted(
+        (pair.created_at for pair in pairs), reverse=True
+    )
+
+
+def test_a_second_outcome_replaces_the_first_and_says_so(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    _online_and_batch_predictions(store, make_prediction)
+    store.record_outcomes([Outcome(kind="batch", key="batch-1", row_index=0, label="leave")])
+    report = store.record_outcomes(
+        [
+            Outcome(kind="batch", key="batch-1", row_index=0, label="stay"),
+            Outcome(kind="batch", key="batch-1", row_index=1, label="leave"),
+        ]
+    )
+    assert (report.matched, report.replaced) == (2, 1)
+    assert store.count_labelled("churn") == 2
+    labels = sorted(pair.label for pair in store.labelled_predictions("churn"))
+    assert labels == ["leave", "stay"]
+
+
+def test_unknown_outcome_keys_are_reported_and_nothing_is_stored(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    _online_and_batch_predictions(store, make_prediction)
+    report = store.record_outcomes(
+        [
+            Outcome(kind="request", key="req-1", row_index=0, label="stay"),
+            Outcome(kind="request", key="req-1", row_index=9, label="stay"),
+            Outcome(kind="batch", key="req-1", row_index=0, label="stay"),
+            Outcome(kind="request", key="batch-1", row_index=0, label=1),
+        ]
+    )
+    assert report.matched == 1
+    assert not report.stored
+    assert [str(key) for key in report.unknown] == [
+        "request_id='req-1' row=9",
+        "batch_id='req-1' row=0",
+        "request_id='batch-1' row=0",
+    ]
+    assert store.count_labelled("churn") == 0
+
+
+def test_an_outcome_named_twice_in_one_call_is_refused(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    _online_and_batch_predictions(store, make_prediction)
+    twice = Outcome(kind="request", key="req-1", row_index=0, label="stay")
+    with pytest.raises(DuplicateOutcomeError, match="request_id='req-1' row=0"):
+        store.record_outcomes([twice, twice.model_copy(update={"label": "leave"})])
+    assert store.count_labelled("churn") == 0
+
+
+@pytest.mark.parametrize("label", [1, 2.5, True, "yes"])
+def test_outcome_labels_keep_their_type(
+    store: Store, make_prediction: MakePrediction, label: object
+) -> None:
+    _online_and_batch_predictions(store, make_prediction)
+    store.record_outcomes([Outcome(kind="request", key="req-v2", row_index=0, label=label)])
+    [pair] = store.labelled_predictions("churn", "2")
+    assert pair.label == label
+    assert type(pair.label) is type(label)
+
+
+@pytest.mark.parametrize("label", [math.nan, None, [1], {"a": 1}])
+def test_invalid_outcome_labels_are_refused(label: object) -> None:
+    with pytest.raises(ValueError, match="label"):
+        Outcome(kind="request", key="req-1", row_index=0, label=label)

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_diabetes
 
 from mlplatform.client.pipelines import parse_pipeline
+from mlplatform.common.monitoring.baseline import load_baseline
 from mlplatform.common.store import PipelineRun, RunStatus, StepStatus, open_store
 from mlplatform.trainer.runner import PipelineRunner, new_run_record
 from mlplatform.v1 import messages_pb2
@@ -315,3 +316,25 @@ def test_kaggle_without_credentials_is_a_clear_failure(
     assert record.status == RunStatus.FAILED
     assert record.error is not None
     assert record.error.message.startswith("Kaggle credentials not found: set KAGGLE_USERNAME")
+
+
+def test_registered_version_has_its_monitoring_baseline(
+    example_run: dict[str, Any], fraud_csv: Path
+) -> None:
+    record: PipelineRun = example_run["record"]
+    register = record.step("register_model")
+    assert register is not None and register.findings["baseline"].startswith("stored"), register
+    client = MlflowClient(example_run["tracking_uri"])
+    version = client.get_model_version("fraud", "1")
+    baseline = load_baseline(client, version.run_id)
+    assert baseline is not None
+    training = pd.read_csv(fraud_csv)
+    assert baseline.problem_type == "classification" and baseline.target == "Class"
+    assert list(baseline.features.columns) == [c for c in training.columns if c != "Class"]
+    assert len(baseline.features) == len(training)  # under the 10,000-row sample cap
+    # PyCaret keeps 30 % of the rows aside; the baseline scores exactly those.
+    assert len(baseline.holdout) == round(0.3 * len(training))
+    assert set(baseline.holdout_predictions) <= {0, 1}
+    assert set(baseline.holdout_metrics) >= {"accuracy", "f1", "auc"}
+    parent = client.get_run(record.mlflow_run_id)
+    assert baseline.holdout_metrics["f1"] == pytest.approx(parent.data.metrics["holdout_F1"])

@@ -20,6 +20,14 @@ from mlplatform.common.store.base import (
     UnsupportedStoreURIError,
 )
 from mlplatform.common.store.batch_predictions import BatchPredictions
+from mlplatform.common.store.outcomes import (
+    DuplicateOutcomeError,
+    LabelledPrediction,
+    Outcome,
+    OutcomeKey,
+    OutcomeKind,
+    OutcomeReport,
+)
 from mlplatform.common.store.records import (
     BatchRecord,
     BatchStatus,
@@ -47,8 +55,14 @@ __all__ = [
     "BatchStatus",
     "Created",
     "DeadLetter",
+    "DuplicateOutcomeError",
     "InvalidRecordError",
+    "LabelledPrediction",
     "NotFoundError",
+    "Outcome",
+    "OutcomeKey",
+    "OutcomeKind",
+    "OutcomeReport",
     "PipelineRun",
     "PredictionRecord",
     "PredictionSource",

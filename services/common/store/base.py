@@ -7,7 +7,7 @@ Services depend on `Store` only; the backend (SQLite file or MongoDB) is picked 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -27,6 +27,7 @@ from mlplatform.common.store.records import (
 
 if TYPE_CHECKING:
     from mlplatform.common.store.batch_predictions import BatchPredictions
+    from mlplatform.common.store.outcomes import LabelledPrediction, Outcome, OutcomeReport
 
 DEFAULT_QUERY_LIMIT = 1000
 
@@ -178,6 +179,40 @@ class Store(ABC):
         until: datetime | None = None,
     ) -> int:
         """How many predictions match the filters (same meaning as query_predictions)."""
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> OutcomeReport:
+        """Attach each outcome to the logged prediction its key names.
+
+        All or nothing: when any key names no logged prediction, nothing is stored and the
+        report lists those keys. An outcome for a prediction that has one replaces it and is
+        counted in `replaced`. A key given twice in one call raises DuplicateOutcomeError.
+        """
+
+    @abstractmethod
+    def count_labelled(
+        self,
+        model_name: str,
+        model_version: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many predictions matching the filters have an outcome (times are the
+        predictions' own, as in query_predictions)."""
+
+    @abstractmethod
+    def labelled_predictions(
+        self,
+        model_name: str,
+        model_version: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_QUERY_LIMIT,
+    ) -> list[LabelledPrediction]:
+        """Up to `limit` of the newest labelled predictions matching the filters, each with
+        its outcome."""
 
     # -- batches -------------------------------------------------------------------------------
 

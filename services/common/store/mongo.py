@@ -11,7 +11,7 @@ filters, documents) is built by the pure functions of `mongo_queries`, re-export
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -25,6 +25,7 @@ try:
 except ImportError as error:
     raise missing_extra("mongo", error) from error
 
+from mlplatform.common.store import mongo_outcomes
 from mlplatform.common.store.base import (
     DEFAULT_QUERY_LIMIT,
     NotFoundError,
@@ -46,6 +47,7 @@ from mlplatform.common.store.mongo_queries import (
     redacted_uri,
 )
 from mlplatform.common.store.mongo_schema import check_schema_version
+from mlplatform.common.store.outcomes import LabelledPrediction, Outcome, OutcomeReport
 from mlplatform.common.store.records import (
     BatchRecord,
     BatchStatus,
@@ -278,6 +280,37 @@ class MongoStore(Store):
             model_name, model_version, batch_id, request_id, since, until
         )
         return self._predictions.count_documents(query)
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    @_translated
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> OutcomeReport:
+        return mongo_outcomes.record_outcomes(self._predictions, outcomes)
+
+    @_translated
+    def count_labelled(
+        self,
+        model_name: str,
+        model_version: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        query = mongo_outcomes.labelled_query(model_name, model_version, since, until)
+        return self._predictions.count_documents(query)
+
+    @_translated
+    def labelled_predictions(
+        self,
+        model_name: str,
+        model_version: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_QUERY_LIMIT,
+    ) -> list[LabelledPrediction]:
+        if check_limit(limit) == 0:
+            return []
+        query = mongo_outcomes.labelled_query(model_name, model_version, since, until)
+        return mongo_outcomes.labelled_predictions(self._predictions, query, limit)
 
     # -- batches -------------------------------------------------------------------------------
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import heapq
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from mlplatform.common.store import sqlite_outcomes
 from mlplatform.common.store.base import DEFAULT_QUERY_LIMIT, NotFoundError, Store
 from mlplatform.common.store.batch_predictions import BatchPredictions
+from mlplatform.common.store.outcomes import LabelledPrediction, Outcome, OutcomeReport
 from mlplatform.common.store.records import (
     BatchRecord,
     BatchStatus,
@@ -261,6 +263,33 @@ class SQLiteStore(Store):
         where, params = build_prediction_where(*filters, table="p")
         batch = self._read(f"SELECT TOTAL(p.row_count) FROM batch_parts AS p{where}", params)
         return online + int(batch[0][0])
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> OutcomeReport:
+        with self._write() as connection:
+            return sqlite_outcomes.record_outcomes(connection, outcomes)
+
+    def count_labelled(
+        self,
+        model_name: str,
+        model_version: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        return sqlite_outcomes.count_labelled(self._read, model_name, model_version, since, until)
+
+    def labelled_predictions(
+        self,
+        model_name: str,
+        model_version: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = DEFAULT_QUERY_LIMIT,
+    ) -> list[LabelledPrediction]:
+        return sqlite_outcomes.labelled_predictions(
+            self._read, model_name, model_version, since, until, check_limit(limit)
+        )
 
     # -- batches -------------------------------------------------------------------------------
 

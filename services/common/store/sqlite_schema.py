@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Callable
 
 from mlplatform.common.store.sqlite_batch_rows import move_legacy_batch_rows
+from mlplatform.common.store.sqlite_outcomes import OUTCOMES_TABLE
 
 #: A migration step: SQL text, or a function for what SQL cannot do exactly.
 Step = str | Callable[[sqlite3.Connection], None]
@@ -138,6 +139,6 @@ _BATCH_TABLES: tuple[Step, ...] = (
 )
 
 # MIGRATIONS[n] takes a database from user_version n to n + 1.
-MIGRATIONS: tuple[tuple[Step, ...], ...] = (_INITIAL_SCHEMA, _BATCH_TABLES)
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (_INITIAL_SCHEMA, _BATCH_TABLES, OUTCOMES_TABLE)
 
 SCHEMA_VERSION = len(MIGRATIONS)

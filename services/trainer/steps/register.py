@@ -3,6 +3,7 @@ promotion policy says so (see promotion.py)."""
 
 from __future__ import annotations
 
+from mlplatform.trainer.baseline import store_baseline
 from mlplatform.trainer.promotion import decide
 from mlplatform.trainer.steps.base import Findings, PipelineContext, StepFailure, step
 from mlplatform.trainer.steps.train import main_metric
@@ -67,4 +68,5 @@ def register_model(spec: pipeline_pb2.RegisterModel, context: PipelineContext) -
         "version": registered.version,
         "alias": registered.alias,
         "promotion": context.promotion,
+        "baseline": store_baseline(context),
     }

@@ -171,3 +171,106 @@ class GetModelInfoResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetModelInfoResponse: _TypeAlias = GetModelInfoResponse  # noqa: Y015
+
+@_typing.final
+class Outcome(_message.Message):
+    """The true label or value of one logged prediction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    ROW_FIELD_NUMBER: _builtins.int
+    LABEL_STRING_FIELD_NUMBER: _builtins.int
+    LABEL_DOUBLE_FIELD_NUMBER: _builtins.int
+    LABEL_INT64_FIELD_NUMBER: _builtins.int
+    LABEL_BOOL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The request id of an online call (every PredictResponse carries it)."""
+    batch_id: _builtins.str
+    """The id of a batch prediction job."""
+    row: _builtins.int
+    """The row of that request or batch, counted from 0."""
+    label_string: _builtins.str
+    """A class name."""
+    label_double: _builtins.float
+    """A numeric class or a regression target."""
+    label_int64: _builtins.int
+    """An integer class."""
+    label_bool: _builtins.bool
+    """A yes/no class."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        batch_id: _builtins.str = ...,
+        row: _builtins.int = ...,
+        label_string: _builtins.str = ...,
+        label_double: _builtins.float = ...,
+        label_int64: _builtins.int = ...,
+        label_bool: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "key", b"key", "label", b"label", "label_bool", b"label_bool", "label_double", b"label_double", "label_int64", b"label_int64", "label_string", b"label_string", "request_id", b"request_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "key", b"key", "label", b"label", "label_bool", b"label_bool", "label_double", b"label_double", "label_int64", b"label_int64", "label_string", b"label_string", "request_id", b"request_id", "row", b"row"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_key: _TypeAlias = _typing.Literal["request_id", "batch_id"]  # noqa: Y015
+    _WhichOneofArgType_key: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    _WhichOneofReturnType_label: _TypeAlias = _typing.Literal["label_string", "label_double", "label_int64", "label_bool"]  # noqa: Y015
+    _WhichOneofArgType_label: _TypeAlias = _typing.Literal["label", b"label"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_key) -> _WhichOneofReturnType_key | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_label) -> _WhichOneofReturnType_label | None: ...
+
+Global___Outcome: _TypeAlias = Outcome  # noqa: Y015
+
+@_typing.final
+class RecordOutcomesRequest(_message.Message):
+    """Outcomes to attach."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Outcome]:
+        """One per prediction; a prediction named twice is INVALID_ARGUMENT."""
+
+    def __init__(
+        self,
+        *,
+        outcomes: _abc.Iterable[Global___Outcome] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordOutcomesRequest: _TypeAlias = RecordOutcomesRequest  # noqa: Y015
+
+@_typing.final
+class RecordOutcomesResponse(_message.Message):
+    """What was stored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATCHED_FIELD_NUMBER: _builtins.int
+    REPLACED_FIELD_NUMBER: _builtins.int
+    matched: _builtins.int
+    """Outcomes attached to a logged prediction (every one sent, when the call succeeds)."""
+    replaced: _builtins.int
+    """Of those, how many replaced an outcome recorded earlier for the same prediction."""
+    def __init__(
+        self,
+        *,
+        matched: _builtins.int = ...,
+        replaced: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["matched", b"matched", "replaced", b"replaced"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordOutcomesResponse: _TypeAlias = RecordOutcomesResponse  # noqa: Y015

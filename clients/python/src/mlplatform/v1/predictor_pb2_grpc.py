@@ -47,6 +47,11 @@ class PredictorStub:
                 request_serializer=mlplatform_dot_v1_dot_predictor__pb2.GetModelInfoRequest.SerializeToString,
                 response_deserializer=mlplatform_dot_v1_dot_predictor__pb2.GetModelInfoResponse.FromString,
                 _registered_method=True)
+        self.RecordOutcomes = channel.unary_unary(
+                '/mlplatform.v1.Predictor/RecordOutcomes',
+                request_serializer=mlplatform_dot_v1_dot_predictor__pb2.RecordOutcomesRequest.SerializeToString,
+                response_deserializer=mlplatform_dot_v1_dot_predictor__pb2.RecordOutcomesResponse.FromString,
+                _registered_method=True)
 
 
 class PredictorServicer:
@@ -69,6 +74,15 @@ class PredictorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordOutcomes(self, request, context):
+        """Attaches true labels or values to logged predictions, by the keys the caller
+        already holds. All or nothing: when any key names no logged prediction, nothing
+        is stored and the call fails with INVALID_ARGUMENT listing those keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PredictorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -81,6 +95,11 @@ def add_PredictorServicer_to_server(servicer, server):
                     servicer.GetModelInfo,
                     request_deserializer=mlplatform_dot_v1_dot_predictor__pb2.GetModelInfoRequest.FromString,
                     response_serializer=mlplatform_dot_v1_dot_predictor__pb2.GetModelInfoResponse.SerializeToString,
+            ),
+            'RecordOutcomes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordOutcomes,
+                    request_deserializer=mlplatform_dot_v1_dot_predictor__pb2.RecordOutcomesRequest.FromString,
+                    response_serializer=mlplatform_dot_v1_dot_predictor__pb2.RecordOutcomesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -140,6 +159,33 @@ class Predictor:
             '/mlplatform.v1.Predictor/GetModelInfo',
             mlplatform_dot_v1_dot_predictor__pb2.GetModelInfoRequest.SerializeToString,
             mlplatform_dot_v1_dot_predictor__pb2.GetModelInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordOutcomes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlplatform.v1.Predictor/RecordOutcomes',
+            mlplatform_dot_v1_dot_predictor__pb2.RecordOutcomesRequest.SerializeToString,
+            mlplatform_dot_v1_dot_predictor__pb2.RecordOutcomesResponse.FromString,
             options,
             channel_credentials,
             insecure,

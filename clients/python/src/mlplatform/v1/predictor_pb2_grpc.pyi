@@ -40,6 +40,11 @@ class PredictorStub:
     """Predicts every row of a frame."""
     GetModelInfo: _grpc.UnaryUnaryMultiCallable[_predictor_pb2.GetModelInfoRequest, _predictor_pb2.GetModelInfoResponse]
     """Describes the model being served."""
+    RecordOutcomes: _grpc.UnaryUnaryMultiCallable[_predictor_pb2.RecordOutcomesRequest, _predictor_pb2.RecordOutcomesResponse]
+    """Attaches true labels or values to logged predictions, by the keys the caller
+    already holds. All or nothing: when any key names no logged prediction, nothing
+    is stored and the call fails with INVALID_ARGUMENT listing those keys.
+    """
 
 @_typing.type_check_only
 class PredictorAsyncStub(PredictorStub):
@@ -53,6 +58,11 @@ class PredictorAsyncStub(PredictorStub):
     """Predicts every row of a frame."""
     GetModelInfo: _aio.UnaryUnaryMultiCallable[_predictor_pb2.GetModelInfoRequest, _predictor_pb2.GetModelInfoResponse]  # type: ignore[assignment]
     """Describes the model being served."""
+    RecordOutcomes: _aio.UnaryUnaryMultiCallable[_predictor_pb2.RecordOutcomesRequest, _predictor_pb2.RecordOutcomesResponse]  # type: ignore[assignment]
+    """Attaches true labels or values to logged predictions, by the keys the caller
+    already holds. All or nothing: when any key names no logged prediction, nothing
+    is stored and the call fails with INVALID_ARGUMENT listing those keys.
+    """
 
 class PredictorServicer(metaclass=_abc_1.ABCMeta):
     """Online predictions from the model registered under NAME@ALIAS.
@@ -75,5 +85,16 @@ class PredictorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_predictor_pb2.GetModelInfoResponse, _abc.Awaitable[_predictor_pb2.GetModelInfoResponse]]:
         """Describes the model being served."""
+
+    @_abc_1.abstractmethod
+    def RecordOutcomes(
+        self,
+        request: _predictor_pb2.RecordOutcomesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_predictor_pb2.RecordOutcomesResponse, _abc.Awaitable[_predictor_pb2.RecordOutcomesResponse]]:
+        """Attaches true labels or values to logged predictions, by the keys the caller
+        already holds. All or nothing: when any key names no logged prediction, nothing
+        is stored and the call fails with INVALID_ARGUMENT listing those keys.
+        """
 
 def add_PredictorServicer_to_server(servicer: PredictorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
