@@ -28,7 +28,7 @@ def store_baseline(context: PipelineContext) -> str:
     if training is None or context.data is None or run_id is None:
         return "skipped: no training data or run"
     try:
-        holdout_features, holdout_labels = training.session.holdout_data()
+        holdout_features, holdout_labels = training.session.holdout_features_and_target()
         regression = config.problem_type == pipeline_pb2.PROBLEM_TYPE_REGRESSION
         baseline = build_baseline(
             quality.REGRESSION if regression else quality.CLASSIFICATION,

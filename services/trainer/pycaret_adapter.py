@@ -249,7 +249,7 @@ class TrainingSession:
         row = self._experiment.pull().iloc[0]
         return {name: float(value) for name, value in row.items() if _is_number(value)}
 
-    def holdout_data(self) -> tuple[pd.DataFrame, pd.Series]:
+    def holdout_features_and_target(self) -> tuple[pd.DataFrame, pd.Series]:
         """The hold-out rows PyCaret kept aside at setup, untransformed, and their targets."""
         return self._experiment.get_config("X_test"), self._experiment.get_config("y_test")
 
