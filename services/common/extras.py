@@ -14,6 +14,8 @@ EXTRAS = {
     "postgres": "MLflow's backend store on PostgreSQL (psycopg2)",
     "s3": "MLflow's S3 artifact store (boto3)",
     "kaggle": "the load_data_from_kaggle step (the Kaggle client)",
+    "spark": "mlp batch spark (pyspark)",
+    "monitor": "mlp monitor's drift statistics and reports (Evidently)",
 }
 
 

@@ -11,11 +11,14 @@ can store its baseline later.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from mlplatform.common.monitoring import quality
 from mlplatform.common.monitoring.baseline import build_baseline, log_baseline, pycaret_metrics
-from mlplatform.trainer.steps.base import PipelineContext
 from mlplatform.v1 import pipeline_pb2
+
+if TYPE_CHECKING:  # steps import this module: a runtime import would be circular
+    from mlplatform.trainer.steps.base import PipelineContext
 
 logger = logging.getLogger(__name__)
 

@@ -261,4 +261,4 @@ def test_compose_runs_the_store_on_mongodb(compose: dict[str, Any]) -> None:
         uri = compose["services"][role]["environment"]["MLP_STORE_URI"]
         assert uri.startswith("mongodb://") and "@mongo:27017/" in uri
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert '".[mongo]"' in dockerfile, "the ML images install the MongoDB driver"
+    assert '".[mongo,monitor]"' in dockerfile, "the ML images install the MongoDB driver"

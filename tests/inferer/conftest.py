@@ -24,6 +24,7 @@ from mlplatform.common.model_tags import ModelTagRequirement
 from mlplatform.common.store import Store, open_store
 from mlplatform.inferer.model_cache import ModelCache
 from mlplatform.inferer.worker import InfererHandler
+from tests.support.mlflow_experiments import experiment_id
 from tests.support.queues import BROKER_URL, temporary_work_queue
 from tests.trainer.workers import wait_until
 
@@ -38,8 +39,7 @@ class Registry:
 def register(tracking_uri: str, estimator: object, features: pd.DataFrame, name: str) -> str:
     """Logs and registers `estimator` the way the trainer does; points `production` at it."""
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("inferer-tests")
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id=experiment_id(tracking_uri, "inferer-tests")):
         info = mlflow.sklearn.log_model(
             estimator,
             name="model",

@@ -31,6 +31,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from tests.support.mlflow_experiments import experiment_id
+
 ALIAS = "production"
 
 
@@ -71,9 +73,8 @@ def log_and_register(
     The logged input example is `features`' first rows unless `input_example` is given."""
     # Set every time: other test modules may point MLflow at their own registry.
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("predictor-tests")
     signature = infer_signature(features, estimator.predict(features.head(20)))
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id=experiment_id(tracking_uri, "predictor-tests")):
         info = mlflow.sklearn.log_model(
             estimator,
             name="model",

@@ -18,6 +18,7 @@ from mlplatform.common.model_loading import (
     limit_threads,
     load_model,
 )
+from tests.support.mlflow_experiments import experiment_id
 
 
 @pytest.mark.parametrize(
@@ -101,8 +102,7 @@ def test_model_without_signature_is_refused(registry: Registry) -> None:
     features, target = cancer_frame()
     forest = RandomForestClassifier(n_estimators=2).fit(features, target)
     mlflow.set_tracking_uri(registry.tracking_uri)
-    mlflow.set_experiment("predictor-tests")
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id=experiment_id(registry.tracking_uri, "predictor-tests")):
         mlflow.sklearn.log_model(
             forest,
             name="model",

@@ -17,14 +17,19 @@ import pandas as pd
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from evidently import ColumnMapping
-from evidently.metric_preset import (
-    ClassificationPreset,
-    DataDriftPreset,
-    RegressionPreset,
-)
-from evidently.metrics import ColumnDriftMetric
-from evidently.report import Report
+from mlplatform.common.extras import missing_extra
+
+try:
+    from evidently import ColumnMapping
+    from evidently.metric_preset import (
+        ClassificationPreset,
+        DataDriftPreset,
+        RegressionPreset,
+    )
+    from evidently.metrics import ColumnDriftMetric
+    from evidently.report import Report
+except ImportError as error:
+    raise missing_extra("monitor", error) from error
 
 PREDICTION = "prediction"
 TARGET = "target"

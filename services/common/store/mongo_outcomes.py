@@ -12,8 +12,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import DESCENDING
-from pymongo.collection import Collection
+from mlplatform.common.extras import missing_extra
+
+try:
+    from pymongo import DESCENDING
+    from pymongo.collection import Collection
+except ImportError as error:
+    raise missing_extra("mongo", error) from error
 
 from mlplatform.common.store.mongo_queries import build_prediction_query
 from mlplatform.common.store.outcomes import (
