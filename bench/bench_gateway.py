@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -46,7 +45,13 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_predictor import percentile, predictor_process, register_models, trivial_process
+from bench_predictor import (
+    mlp_command,
+    percentile,
+    predictor_process,
+    register_models,
+    trivial_process,
+)
 
 from mlplatform.client.frames import dataframe_to_frame
 from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
@@ -78,9 +83,7 @@ def free_port() -> int:
 @contextmanager
 def gateway_process(predictor_address: str) -> Iterator[str]:
     """`mlp gateway` in its own process; yields its base URL once /healthz answers."""
-    mlp = shutil.which("mlp")
-    if mlp is None:
-        raise SystemExit("the mlp command is not installed (pip install -e .)")
+    mlp = mlp_command()
     port = free_port()
     arguments = [mlp, "gateway", "--host", "127.0.0.1", "--port", str(port)]
     arguments += ["--predictor", predictor_address]
@@ -242,7 +245,7 @@ def main() -> None:
         invocations_body = orjson.dumps({"dataframe_records": [record]})
         store_uri = f"sqlite:///{root / 'store.db'}"
         with (
-            predictor_process(tracking_uri, MODEL, store_uri, log=False) as address,
+            predictor_process(tracking_uri, MODEL, store_uri, log=False, options=[]) as address,
             gateway_process(address) as url,
         ):
             print(f"measuring {MODEL} (predictor {address}, gateway {url})...", flush=True)

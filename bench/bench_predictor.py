@@ -182,14 +182,22 @@ def floor_ms(estimator: object, rows: pd.DataFrame, repeats: int = 300) -> float
 # --- servers --------------------------------------------------------------------------------
 
 
+def mlp_command() -> str:
+    """The `mlp` beside this interpreter (the bench runs from the venv, active or not), else
+    the one on PATH."""
+    beside = Path(sys.executable).with_name("mlp")
+    mlp = str(beside) if beside.exists() else shutil.which("mlp")
+    if mlp is None:
+        raise SystemExit("the mlp command is not installed (scripts/setup, or pip install -e .)")
+    return mlp
+
+
 @contextmanager
 def predictor_process(
     tracking_uri: str, model: str, store_uri: str, log: bool, options: list[str]
 ) -> Iterator[str]:
     """`mlp predictor [options]` in its own process; yields its address once it serves."""
-    mlp = shutil.which("mlp")
-    if mlp is None:
-        raise SystemExit("the mlp command is not installed (pip install -e .)")
+    mlp = mlp_command()
     arguments = [mlp, "predictor", "--model", model, "--host", "127.0.0.1", "--port", "0"]
     arguments += ["--metrics-port", "-1", "--log-predictions" if log else "--no-log-predictions"]
     arguments += options
