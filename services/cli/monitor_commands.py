@@ -18,7 +18,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from mlplatform.cli.store_commands import EXIT_FAILURE, STORE_OPTION, _opened_store, parse_time
+from mlplatform.cli.store_output import EXIT_FAILURE, STORE_OPTION, opened_store, parse_time
 
 DURATION = re.compile(r"^(\d+)([mhdw])$")
 DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -132,7 +132,7 @@ def report(
     start = parse_since(since)
     client = _client(tracking_uri)
     try:
-        with _opened_store(store_uri) as store:
+        with opened_store(store_uri) as store:
             summary, data = monitor_summary(store, client, name, version, start)
     except MlflowException as error:
         typer.echo(f"registry error: {error.message}", err=True)
@@ -226,7 +226,7 @@ def exporter(
     window = timedelta(**{DURATION_UNITS[unit]: int(amount)})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     client = _client(tracking_uri)
-    with _opened_store(store_uri) as store:
+    with opened_store(store_uri) as store:
         running = MonitorExporter(store, client, models, window, interval_s)
         port = running.serve(metrics_host, metrics_port)
         typer.echo(f"monitoring gauges on http://{metrics_host}:{port}/metrics", err=True)

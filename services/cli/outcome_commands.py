@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mlplatform.cli.store_commands import EXIT_FAILURE, STORE_OPTION, _opened_store
+from mlplatform.cli.store_output import EXIT_FAILURE, STORE_OPTION, opened_store
 from mlplatform.common import outcome_intake
 from mlplatform.common.input_problems import InvalidInputError
 
@@ -34,7 +34,7 @@ def outcomes(
         raise typer.Exit(EXIT_FAILURE) from None
     try:
         recorded = outcome_intake.outcomes_from_table(table)
-        with _opened_store(store_uri) as store:
+        with opened_store(store_uri) as store:
             report = outcome_intake.record(store, recorded)
     except InvalidInputError as error:
         typer.echo(f"{path.name}: {error}", err=True)

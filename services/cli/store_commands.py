@@ -1,22 +1,10 @@
-"""`mlp runs` and `mlp predictions`: read the pipeline-run and prediction store.
-
-Tables are for people; `--format csv` and `--format json` are for spreadsheets and scripts, so
-they carry every field and no decoration. Times are shown and accepted in UTC.
-"""
+"""`mlp runs`: the pipeline runs in the store, one run step by step, or followed live."""
 
 from __future__ import annotations
 
-import csv
-import json
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any
+from collections.abc import Sequence
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -28,27 +16,24 @@ from mlplatform.cli.run_views import (
     promotion_text,
     watch_run,
 )
-from mlplatform.common.store import (
-    NotFoundError,
-    PipelineRun,
-    PredictionRecord,
-    RunStatus,
-    Store,
-    StoreError,
-    open_store,
+from mlplatform.cli.store_output import (
+    EXIT_FAILURE,
+    FORMAT_OPTION,
+    STORE_OPTION,
+    WIDE_TERMINAL,
+    OutputFormat,
+    compact,
+    format_duration,
+    format_time,
+    new_console,
+    opened_store,
+    status_text,
+    text_row,
+    write_csv,
+    write_json,
 )
+from mlplatform.common.store import PipelineRun, RunStatus
 
-EXIT_FAILURE = 1
-INPUT_PREVIEW_CHARS = 60
-WIDE_TERMINAL = 110  # columns; below it, tables keep their essential columns only
-STATUS_STYLES = {
-    "queued": "yellow",
-    "pending": "yellow",
-    "running": "cyan",
-    "succeeded": "green",
-    "failed": "red",
-    "skipped": "dim",
-}
 RUN_CSV_FIELDS = (
     "pipeline_id", "status", "experiment_name", "model_name", "submitted_by", "created_at",
     "started_at", "finished_at", "attempts", "best_model", "main_metric", "main_metric_value",
@@ -57,105 +42,6 @@ RUN_CSV_FIELDS = (
 STEP_CSV_FIELDS = (
     "name", "status", "started_at", "finished_at", "elapsed_seconds", "findings", "message",
 )  # fmt: skip
-PREDICTION_CSV_FIELDS = (
-    "created_at", "model_name", "model_version", "source", "request_id", "batch_id",
-    "row_index", "prediction", "probabilities", "latency_ms", "input_row",
-)  # fmt: skip
-
-
-class OutputFormat(StrEnum):
-    """How a command prints what it read."""
-
-    TABLE = "table"
-    CSV = "csv"
-    JSON = "json"
-
-
-STORE_OPTION = typer.Option(
-    None, "--store", help="Store URI (sqlite:///PATH or mongodb://...); default: MLP_STORE_URI."
-)
-FORMAT_OPTION = typer.Option(OutputFormat.TABLE, "--format", help="Output format.")
-
-
-# -- shared helpers ------------------------------------------------------------------------------
-
-
-@contextmanager
-def _opened_store(uri: str | None) -> Iterator[Store]:
-    """The store, with store failures reported as one line on stderr and exit code 1."""
-    try:
-        with open_store(uri) as store:
-            yield store
-    except NotFoundError as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(EXIT_FAILURE) from None
-    except StoreError as error:
-        typer.echo(f"store error: {error}", err=True)
-        raise typer.Exit(EXIT_FAILURE) from None
-
-
-def parse_time(value: str | None, option: str) -> datetime | None:
-    """An ISO 8601 time from the command line; one without a timezone is taken as UTC."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not an ISO 8601 time (for example 2024-05-01 or 2024-05-01T12:00:00Z)",
-            param_hint=option,
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _time(moment: datetime | None) -> str:
-    return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _duration(started_at: datetime | None, finished_at: datetime | None) -> str:
-    if started_at is None or finished_at is None:
-        return ""
-    return f"{(finished_at - started_at).total_seconds():.1f}s"
-
-
-def _status(value: str) -> Text:
-    return Text(value, style=STATUS_STYLES.get(value, ""))
-
-
-def _row(*cells: str | Text) -> list[Text]:
-    """Table cells as plain text: ids, findings and messages may hold `[...]`, which rich
-    would otherwise read as markup and drop."""
-    return [cell if isinstance(cell, Text) else Text(cell) for cell in cells]
-
-
-def _compact(value: Any) -> str:
-    """A value in one cell: text as is, anything else as compact JSON, None as nothing."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _preview(value: Any, width: int = INPUT_PREVIEW_CHARS) -> str:
-    text = _compact(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _write_csv(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(fields), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({field: _compact(row.get(field)) for field in fields})
-
-
-def _write_json(value: Any) -> None:
-    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
-
-
-def _console() -> Console:
-    # Created per call so output goes to the stdout in force (a test runner swaps it).
-    return Console(highlight=False, soft_wrap=False)
 
 
 # -- mlp runs ------------------------------------------------------------------------------------
@@ -184,14 +70,14 @@ def _runs_table(runs: Sequence[PipelineRun], width: int) -> Table:
         )
         cells: list[str | Text] = [
             run.pipeline_id,
-            _status(run.status.value),
-            _time(run.created_at),
+            status_text(run.status.value),
+            format_time(run.created_at),
             run.model_name or "",
         ]
         if wide:
             finished_steps = sum(step.status in ("succeeded", "skipped") for step in run.steps)
             cells += [
-                _duration(run.started_at, run.finished_at),
+                format_duration(run.started_at, run.finished_at),
                 f"{finished_steps}/{len(run.steps)}",
             ]
         cells.append(metric)
@@ -201,7 +87,7 @@ def _runs_table(runs: Sequence[PipelineRun], width: int) -> Table:
                 registered = f"{run.registered_model_name} v{run.registered_version}"
                 registered += f" @{run.alias}" if run.alias else ""
             cells.append(registered)
-        table.add_row(*_row(*cells))
+        table.add_row(*text_row(*cells))
     return table
 
 
@@ -224,10 +110,10 @@ def _run_details(run: PipelineRun) -> list[tuple[str, str | None]]:
         ("experiment", run.experiment_name),
         ("model", run.model_name),
         ("submitted by", run.submitted_by),
-        ("created", _time(run.created_at)),
-        ("started", _time(run.started_at)),
-        ("finished", _time(run.finished_at)),
-        ("took", _duration(run.started_at, run.finished_at)),
+        ("created", format_time(run.created_at)),
+        ("started", format_time(run.started_at)),
+        ("finished", format_time(run.finished_at)),
+        ("took", format_duration(run.started_at, run.finished_at)),
         ("attempts", str(run.attempts)),
         ("mlflow", mlflow),
         ("best model", run.best_model),
@@ -237,10 +123,13 @@ def _run_details(run: PipelineRun) -> list[tuple[str, str | None]]:
 
 
 def _print_run(run: PipelineRun) -> None:
-    console = _console()
+    console = new_console()
     console.print(
         Text.assemble(
-            ("Pipeline run ", "bold"), (run.pipeline_id, "bold"), "  ", _status(run.status.value)
+            ("Pipeline run ", "bold"),
+            (run.pipeline_id, "bold"),
+            "  ",
+            status_text(run.status.value),
         )
     )
     details = Table.grid(padding=(0, 2))
@@ -248,7 +137,7 @@ def _print_run(run: PipelineRun) -> None:
     details.add_column(overflow="fold")
     for label, value in _run_details(run):
         if value:
-            details.add_row(*_row(label, value))
+            details.add_row(*text_row(label, value))
     console.print(details)
 
     steps = Table(title="Steps", title_justify="left")
@@ -257,17 +146,17 @@ def _print_run(run: PipelineRun) -> None:
     for number, step in enumerate(run.steps, start=1):
         took = "" if step.elapsed_seconds is None else f"{step.elapsed_seconds:.1f}s"
         findings = ", ".join(
-            f"{key}={_compact(value)}"
+            f"{key}={compact(value)}"
             for key, value in step.findings.items()
             if key not in BULKY_FINDINGS
         )
         steps.add_row(
-            *_row(
+            *text_row(
                 str(number),
                 step.name,
-                _status(step.status.value),
-                _time(step.started_at),
-                took or _duration(step.started_at, step.finished_at),
+                status_text(step.status.value),
+                format_time(step.started_at),
+                took or format_duration(step.started_at, step.finished_at),
                 findings,
                 step.message or "",
             )
@@ -328,22 +217,22 @@ def runs(
         assert pipeline_id is not None
         _watch(pipeline_id, timeout, store_uri)
         return
-    with _opened_store(store_uri) as store:
+    with opened_store(store_uri) as store:
         if pipeline_id is None:
             recent_runs = store.list_runs(limit=limit, status=status)
             if output_format is OutputFormat.JSON:
-                _write_json([run.model_dump(mode="json") for run in recent_runs])
+                write_json([run.model_dump(mode="json") for run in recent_runs])
             elif output_format is OutputFormat.CSV:
-                _write_csv(RUN_CSV_FIELDS, [run.model_dump(mode="json") for run in recent_runs])
+                write_csv(RUN_CSV_FIELDS, [run.model_dump(mode="json") for run in recent_runs])
             else:
-                console = _console()
+                console = new_console()
                 console.print(_runs_table(recent_runs, console.width))
             return
         run = store.get_run(pipeline_id)
     if output_format is OutputFormat.JSON:
-        _write_json(run.model_dump(mode="json"))
+        write_json(run.model_dump(mode="json"))
     elif output_format is OutputFormat.CSV:
-        _write_csv(STEP_CSV_FIELDS, [step.model_dump(mode="json") for step in run.steps])
+        write_csv(STEP_CSV_FIELDS, [step.model_dump(mode="json") for step in run.steps])
     else:
         _print_run(run)
 
@@ -351,7 +240,7 @@ def runs(
 def _watch(pipeline_id: str, timeout: float, store_uri: str | None) -> None:
     from mlplatform.cli.live_progress import EventDisplay
 
-    with _opened_store(store_uri) as store, EventDisplay() as display:
+    with opened_store(store_uri) as store, EventDisplay() as display:
         try:
             final = watch_run(store, pipeline_id, display.show, timeout)
         except WatchTimeout as error:
@@ -361,86 +250,9 @@ def _watch(pipeline_id: str, timeout: float, store_uri: str | None) -> None:
         raise typer.Exit(EXIT_FAILURE)
 
 
-# -- mlp predictions -----------------------------------------------------------------------------
-
-
-def _predictions_table(records: Sequence[PredictionRecord], matching: int, width: int) -> Table:
-    """Predictions, one per row; a narrow terminal gets no probabilities or latency column."""
-    wide = width >= WIDE_TERMINAL
-    table = Table(
-        title="Predictions",
-        title_justify="left",
-        caption=f"{len(records):,} shown of {matching:,} matching",
-        caption_justify="left",
-    )
-    table.add_column("time (UTC)")
-    table.add_column("model", overflow="fold")
-    table.add_column("source", overflow="fold")
-    table.add_column("row", no_wrap=True, justify="right")
-    table.add_column("prediction", overflow="fold")
-    if wide:
-        table.add_column("probabilities", overflow="fold")
-        table.add_column("ms", no_wrap=True, justify="right")
-    table.add_column("input", overflow="fold", ratio=1)
-    for record in records:
-        cells = [
-            _time(record.created_at),
-            f"{record.model_name} v{record.model_version}",
-            f"{record.source.value} {record.batch_id or record.request_id or ''}",
-            str(record.row_index),
-            _preview(record.prediction, 30),
-        ]
-        if wide:
-            latency = "" if record.latency_ms is None else f"{record.latency_ms:.1f}"
-            cells += [_preview(record.probabilities, 40), latency]
-        cells.append(_preview(record.input_row))
-        table.add_row(*_row(*cells))
-    return table
-
-
-def predictions(
-    model: str | None = typer.Option(None, "--model", help="Model name."),
-    version: str | None = typer.Option(None, "--version", help="Model version."),
-    batch: str | None = typer.Option(None, "--batch", help="Batch id."),
-    request: str | None = typer.Option(None, "--request", help="Online request id."),
-    since: str | None = typer.Option(
-        None, "--since", help="From this time, included (ISO 8601; UTC if no zone)."
-    ),
-    until: str | None = typer.Option(
-        None, "--until", help="Up to this time, excluded (ISO 8601; UTC if no zone)."
-    ),
-    limit: int = typer.Option(100, "--limit", "-n", min=0, help="At most this many rows."),
-    newest: bool = typer.Option(False, "--newest", help="Newest first (default: oldest first)."),
-    output_format: OutputFormat = FORMAT_OPTION,
-    store_uri: str | None = STORE_OPTION,
-) -> None:
-    """Logged predictions by model, version, batch or time.
-
-    Oldest first (--newest for the latest). Times are UTC.
-
-    --since is included and --until excluded: consecutive windows never overlap.
-    """
-    filters: dict[str, Any] = {
-        "model_name": model,
-        "model_version": version,
-        "batch_id": batch,
-        "request_id": request,
-        "since": parse_time(since, "--since"),
-        "until": parse_time(until, "--until"),
-    }
-    with _opened_store(store_uri) as store:
-        records = store.query_predictions(**filters, limit=limit, newest_first=newest)
-        matching = store.count_predictions(**filters) if output_format is OutputFormat.TABLE else 0
-    if output_format is OutputFormat.JSON:
-        _write_json([record.model_dump(mode="json") for record in records])
-    elif output_format is OutputFormat.CSV:
-        _write_csv(PREDICTION_CSV_FIELDS, [record.model_dump(mode="json") for record in records])
-    else:
-        console = _console()
-        console.print(_predictions_table(records, matching, console.width))
-
-
 def register(app: typer.Typer) -> None:
     """Adds the store-reading commands to the `mlp` app."""
+    from mlplatform.cli.prediction_commands import predictions
+
     app.command("runs")(runs)
     app.command("predictions")(predictions)
