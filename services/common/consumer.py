@@ -18,6 +18,9 @@ With prefetch 1, a delivery that arrives while a job runs (our own message, rede
 after the broker closed the channel for a consumer timeout) is deferred at once; with more,
 deliveries queue for the job thread in order. The connection is re-opened with capped
 exponential backoff when the broker goes away.
+
+Longer than ~300 lines on purpose: it is the one module that knows pika's threading rules
+(what may run on the I/O thread and what may not); splitting it would spread them.
 """
 
 from __future__ import annotations

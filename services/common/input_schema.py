@@ -25,6 +25,9 @@ Decisions a caller must know:
 
 Over 300 lines because the general check and its all-double fast paths (`DoublesLayout`,
 `DoublesRows`) must refuse the same rows: they are kept side by side.
+
+Longer than ~300 lines on purpose: the predictor and the inferer must refuse the same inputs
+with the same messages, so the whole check, fast all-double path included, stays in one place.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ writes every new row and the duplicate-key errors of the others are counted, not
 Runs and batches carry a `revision` so a read-modify-write is a compare-and-swap: two workers
 updating one run never lose each other's change. What is sent to the server (indexes,
 filters, documents) is built by the pure functions of `mongo_queries`, re-exported here.
+
+Longer than ~300 lines on purpose: one method per operation of the store interface
+(`base.Store`); query building and outcomes already live in `mongo_queries` and
+`mongo_outcomes`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Connections, WAL and migrations live in `sqlite_connections`, row mapping in `sq
 this module says what each store operation reads and writes. Runs and batches are JSON
 documents updated by read-modify-write inside one write transaction, which SQLite serialises
 across threads and processes.
+
+Longer than ~300 lines on purpose: one method per operation of the store interface
+(`base.Store`); connections, rows, batch rows and outcomes already live in their own modules.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ Decisions a caller must know:
 - Rejected with `FrameError`: datetime, timedelta, period, interval, complex, bytes, object
   columns holding anything but strings and missing values, uint64 values above int64 max,
   non-string or duplicate column names.
+
+Longer than ~300 lines on purpose: it is the one codec of the `Frame` wire shape, both
+directions and every column type, so an encode and its decode change together.
 """
 
 from __future__ import annotations

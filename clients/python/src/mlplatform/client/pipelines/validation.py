@@ -5,6 +5,9 @@ before the pipeline is published: step order, estimator ids and metric names for
 the problem type, fold and selection counts, `setup()` keywords. Given the data roots
 the trainers use (`MLP_DATA_ROOTS`), data sources outside them too: the trainers check
 again in any case, since only they know their own roots for certain.
+
+Longer than ~300 lines on purpose: every check a definition passes before it is published
+lives here, so one place says what a valid pipeline is.
 """
 
 from __future__ import annotations
