@@ -69,7 +69,7 @@ def _write_partition(
         for frame in batches:
             written = sum(
                 store.append_batch_predictions(chunk)
-                for chunk in _chunks(
+                for chunk in logged_chunks(
                     frame,
                     batch_id,
                     model_name,
@@ -82,7 +82,7 @@ def _write_partition(
             yield pd.DataFrame({LOGGED_COLUMN: [written]})
 
 
-def _chunks(
+def logged_chunks(
     frame: pd.DataFrame,
     batch_id: str,
     model_name: str,

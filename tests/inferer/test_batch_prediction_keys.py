@@ -53,8 +53,8 @@ def test_outcomes_by_prediction_key_label_a_batch_submitted_with_a_key_column(
                 "120",
             ],
         )
-    assert submitted.exit_code == 0, submitted.output
-    logged = store.query_predictions(model_name="cancer", limit=ROWS + 1)
+        assert submitted.exit_code == 0, submitted.output
+        logged = store.query_predictions(model_name="cancer", limit=ROWS + 1)
     assert sorted(record.prediction_key for record in logged) == keys
     # The key column is no model input: it is neither predicted on nor kept with the inputs.
     assert all("order_id" not in record.input_row for record in logged)
