@@ -36,22 +36,10 @@ def test_outcomes_by_prediction_key_label_a_batch_submitted_with_a_key_column(
         open_store(cli_settings) as store,
         running_inferer(batch_queue, store, registry.tracking_uri),
     ):
+        options = "--key-column order_id --rows-per-message 40 --wait --timeout 120"
         submitted = runner.invoke(
             app,
-            [
-                "batch",
-                "submit",
-                str(rows_file),
-                "--model",
-                "cancer@production",
-                "--key-column",
-                "order_id",
-                "--rows-per-message",
-                "40",
-                "--wait",
-                "--timeout",
-                "120",
-            ],
+            ["batch", "submit", str(rows_file), "--model", "cancer@production", *options.split()],
         )
         assert submitted.exit_code == 0, submitted.output
         logged = store.query_predictions(model_name="cancer", limit=ROWS + 1)

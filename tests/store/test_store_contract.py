@@ -6,6 +6,7 @@ import math
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -705,6 +706,15 @@ def _online_and_batch_predictions(store: Store, make_prediction: MakePrediction)
         ]
         + [make_prediction(source="online", request_id="req-v2", model_version="2")]
     )
+    _append_batch_of_three(
+        store,
+        probabilities=np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]]),
+        class_names=("stay", "leave"),
+    )
+
+
+def _append_batch_of_three(store: Store, **fields: Any) -> None:
+    """Rows 0-2 of churn v1's batch-1, predicted stay, leave, leave; `fields` add to them."""
     store.append_batch_predictions(
         BatchPredictions(
             model_name="churn",
@@ -713,9 +723,8 @@ def _online_and_batch_predictions(store: Store, make_prediction: MakePrediction)
             row_offset=0,
             inputs=pd.DataFrame({"age": [30, 40, 50]}),
             predictions=np.array(["stay", "leave", "leave"], dtype=object),
-            probabilities=np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]]),
-            class_names=("stay", "leave"),
             created_at=T0 + timedelta(seconds=5),
+            **fields,
         )
     )
 
@@ -833,18 +842,7 @@ def _keyed_predictions(store: Store, make_prediction: MakePrediction) -> None:
             ),
         ]
     )
-    store.append_batch_predictions(
-        BatchPredictions(
-            model_name="churn",
-            model_version="1",
-            batch_id="batch-1",
-            row_offset=0,
-            inputs=pd.DataFrame({"age": [30, 40, 50]}),
-            predictions=np.array(["stay", "leave", "leave"], dtype=object),
-            prediction_keys=("order-3", "order-1", None),
-            created_at=T0 + timedelta(seconds=5),
-        )
-    )
+    _append_batch_of_three(store, prediction_keys=("order-3", "order-1", None))
 
 
 def test_prediction_keys_read_back_with_their_predictions(
