@@ -73,6 +73,10 @@ def _outcome(position: int, row: Mapping[str, Any]) -> Outcome | InputProblem:
         return InputProblem(
             MODEL_COLUMN, f"outcome {position}: used with prediction_key only; leave it empty"
         )
+    elif row_index is None:
+        return InputProblem(
+            ROW_COLUMN, f"outcome {position}: missing; {key_name} needs a whole number >= 0"
+        )
     fields = {
         "kind": kind,
         "key": key,

@@ -212,3 +212,14 @@ def test_cli_refuses_a_file_with_a_key_column_but_no_label(
     result = CliRunner().invoke(app, ["outcomes", str(path), "--store", keyed.store_uri])
     assert result.exit_code == 1
     assert "column 'label': missing; expected columns request_id,row,label" in result.output
+
+
+def test_cli_names_a_missing_row_of_a_request_id(keyed: MonitoredModel, tmp_path: Path) -> None:
+    """A file mixing kinds of key leaves `row` empty on key rows; a request id row needs it."""
+    path = tmp_path / "outcomes.csv"
+    path.write_text("prediction_key,request_id,row,label\nk-1,,,stay\n,req-keyed,,stay\n")
+    result = CliRunner().invoke(app, ["outcomes", str(path), "--store", keyed.store_uri])
+    assert result.exit_code == 1
+    assert "column 'row': outcome 1: missing; request_id needs a whole number >= 0" in (
+        result.output
+    )
