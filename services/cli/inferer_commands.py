@@ -69,6 +69,12 @@ def batch_submit(
         False, "--probabilities", help="Also keep class probabilities."
     ),
     batch_id: str = typer.Option("", "--id", help="Batch id (idempotency key); default: new."),
+    key_column: str = typer.Option(
+        "",
+        "--key-column",
+        help="A column holding your own key per row (not a model input): stored with each "
+        "prediction, so `mlp outcomes` can name predictions by it (prediction_key).",
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait until every part is done."),
     timeout: float = typer.Option(3600.0, help="With --wait: give up after this many seconds."),
     broker_url: str = typer.Option("", help="RabbitMQ URL; default: MLP_BROKER_URL."),
@@ -101,6 +107,7 @@ def batch_submit(
                 batch_id=batch_id or None,
                 rows_per_message=rows_per_message,
                 include_probabilities=probabilities,
+                key_column=key_column or None,
                 queue=settings.batches_work_queue,
                 on_part=lambda done, total: progress.update(task, completed=done, total=total),
             )

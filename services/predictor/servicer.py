@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import grpc
 import numpy as np
@@ -23,13 +22,13 @@ from mlplatform.client.frames import (
     repeated_to_array,
     series_to_column,
 )
-from mlplatform.common import outcome_intake
 from mlplatform.common.input_schema import CheckedRows, ColumnKind, Columns, ProblemType
 from mlplatform.common.model_loading import LoadedModel
 from mlplatform.common.store import Store
 from mlplatform.predictor.errors import PredictionFailedError
 from mlplatform.predictor.frame_templates import FrameTemplates
 from mlplatform.predictor.grpc_errors import abort_with
+from mlplatform.predictor.outcome_messages import record_outcomes
 from mlplatform.predictor.prediction_service import (
     PredictionResult,
     PredictionService,
@@ -170,27 +169,6 @@ def encode_model_info(model: LoadedModel) -> predictor_pb2.GetModelInfoResponse:
             for spec in model.input_schema
         ],
     )
-
-
-def decode_outcome(outcome: predictor_pb2.Outcome) -> dict[str, Any]:
-    """One Outcome message as the row `outcome_intake` reads (unset fields are absent)."""
-    row: dict[str, Any] = {"row": outcome.row}
-    key = outcome.WhichOneof("key")
-    if key is not None:
-        row[key] = getattr(outcome, key)
-    label = outcome.WhichOneof("label")
-    if label is not None:
-        row[outcome_intake.LABEL_COLUMN] = getattr(outcome, label)
-    return row
-
-
-def record_outcomes(
-    store: Store, request: predictor_pb2.RecordOutcomesRequest
-) -> predictor_pb2.RecordOutcomesResponse:
-    """Decode, record all or nothing, encode; InvalidInputError for any bad outcome."""
-    outcomes = outcome_intake.outcomes_from_rows(decode_outcome(o) for o in request.outcomes)
-    report = outcome_intake.record(store, outcomes)
-    return predictor_pb2.RecordOutcomesResponse(matched=report.matched, replaced=report.replaced)
 
 
 class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
