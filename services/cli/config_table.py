@@ -10,7 +10,11 @@ Two sources, both read from the code as it is: the pydantic-settings classes (ev
 sources, so a class added later is picked up) and the options of the service commands (`mlp
 predictor`, `mlp trainer`, ...), read from the typer app. An option and a setting are one row
 when the option's environment variable is the setting's, or when the option is named after the
-setting (`--reload-interval` sets `reload_interval_s`).
+setting (`--reload-interval` sets `reload_interval_s`). Variables read straight from the
+environment are found as module constants holding their names.
+
+It stays one module past 300 lines: the three sources and how they join are read together
+whenever a row of the table looks wrong.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,21 +89,57 @@ def settings_classes() -> list[type[BaseSettings]]:
     """Every BaseSettings subclass in the sources, read without importing modules that have
     none (the ML stack stays unloaded)."""
     found: list[type[BaseSettings]] = []
-    for folder in SOURCE_PACKAGES:
-        for path in sorted(folder.rglob("*.py")):
-            if "BaseSettings" not in path.read_text(encoding="utf-8"):
-                continue
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-            names = [
-                node.name
-                for node in tree.body
-                if isinstance(node, ast.ClassDef)
-                and any(ast.unparse(base).endswith("BaseSettings") for base in node.bases)
-            ]
-            if names:
-                module = importlib.import_module(_module_name(path))
-                found.extend(getattr(module, name) for name in names)
+    for path in _python_files():
+        if "BaseSettings" not in path.read_text(encoding="utf-8"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = [
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.ClassDef)
+            and any(ast.unparse(base).endswith("BaseSettings") for base in node.bases)
+        ]
+        if names:
+            module = importlib.import_module(_module_name(path))
+            found.extend(getattr(module, name) for name in names)
     return found
+
+
+#: What an environment variable's name looks like (a module constant holding one is a setting).
+ENV_NAME = re.compile(r"^MLP_[A-Z0-9_]*[A-Z0-9]$")
+
+
+def _python_files() -> list[Path]:
+    return [path for folder in SOURCE_PACKAGES for path in sorted(folder.rglob("*.py"))]
+
+
+def environment_constants() -> list[SettingRow]:
+    """Variables read straight from the environment: module constants holding a variable's name
+    (`BROKER_TLS_CA_ENV = "MLP_BROKER_TLS_CA"`), described by the `#:` comment above them (or
+    above the run of constants they belong to)."""
+    rows: dict[str, SettingRow] = {}
+    for path in _python_files():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node in ast.parse("\n".join(lines)).body:
+            if not (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+                and ENV_NAME.match(node.value.value)
+            ):
+                continue
+            comment: list[str] = []
+            index = node.lineno - 2
+            while index >= 0 and not comment:
+                while index >= 0 and lines[index].startswith("#:"):
+                    comment.insert(0, lines[index].removeprefix("#:").strip())
+                    index -= 1
+                if comment or not re.match(r"^[A-Z_]+ = ", lines[index]):
+                    break
+                index -= 1
+            where = f"`{_module_name(path)}`"
+            rows.setdefault(node.value.value, SettingRow(where, "", "", " ".join(comment)))
+    return [SettingRow(row.flags, f"`{env}`", "", row.description) for env, row in rows.items()]
 
 
 def _env_name(cls: type[BaseSettings], name: str, field: FieldInfo) -> str:
@@ -247,11 +288,24 @@ def document() -> str:
     classes = settings_classes()
     sections = [HEADER, "## Every service\n\nRead by every service and by the `mlp` command.\n"]
     sections.append(_table(shared_rows(classes), with_flags=False))
+    listed = set()
     for path in SERVICE_COMMANDS:
         command = _command(path)
         summary = " ".join((command.help or "").strip().split("\n\n")[0].split())
         sections.append(f"## `mlp {' '.join(path)}`\n\n{summary}\n")
-        sections.append(_table(service_rows(path, classes)))
+        rows = service_rows(path, classes)
+        listed |= {row.env for row in rows}
+        sections.append(_table(rows))
+    listed |= {row.env for row in shared_rows(classes)}
+    direct = [row for row in environment_constants() if row.env not in listed]
+    if direct:
+        sections.append(
+            "## Read straight from the environment\n\nBy the module named, wherever it runs "
+            "(services, the `mlp` command, the Python client).\n"
+        )
+        lines = ["| environment variable | read by | what |", "|---|---|---|"]
+        lines += [f"| {_cell(r.env)} | {_cell(r.flags)} | {_cell(r.description)} |" for r in direct]
+        sections.append("\n".join(lines) + "\n")
     return "\n".join(sections)
 
 

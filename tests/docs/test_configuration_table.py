@@ -54,3 +54,10 @@ def test_a_changed_default_makes_the_check_fail(monkeypatch) -> None:
     monkeypatch.setattr(config_table, "settings_classes", lambda: [Settings, ChangedSettings])
     assert "| `--port` | `MLP_PREDICTOR_PORT` | `50052` | gRPC port. |" in config_table.document()
     assert config_table.main(["--check"]) == 1
+
+
+def test_variables_read_straight_from_the_environment_are_listed() -> None:
+    rows = {row.env: row for row in config_table.environment_constants()}
+    assert rows["`MLP_BROKER_TLS_CA`"].flags == "`mlplatform.client.messaging`"
+    assert "amqps://" in rows["`MLP_BROKER_TLS_KEY`"].description
+    assert "| `MLP_BROKER_TLS_CERT` | `mlplatform.client.messaging` |" in config_table.document()
