@@ -13,6 +13,7 @@ from importlib import metadata
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -44,6 +45,10 @@ RESOURCE_EXHAUSTED 429, UNAVAILABLE 503, DEADLINE_EXCEEDED 504, INTERNAL 500), w
 offending fields and the request id. With API keys configured, send `Authorization: Bearer KEY`
 or `X-API-Key: KEY`; a key needs the route's scope (`predict` for the routes here).
 """
+
+
+#: Where Swagger UI's and ReDoc's scripts and styles are served (open like /docs itself).
+DOCS_ASSETS = "/docs/assets"
 
 
 def _version() -> str:
@@ -92,7 +97,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         finally:
             await app.state.backend.close()
 
-    app = FastAPI(
+    # Swagger UI's and ReDoc's files come from the fastapi-offline package, not a CDN: /docs
+    # works where the browser has no internet.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="mlplatform REST gateway",
         version=_version(),
         description=DESCRIPTION,
