@@ -92,6 +92,7 @@ def test_the_readme_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "MLP_BROKER_URL": config.broker_url,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
+    environment.pop("MLP_DATA_DIR", None)  # a new user's data folder is the one under $HOME
     with (tmp_path / "stack.log").open("w") as log, local_stack(config, sink=log):
         ran = subprocess.run(
             ["bash", "-c", "\n".join(shell)],
