@@ -219,13 +219,13 @@ def measure(
 
 
 def print_table(rows: list[Row], clients: int) -> None:
-    header = f"{'':<24}{'p50 ms':>8}{'p99 ms':>8}{'seq req/s':>11}{f'{clients} clients req/s':>19}"
+    header = f"{'':<36}{'p50 ms':>8}{'p99 ms':>8}{'seq req/s':>11}{f'{clients} clients req/s':>19}"
     print(header)
     print("-" * len(header))
     for row in rows:
         concurrent = "-" if row.concurrent_rps is None else f"{row.concurrent_rps:.0f}"
         print(
-            f"{row.label:<24}{row.p50_ms:>8.2f}{row.p99_ms:>8.2f}{row.sequential_rps:>11.0f}"
+            f"{row.label:<36}{row.p50_ms:>8.2f}{row.p99_ms:>8.2f}{row.sequential_rps:>11.0f}"
             f"{concurrent:>19}"
         )
 
