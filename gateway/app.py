@@ -17,8 +17,10 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from mlplatform.common.metrics_endpoint import METRICS_OFF
 from mlplatform.gateway import monitor_pages, routes
 from mlplatform.gateway.auth import ApiKeyMiddleware
+from mlplatform.gateway.metrics import GatewayMetrics, MetricsMiddleware
 from mlplatform.gateway.middleware import (
     BodySizeLimitMiddleware,
     RequestIdMiddleware,
@@ -120,5 +122,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     if app.state.api_keys.enabled:  # no per-request cost when authentication is off
         app.add_middleware(ApiKeyMiddleware, keys=app.state.api_keys)
     app.add_middleware(RequestIdMiddleware)
+    app.state.metrics = GatewayMetrics()
+    if settings.metrics_port != METRICS_OFF:  # outermost: it sees every answer, 401 and 413 too
+        app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_openapi(app)
     return app

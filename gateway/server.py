@@ -12,6 +12,7 @@ import logging
 
 import uvicorn
 
+from mlplatform.common.metrics_endpoint import serve_metrics
 from mlplatform.gateway.app import create_app
 from mlplatform.gateway.settings import GatewaySettings
 
@@ -19,8 +20,12 @@ logger = logging.getLogger(__name__)
 
 
 def serve(settings: GatewaySettings, access_log: bool = False, log_level: str = "info") -> None:
-    """Serve until SIGTERM or SIGINT; uvicorn finishes in-flight requests before exiting."""
+    """Serve until SIGTERM or SIGINT; uvicorn finishes in-flight requests before exiting.
+    Raises MetricsPortTaken when the metrics port is in use."""
     app = create_app(settings)
+    metrics_endpoint = serve_metrics(
+        app.state.metrics.registry, settings.metrics_host, settings.metrics_port
+    )
     logger.info(
         "gateway on %s://%s:%d forwarding to the predictor at %s%s (auth %s)",
         "https" if settings.tls_cert else "http",
@@ -44,3 +49,5 @@ def serve(settings: GatewaySettings, access_log: bool = False, log_level: str = 
         ssl_certfile=settings.tls_cert or None,
         ssl_keyfile=settings.tls_key or None,
     )
+    if metrics_endpoint is not None:
+        metrics_endpoint.stop()

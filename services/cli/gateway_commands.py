@@ -14,6 +14,12 @@ def gateway(
     predictor: str = typer.Option(
         None, "--predictor", help="The predictor's HOST:PORT (default 127.0.0.1:50051)."
     ),
+    metrics_host: str = typer.Option(
+        None, "--metrics-host", help="Interface of the metrics endpoint (default 0.0.0.0)."
+    ),
+    metrics_port: int = typer.Option(
+        None, "--metrics-port", help="Prometheus port (default 9096; 0 picks one, -1 disables)."
+    ),
     request_timeout: float = typer.Option(
         None, "--request-timeout", help="Seconds each predictor call may take (default 30)."
     ),
@@ -50,6 +56,7 @@ def gateway(
     """
     from mlplatform.client.tls import TlsError
     from mlplatform.common.keys_file import KeysFileError
+    from mlplatform.common.metrics_endpoint import MetricsPortTaken
     from mlplatform.gateway.server import serve
     from mlplatform.gateway.settings import GatewaySettings
 
@@ -57,6 +64,8 @@ def gateway(
         "host": host,
         "port": port,
         "predictor": predictor,
+        "metrics_host": metrics_host,
+        "metrics_port": metrics_port,
         "request_timeout_s": request_timeout,
         "max_body_bytes": max_body_bytes,
         "predictor_tls": predictor_tls,
@@ -82,7 +91,11 @@ def gateway(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    serve(settings, access_log=access_log)
+    try:
+        serve(settings, access_log=access_log)
+    except MetricsPortTaken as error:
+        typer.echo(f"mlp gateway: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 def register(app: typer.Typer) -> None:

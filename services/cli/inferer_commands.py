@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mlplatform.cli.trainer_commands import METRICS_HOST_OPTION, METRICS_PORT_OPTION
 from mlplatform.common.settings import get_settings
 
 if TYPE_CHECKING:
@@ -236,16 +237,25 @@ def inferer(
         "(mlp.pipeline_id: only what the platform's trainer registered).",
     ),
     log_level: str = typer.Option("INFO", help="Logging level."),
+    metrics_host: str = METRICS_HOST_OPTION,
+    metrics_port: int = METRICS_PORT_OPTION,
 ) -> None:
     """Start a batch inferer: consume prediction requests until SIGTERM or Ctrl-C.
 
-    Start several to share the queue round-robin.
+    Start several to share the queue round-robin (each with its own --metrics-port).
+    MLP_INFERER_METRICS_HOST and MLP_INFERER_METRICS_PORT set the metrics endpoint too.
     """
-    from mlplatform.cli.trainer_commands import configure_logging, stop_on_signals
+    from mlplatform.cli.trainer_commands import (
+        configure_logging,
+        serve_worker_metrics,
+        stop_on_signals,
+    )
     from mlplatform.common.consumer import QueueWorker, worker_name
+    from mlplatform.common.metrics_endpoint import InfererMetricsSettings
     from mlplatform.common.model_tags import ModelTagRequirement
     from mlplatform.common.store import open_store
     from mlplatform.inferer.chunk_writers import ProcessChunkWriter
+    from mlplatform.inferer.metrics import InfererMetrics
     from mlplatform.inferer.model_cache import ModelCache
     from mlplatform.inferer.worker import InfererHandler
 
@@ -255,6 +265,10 @@ def inferer(
         typer.echo(f"mlp inferer: {error}", err=True)
         raise typer.Exit(2) from None
     configure_logging(log_level)
+    metrics = InfererMetrics()
+    endpoint = serve_worker_metrics(
+        "mlp inferer", InfererMetricsSettings, metrics_host, metrics_port, metrics.registry
+    )
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.resolved_store_uri)
@@ -263,7 +277,7 @@ def inferer(
     )
     writer = ProcessChunkWriter(settings.resolved_store_uri)
     writer.warm_up()
-    handler = InfererHandler(models, store, max_attempts, chunk_rows, writer)
+    handler = InfererHandler(models, store, max_attempts, chunk_rows, writer, metrics)
     worker = QueueWorker(
         settings.batches_work_queue,
         handler,
@@ -271,6 +285,7 @@ def inferer(
         broker_url or settings.broker_url,
         name=worker_name("inferer"),
         prefetch=2,  # the next part is predicted while the last one is stored
+        metrics=metrics.queue,
     )
     stop_on_signals(worker)
     try:
@@ -278,6 +293,8 @@ def inferer(
     finally:
         handler.close()
         store.close()
+        if endpoint is not None:
+            endpoint.stop()
 
 
 def register(app: typer.Typer) -> None:

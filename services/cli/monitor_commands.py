@@ -7,6 +7,7 @@ store the reference of a version registered before the trainer stored one itself
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -228,7 +229,17 @@ def exporter(
     client = _client(tracking_uri)
     with opened_store(store_uri) as store:
         running = MonitorExporter(store, client, models, window, interval_s)
-        port = running.serve(metrics_host, metrics_port)
+        try:
+            port = running.serve(metrics_host, metrics_port)
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            typer.echo(
+                f"mlp monitor exporter: metrics port {metrics_port} on {metrics_host} is taken; "
+                "choose another with --metrics-port (0 picks a free one)",
+                err=True,
+            )
+            raise typer.Exit(2) from None
         typer.echo(f"monitoring gauges on http://{metrics_host}:{port}/metrics", err=True)
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signal_number, lambda _number, _frame: running.stop())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import sys
 import time
@@ -26,6 +27,7 @@ def _stack_config(
     gateway_port: int,
     trainers: int,
     inferers: int,
+    with_exporter: bool = True,
 ) -> Any:
     from mlplatform.stack.local_stack import StackConfig
 
@@ -37,10 +39,11 @@ def _stack_config(
         host=host,
         mlflow_port=mlflow_port,
         predictor_port=predictor_port,
-        predictor_metrics_port=metrics_port,
+        metrics_port=metrics_port,
         gateway_port=gateway_port,
         trainers=trainers,
         inferers=inferers,
+        with_exporter=with_exporter,
     )
 
 
@@ -59,6 +62,14 @@ def _print_where(config: Any) -> None:
     typer.echo(f"  gRPC predictor     {config.predictor_address} (serving {config.model})")
     if config.with_gateway:
         typer.echo(f"  REST gateway       {config.gateway_url}   docs: {config.gateway_url}/docs")
+    if config.with_exporter:
+        typer.echo(f"  monitoring gauges  {config.metrics_url('exporter')}")
+    ports = ", ".join(
+        f"{name} :{port}"
+        for name, port in config.metrics_ports.items()
+        if name != "exporter" and (name != "gateway" or config.with_gateway)
+    )
+    typer.echo(f"  Prometheus metrics /metrics on {config.host}: {ports}")
     typer.echo(f"  run and prediction log   MLP_STORE_URI={config.store_uri}")
     typer.echo(
         f"  use it from another shell:  export MLFLOW_TRACKING_URI={config.tracking_uri} "
@@ -87,21 +98,35 @@ def up(
     host: str = typer.Option("127.0.0.1", help="Interface every service binds."),
     mlflow_port: int = typer.Option(5000, help="MLflow tracking server and UI."),
     predictor_port: int = typer.Option(50051, help="gRPC predictor."),
-    metrics_port: int = typer.Option(9095, help="Predictor's Prometheus metrics."),
+    metrics_port: int = typer.Option(
+        9095,
+        help="First of the Prometheus ports, one each in this order: predictor, gateway, "
+        "monitoring exporter, trainers, inferers.",
+    ),
     gateway_port: int = typer.Option(8000, help="REST gateway."),
     trainers: int = typer.Option(1, min=1, help="Trainer workers."),
     inferers: int = typer.Option(1, min=1, help="Batch inferer workers."),
+    exporter: bool = typer.Option(
+        True, "--exporter/--no-exporter", help="Run the monitoring exporter (mlp monitor)."
+    ),
 ) -> None:
-    """Start the local stack: MLflow, trainers, inferers, predictor and gateway.
+    """Start the local stack: MLflow, trainers, inferers, predictor, the monitoring exporter
+    and the gateway.
 
     Each starts once the one before answers; their logs stream here with a prefix;
     Ctrl-C or SIGTERM stops them all. Uses the RabbitMQ at MLP_BROKER_URL.
     """
     from mlplatform.stack.local_stack import BrokerUnavailable, ProcessFailed, local_stack
 
+    if exporter and importlib.util.find_spec("evidently") is None:
+        typer.echo(
+            "not running the monitoring exporter: it needs pip install 'mlplatform[monitor]'",
+            err=True,
+        )
+        exporter = False
     config = _stack_config(
         data_dir, model, host, mlflow_port, predictor_port, metrics_port, gateway_port,
-        trainers, inferers,
+        trainers, inferers, exporter,
     )  # fmt: skip
     _raise_on_sigterm()
     try:
@@ -151,7 +176,7 @@ def demo(
     model_name = definition.experiment_config.model_name
     config = _stack_config(
         data_dir, f"{model_name}@production", "127.0.0.1", mlflow_port, predictor_port,
-        metrics_port, gateway_port, 1, 1,
+        metrics_port, gateway_port, 1, 1, with_exporter=False,
     )  # fmt: skip
     settings = get_settings().model_copy(
         update={"store_uri": config.store_uri, "mlflow_tracking_uri": config.tracking_uri}

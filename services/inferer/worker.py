@@ -38,6 +38,7 @@ from mlplatform.common.store import (
 )
 from mlplatform.inferer.batch_job import DEFAULT_CHUNK_ROWS, predict_part
 from mlplatform.inferer.chunk_writers import ChunkWriter, ThreadChunkWriter, is_broken_error
+from mlplatform.inferer.metrics import InfererMetrics
 from mlplatform.inferer.model_cache import ModelCache
 from mlplatform.v1 import messages_pb2
 
@@ -87,7 +88,9 @@ class InfererHandler:
         max_attempts: int = 3,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         writer: ChunkWriter | None = None,
+        metrics: InfererMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.models = models
         self.store = store
         self.max_attempts = max_attempts
@@ -101,6 +104,22 @@ class InfererHandler:
         self.writer.close()
 
     def __call__(self, delivery: Delivery) -> Outcome | Later:
+        outcome = self._settle(delivery)
+        metrics = self.metrics
+        if metrics is None:
+            return outcome
+        if isinstance(outcome, Later):
+
+            def settled(done: Future[Outcome]) -> None:
+                if done.exception() is None:  # a raising future is a bug the worker logs
+                    metrics.part_settled(done.result())
+
+            outcome.future.add_done_callback(settled)
+        else:
+            metrics.part_settled(outcome)
+        return outcome
+
+    def _settle(self, delivery: Delivery) -> Outcome | Later:
         request_or_reason = decode_request(delivery)
         if isinstance(request_or_reason, str):
             return Reject(request_or_reason)
@@ -189,6 +208,14 @@ class InfererHandler:
         except Exception as error:
             return self._after_error(request, delivery, error)
         predict_seconds, prepare_seconds, predicted = timings
+        if self.metrics is not None:
+            self.metrics.part_stored(
+                model.name,
+                model.version,
+                row_count,
+                predict_seconds,
+                delivery.properties.timestamp,
+            )
         # The three timings are what bench/bench_inferer.py reports: the model calls, the rest
         # of predicting (decoding, checking, building chunks), and the time from the last
         # prediction until the part was stored and counted (which overlaps the next part).

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from tests.e2e.test_platform import free_ports
+from tests.support.prometheus_scrape import names, scrape, value
 from tests.support.queues import BROKER_URL
 from tests.trainer.workers import wait_until
 
@@ -59,14 +60,32 @@ def test_up_starts_everything_and_sigterm_stops_it_all(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{mlflow_port}" in text
         assert f"127.0.0.1:{predictor_port}" in text
         assert f"http://127.0.0.1:{gateway_port}/docs" in text
+        # The monitoring exporter runs, and every service serves /metrics on its port.
+        exporter_url = f"http://127.0.0.1:{metrics_port + 2}/metrics"
+        assert f"monitoring gauges  {exporter_url}" in text
         for prefix in (
             "mlflow    | ",
             "trainer   | ",
             "inferer   | ",
             "predictor | ",
+            "exporter  | ",
             "gateway   | ",
         ):
             assert prefix in text, f"no log line prefixed {prefix!r}"
+        expected = {
+            metrics_port: "mlp_predictor_requests_in_flight",
+            metrics_port + 1: "mlp_gateway_requests_total",  # the stack's /healthz checks
+            metrics_port + 3: "mlp_queue_messages_ready",  # the trainer's
+            metrics_port + 4: "mlp_queue_messages_ready",  # the inferer's
+        }
+        for port, name in expected.items():
+            assert name in names(scrape(f"http://127.0.0.1:{port}/metrics")), (port, name)
+        refreshed = wait_until(
+            lambda: value(scrape(exporter_url), "mlp_monitor_last_refresh_timestamp_seconds"),
+            60,
+            "the exporter's first refresh",
+        )
+        assert refreshed > 0
         stack.send_signal(signal.SIGTERM)
         assert stack.wait(timeout=120) == 0
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -209,6 +210,8 @@ def message_properties(
         content_type=CONTENT_TYPE,
         type=message.DESCRIPTOR.full_name,
         message_id=message_id,
+        # Seconds since the epoch (AMQP's resolution): consumers measure their lag from it.
+        timestamp=int(time.time()),
         delivery_mode=pika.DeliveryMode.Persistent,
         headers=headers or {},
     )
