@@ -9,6 +9,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mlplatform.cli.service_startup import (
+    log_format_option,
+    log_level_option,
+    start_logging,
+    start_tracing,
+)
 from mlplatform.common.settings import get_settings
 
 if TYPE_CHECKING:
@@ -88,6 +94,7 @@ def batch_submit(
         typer.echo(f"--model: {error}", err=True)
         raise typer.Exit(2) from None
     rows = _read_rows(rows_file)
+    start_tracing("submit")  # the trace of this batch starts at its publish
     settings = get_settings()
     url = broker_url or settings.broker_url
     store = open_store(settings.resolved_store_uri)
@@ -228,13 +235,14 @@ def inferer(
         help="KEY[=VALUE]: predict only with versions that have this registry tag "
         "(mlp.pipeline_id: only what the platform's trainer registered).",
     ),
-    log_level: str = typer.Option("INFO", help="Logging level."),
+    log_level: str = log_level_option(),
+    log_format: str | None = log_format_option(),
 ) -> None:
     """Start a batch inferer: consume prediction requests until SIGTERM or Ctrl-C.
 
     Start several to share the queue round-robin.
     """
-    from mlplatform.cli.trainer_commands import configure_logging, stop_on_signals
+    from mlplatform.cli.trainer_commands import stop_on_signals
     from mlplatform.common.consumer import QueueWorker, worker_name
     from mlplatform.common.model_tags import ModelTagRequirement
     from mlplatform.common.store import open_store
@@ -247,7 +255,8 @@ def inferer(
     except ValueError as error:
         typer.echo(f"mlp inferer: {error}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(log_level)
+    start_logging("inferer", log_level, log_format)
+    start_tracing("inferer")
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.resolved_store_uri)

@@ -67,6 +67,7 @@ def _print_where(config: Any) -> None:
     typer.echo(
         "  then: mlp submit PIPELINE.json --wait; mlp runs; mlp predictions; Ctrl-C stops all"
     )
+    typer.echo(f"  service logs       {config.log_dir}/  (mlp logs [SERVICE] [-f])")
 
 
 def _watch(processes: list[Any]) -> None:
@@ -91,11 +92,15 @@ def up(
     gateway_port: int = typer.Option(8000, help="REST gateway."),
     trainers: int = typer.Option(1, min=1, help="Trainer workers."),
     inferers: int = typer.Option(1, min=1, help="Batch inferer workers."),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Also stream every service's log here, prefixed."
+    ),
 ) -> None:
     """Start the local stack: MLflow, trainers, inferers, predictor and gateway.
 
-    Each starts once the one before answers; their logs stream here with a prefix;
-    Ctrl-C or SIGTERM stops them all. Uses the RabbitMQ at MLP_BROKER_URL.
+    Each starts once the one before answers. Each service logs to its own file under
+    DATA_DIR/logs (`mlp logs` shows them; --follow streams them here too). Ctrl-C or
+    SIGTERM stops them all. Uses the RabbitMQ at MLP_BROKER_URL.
     """
     from mlplatform.stack.local_stack import BrokerUnavailable, ProcessFailed, local_stack
 
@@ -105,7 +110,7 @@ def up(
     )  # fmt: skip
     _raise_on_sigterm()
     try:
-        with local_stack(config) as processes:
+        with local_stack(config, sink=sys.stdout if follow else None) as processes:
             _print_where(config)
             _watch(processes)
     except BrokerUnavailable as error:
@@ -128,10 +133,14 @@ def demo(
     predictor_port: int = typer.Option(50051),
     metrics_port: int = typer.Option(9095),
     gateway_port: int = typer.Option(8000),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Also stream every service's log (to stderr), prefixed."
+    ),
 ) -> None:
     """Start the stack, train the example pipeline, predict over gRPC and REST, run a batch.
 
-    Prints each result and where to look; exits non-zero when any step fails.
+    Prints each result and where to look; the services' logs go to DATA_DIR/logs
+    (`mlp logs`). Exits non-zero when any step fails.
     """
     import pandas as pd
 
@@ -158,7 +167,7 @@ def demo(
     )
     _raise_on_sigterm()
     try:
-        with local_stack(config, sink=sys.stderr) as processes:
+        with local_stack(config, sink=sys.stderr if follow else None) as processes:
             _print_where(config)
             typer.secho(f"\n1. training {pipeline_file} through RabbitMQ", bold=True)
             outcome = scenario.train(
