@@ -78,6 +78,8 @@ def _watch(processes: list[Any]) -> None:
                 code = process.process.returncode
                 message = f"{process.spec.name} exited ({code}); stopping the stack"
                 typer.secho(message, fg="red", err=True)
+                typer.echo(process.tail(10), err=True, nl=False)
+                typer.echo(f"(the whole log: {process.log_path})", err=True)
                 raise typer.Exit(1)
         time.sleep(0.5)
 
@@ -178,6 +180,11 @@ def demo(
                 ),
             )
             if not outcome.succeeded:
+                typer.secho(
+                    f"training failed; the trainer's log: {config.log_dir / 'trainer.log'}",
+                    fg="red",
+                    err=True,
+                )
                 raise typer.Exit(1)
             typer.secho("\n2. waiting for the predictor to serve the new version", bold=True)
             version = scenario.wait_until_serving(config.predictor_address)
