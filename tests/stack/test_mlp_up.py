@@ -75,7 +75,11 @@ def test_up_starts_everything_and_sigterm_stops_it_all(tmp_path: Path) -> None:
         shown = _mlp_logs(environment, tmp_path, "predictor")
         assert "predictor for credit_fraud@production listening" in shown
         # No model is registered: the predictor says so once, not at every 2 s poll.
-        wait_until(lambda: "not (re)loaded" in _mlp_logs(environment, tmp_path, "predictor"), 60)
+        wait_until(
+            lambda: "not (re)loaded" in _mlp_logs(environment, tmp_path, "predictor"),
+            60,
+            "the predictor to say it has no model",
+        )
         time.sleep(5)  # two more polls
         assert _mlp_logs(environment, tmp_path, "predictor").count("not (re)loaded") == 1
         every = _mlp_logs(environment, tmp_path)
