@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +169,6 @@ def predictor(
     if not settings.model:
         typer.echo("mlp predictor: --model (or MLP_PREDICTOR_MODEL) is required", err=True)
         raise typer.Exit(EXIT_INVALID)
-    # Download progress bars would fill the service log on every (re)load.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     start_logging("predictor", log_level, log_format)
     if start_tracing("predictor"):
         from mlplatform.common.tracing import instrument_grpc_server

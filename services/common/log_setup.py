@@ -32,6 +32,14 @@ LOG_FORMATS = ("text", "json")
 LogFormat = Literal["text", "json"]
 #: The ids a record can carry, in the order text lines show them.
 ID_NAMES = ("request_id", "pipeline_id", "batch_id", "model_name", "model_version", "trace_id")
+#: MLflow's switches for its own log handler, run-URL prints and download progress bars.
+MLFLOW_QUIET = {
+    "MLFLOW_CONFIGURE_LOGGING": "false",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+#: Libraries that install a handler of their own on import.
+OWN_HANDLER_LOGGERS = ("mlflow",)
 #: Libraries whose INFO lines are chatter in a service log.
 QUIET_LOGGERS = ("pika", "urllib3", "alembic", "botocore", "httpx")
 
@@ -180,6 +188,11 @@ def configure_logging(
     """Sends every logger's records (ours, the libraries', uvicorn's) to one handler on
     stderr in the chosen format; returns the format. Replaces handlers set before."""
     chosen = resolve_log_format(log_format)
+    # MLflow (imported later, where a service needs it) would install its own handler, print
+    # run URLs to stdout and draw download progress bars into the log: its records go through
+    # this handler instead, in this format, and it prints nothing of its own.
+    for name, value in MLFLOW_QUIET.items():
+        os.environ.setdefault(name, value)
     handler = log_handler(service, chosen, stream)
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -188,6 +201,11 @@ def configure_logging(
     root.setLevel(level.upper())
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in OWN_HANDLER_LOGGERS:  # when imported before this ran
+        library_logger = logging.getLogger(name)
+        for old in list(library_logger.handlers):
+            library_logger.removeHandler(old)
+        library_logger.propagate = True
     logging.captureWarnings(True)
     return chosen
 
