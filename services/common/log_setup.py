@@ -58,11 +58,15 @@ def push_ids(**ids: object) -> contextvars.Token[Mapping[str, str]]:
     """Opens a scope of ids (outer ids stay unless overridden; empty values are left out);
     close it with `pop_ids(token)`. `log_ids` is the same as a `with` block. The current
     span (when tracing) gets them as `mlp.<name>` attributes, so traces and logs match."""
-    given = {key: str(value) for key, value in ids.items() if value}
+    # On every prediction call: kept to a few dict operations.
+    given = {
+        key: value if type(value) is str else str(value) for key, value in ids.items() if value
+    }
     span = trace.get_current_span()
     if span.is_recording():
         span.set_attributes({f"mlp.{key}": value for key, value in given.items()})
-    return _ids_in_scope.set({**_ids_in_scope.get(), **given})
+    outer = _ids_in_scope.get()
+    return _ids_in_scope.set({**outer, **given} if outer else given)
 
 
 def pop_ids(token: contextvars.Token[Mapping[str, str]]) -> None:
