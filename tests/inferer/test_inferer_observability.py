@@ -4,44 +4,24 @@ and the trace id."""
 
 from __future__ import annotations
 
-import io
-import json
-import logging
-from collections.abc import Iterator
-
-import pytest
 from opentelemetry import trace
 
 from mlplatform.client import messaging
 from mlplatform.client.batches import submit_batch
-from mlplatform.common.log_setup import log_handler
 from mlplatform.common.store import BatchStatus, Store
 from tests.inferer.conftest import Registry, running_inferer
+from tests.support.json_log import json_log
 from tests.support.queues import BROKER_URL
 from tests.support.tracing import memory_spans, wait_for_spans
 from tests.trainer.workers import wait_until
 
 
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """What the process logs at INFO, as the services' JSON lines."""
-    stream = io.StringIO()
-    handler = log_handler("inferer", "json", stream)
-    root = logging.getLogger()
-    previous_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(previous_level)
-
-
 def test_one_batch_is_one_trace_and_its_log_lines_carry_the_ids(
-    registry: Registry, store: Store, batch_queue: messaging.WorkQueue, json_log: io.StringIO
+    registry: Registry, store: Store, batch_queue: messaging.WorkQueue
 ) -> None:
     spans = memory_spans()
     rows = registry.features.head(30)
-    with running_inferer(batch_queue, store, registry.tracking_uri):
+    with json_log("inferer") as log, running_inferer(batch_queue, store, registry.tracking_uri):
         submission = submit_batch(
             rows, "cancer@production", broker_url=BROKER_URL, rows_per_message=10, queue=batch_queue
         )
@@ -66,7 +46,7 @@ def test_one_batch_is_one_trace_and_its_log_lines_carry_the_ids(
     assert all(span.kind is trace.SpanKind.CONSUMER for span in processes)
     assert {span.attributes["mlp.batch_id"] for span in processes} == {submission.batch_id}
 
-    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    lines = log.records()
     parts = [line for line in lines if " part " in line["message"]]
     assert len(parts) == 3, lines
     for line in parts:

@@ -5,9 +5,6 @@ the trace id."""
 
 from __future__ import annotations
 
-import io
-import json
-import logging
 from pathlib import Path
 
 import pytest
@@ -16,8 +13,8 @@ from opentelemetry import trace
 from mlplatform.client import messaging
 from mlplatform.client.pipelines import parse_pipeline
 from mlplatform.client.submit import submit_pipeline
-from mlplatform.common.log_setup import log_handler
 from mlplatform.common.store import RunStatus, Store
+from tests.support.json_log import json_log
 from tests.support.queues import BROKER_URL
 from tests.support.tracing import memory_spans, wait_for_spans
 from tests.trainer.conftest import classification_pipeline
@@ -30,29 +27,19 @@ def test_one_submission_is_one_trace_from_publish_to_done(
     fraud_csv: Path, store: Store, tracking_uri: str, work_queue: messaging.WorkQueue
 ) -> None:
     spans = memory_spans()
-    stream = io.StringIO()
-    handler = log_handler("trainer", "json", stream)
-    root = logging.getLogger()
-    previous_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        with running_worker(work_queue, store, tracking_uri, BROKER_URL):
-            definition = parse_pipeline(classification_pipeline(fraud_csv, estimators=("dt",)))
-            submission = submit_pipeline(
-                definition, broker_url=BROKER_URL, pipeline_id="traced-1", queue=work_queue
-            )
+    with json_log("trainer") as log, running_worker(work_queue, store, tracking_uri, BROKER_URL):
+        definition = parse_pipeline(classification_pipeline(fraud_csv, estimators=("dt",)))
+        submission = submit_pipeline(
+            definition, broker_url=BROKER_URL, pipeline_id="traced-1", queue=work_queue
+        )
 
-            def ended() -> bool:
-                try:
-                    return store.get_run(submission.pipeline_id).status == RunStatus.SUCCEEDED
-                except KeyError:
-                    return False
+        def ended() -> bool:
+            try:
+                return store.get_run(submission.pipeline_id).status == RunStatus.SUCCEEDED
+            except KeyError:
+                return False
 
-            wait_until(ended, 300, "the run to succeed")
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous_level)
+        wait_until(ended, 300, "the run to succeed")
     process_name = f"{work_queue.name} process"
     finished = wait_for_spans(spans, lambda found: any(s.name == process_name for s in found))
     [publish] = [span for span in finished if span.name == f"{work_queue.name} publish"]
@@ -65,7 +52,7 @@ def test_one_submission_is_one_trace_from_publish_to_done(
     assert process.end_time >= store.get_run("traced-1").finished_at.timestamp() * 1e9
 
     trace_id = format(publish.context.trace_id, "032x")
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    lines = log.records()
     ours = [line for line in lines if line.get("pipeline_id") == "traced-1"]
     assert ours, lines
     assert {line["trace_id"] for line in ours} == {trace_id}
