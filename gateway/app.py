@@ -7,6 +7,7 @@ query validation, the body limit), is rendered by the same error response.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -32,6 +33,8 @@ from mlplatform.gateway.status_mapping import (
     code_for_http_status,
     invalid_arguments,
 )
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 REST in front of the mlplatform Predictor (gRPC). `POST /predict` takes JSON rows;
@@ -91,6 +94,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             yield
         finally:
             await app.state.backend.close()
+            # uvicorn's own lines are off (server.py): this is the one line of a stop.
+            logger.info("gateway stopped: the requests in flight were answered")
 
     app = FastAPI(
         title="mlplatform REST gateway",

@@ -62,7 +62,11 @@ def serve(settings: GatewaySettings, access_log: bool = False, log_level: str = 
         port=settings.port,
         loop="auto",
         http="auto",
-        log_level=log_level,
+        # uvicorn's own start and stop lines (eight of them) say what ours before and after
+        # say (the app logs its stop): its warnings and errors only.
+        log_level=max(
+            logging.getLevelNamesMapping().get(log_level.upper(), logging.INFO), logging.WARNING
+        ),
         # Logging is the service's own (mlplatform.common.log_setup): uvicorn's records go
         # through the same handler, in the same format.
         log_config=None,

@@ -106,7 +106,7 @@ class RunningPredictor:
             await asyncio.sleep(settings.drain_delay_s)  # let load balancers see NOT_SERVING
         deadline = loop.time() + settings.shutdown_grace_s
         self.service.refuse_new_calls()
-        logger.info("drain delay over: refusing new calls, finishing the accepted ones")
+        logger.debug("drain delay over: refusing new calls, finishing the accepted ones")
         await self.watcher.stop()
         if not await self.service.wait_for_accepted_calls(settings.shutdown_grace_s):
             logger.warning(
