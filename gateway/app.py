@@ -7,6 +7,7 @@ query validation, the body limit), is rendered by the same error response.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -35,6 +36,8 @@ from mlplatform.gateway.status_mapping import (
     code_for_http_status,
     invalid_arguments,
 )
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 REST in front of the mlplatform Predictor (gRPC). `POST /predict` takes JSON rows;
@@ -98,6 +101,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             yield
         finally:
             await app.state.backend.close()
+            # uvicorn's own lines are off (server.py): this is the one line of a stop.
+            logger.info("gateway stopped: the requests in flight were answered")
 
     # Swagger UI's and ReDoc's files come from the fastapi-offline package, not a CDN: /docs
     # works where the browser has no internet.

@@ -9,6 +9,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mlplatform.cli.service_startup import (
+    log_format_option,
+    log_level_option,
+    start_logging,
+    start_tracing,
+)
 from mlplatform.cli.trainer_commands import METRICS_HOST_OPTION, METRICS_PORT_OPTION
 from mlplatform.common.settings import get_settings
 
@@ -95,6 +101,7 @@ def batch_submit(
         typer.echo(f"--model: {error}", err=True)
         raise typer.Exit(2) from None
     rows = _read_rows(rows_file)
+    start_tracing("submit")  # the trace of this batch starts at its publish
     settings = get_settings()
     url = broker_url or settings.broker_url
     store = open_store(settings.resolved_store_uri)
@@ -236,7 +243,8 @@ def inferer(
         help="KEY[=VALUE]: predict only with versions that have this registry tag "
         "(mlp.pipeline_id: only what the platform's trainer registered).",
     ),
-    log_level: str = typer.Option("INFO", help="Logging level."),
+    log_level: str = log_level_option(),
+    log_format: str | None = log_format_option(),
     metrics_host: str = METRICS_HOST_OPTION,
     metrics_port: int = METRICS_PORT_OPTION,
 ) -> None:
@@ -245,11 +253,7 @@ def inferer(
     Start several to share the queue round-robin (each with its own --metrics-port).
     MLP_INFERER_METRICS_HOST and MLP_INFERER_METRICS_PORT set the metrics endpoint too.
     """
-    from mlplatform.cli.trainer_commands import (
-        configure_logging,
-        serve_worker_metrics,
-        stop_on_signals,
-    )
+    from mlplatform.cli.trainer_commands import serve_worker_metrics, stop_on_signals
     from mlplatform.common.consumer import QueueWorker, worker_name
     from mlplatform.common.metrics_endpoint import InfererMetricsSettings
     from mlplatform.common.model_tags import ModelTagRequirement
@@ -264,7 +268,8 @@ def inferer(
     except ValueError as error:
         typer.echo(f"mlp inferer: {error}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(log_level)
+    start_logging("inferer", log_level, log_format)
+    start_tracing("inferer")
     metrics = InfererMetrics()
     endpoint = serve_worker_metrics(
         "mlp inferer", InfererMetricsSettings, metrics_host, metrics_port, metrics.registry

@@ -19,6 +19,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from mlplatform.cli.service_startup import log_format_option, start_logging
 from mlplatform.cli.store_output import EXIT_FAILURE, STORE_OPTION, opened_store, parse_time
 
 DURATION = re.compile(r"^(\d+)([mhdw])$")
@@ -210,10 +211,10 @@ def exporter(
     metrics_port: int = typer.Option(9097, "--metrics-port", help="Port of /metrics."),
     store_uri: str | None = STORE_OPTION,
     tracking_uri: str | None = TRACKING_OPTION,
+    log_format: str | None = log_format_option(),
 ) -> None:
     """Serve the monitoring figures as Prometheus gauges, refreshed every --monitor-interval
     seconds: live quality, baseline quality, drift share and drifted features per version."""
-    import logging
     import signal
 
     from mlplatform.common.monitoring.exporter import MonitorExporter
@@ -225,7 +226,7 @@ def exporter(
         )
     amount, unit = match.groups()
     window = timedelta(**{DURATION_UNITS[unit]: int(amount)})
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    start_logging("monitor", "INFO", log_format)
     client = _client(tracking_uri)
     with opened_store(store_uri) as store:
         running = MonitorExporter(store, client, models, window, interval_s)

@@ -78,6 +78,7 @@ def _print_where(config: Any) -> None:
     typer.echo(
         "  then: mlp submit PIPELINE.json --wait; mlp runs; mlp predictions; Ctrl-C stops all"
     )
+    typer.echo(f"  service logs       {config.log_dir}/  (mlp logs [SERVICE] [-f])")
 
 
 def _watch(processes: list[Any]) -> None:
@@ -88,6 +89,8 @@ def _watch(processes: list[Any]) -> None:
                 code = process.process.returncode
                 message = f"{process.spec.name} exited ({code}); stopping the stack"
                 typer.secho(message, fg="red", err=True)
+                typer.echo(process.tail(10), err=True, nl=False)
+                typer.echo(f"(the whole log: {process.log_path})", err=True)
                 raise typer.Exit(1)
         time.sleep(0.5)
 
@@ -109,12 +112,16 @@ def up(
     exporter: bool = typer.Option(
         True, "--exporter/--no-exporter", help="Run the monitoring exporter (mlp monitor)."
     ),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Also stream every service's log here, prefixed."
+    ),
 ) -> None:
     """Start the local stack: MLflow, trainers, inferers, predictor, the monitoring exporter
     and the gateway.
 
-    Each starts once the one before answers; their logs stream here with a prefix;
-    Ctrl-C or SIGTERM stops them all. Uses the RabbitMQ at MLP_BROKER_URL.
+    Each starts once the one before answers. Each service logs to its own file under
+    DATA_DIR/logs (`mlp logs` shows them; --follow streams them here too). Ctrl-C or
+    SIGTERM stops them all. Uses the RabbitMQ at MLP_BROKER_URL.
     """
     from mlplatform.stack.local_stack import BrokerUnavailable, ProcessFailed, local_stack
 
@@ -130,7 +137,7 @@ def up(
     )  # fmt: skip
     _raise_on_sigterm()
     try:
-        with local_stack(config) as processes:
+        with local_stack(config, sink=sys.stdout if follow else None) as processes:
             _print_where(config)
             _watch(processes)
     except BrokerUnavailable as error:
@@ -153,10 +160,14 @@ def demo(
     predictor_port: int = typer.Option(50051),
     metrics_port: int = typer.Option(9095),
     gateway_port: int = typer.Option(8000),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Also stream every service's log (to stderr), prefixed."
+    ),
 ) -> None:
     """Start the stack, train the example pipeline, predict over gRPC and REST, run a batch.
 
-    Prints each result and where to look; exits non-zero when any step fails.
+    Prints each result and where to look; the services' logs go to DATA_DIR/logs
+    (`mlp logs`). Exits non-zero when any step fails.
     """
     import pandas as pd
 
@@ -183,7 +194,7 @@ def demo(
     )
     _raise_on_sigterm()
     try:
-        with local_stack(config, sink=sys.stderr) as processes:
+        with local_stack(config, sink=sys.stderr if follow else None) as processes:
             _print_where(config)
             typer.secho(f"\n1. training {pipeline_file} through RabbitMQ", bold=True)
             outcome = scenario.train(
@@ -194,6 +205,11 @@ def demo(
                 ),
             )
             if not outcome.succeeded:
+                typer.secho(
+                    f"training failed; the trainer's log: {config.log_dir / 'trainer.log'}",
+                    fg="red",
+                    err=True,
+                )
                 raise typer.Exit(1)
             typer.secho("\n2. waiting for the predictor to serve the new version", bold=True)
             version = scenario.wait_until_serving(config.predictor_address)

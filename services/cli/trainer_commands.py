@@ -10,6 +10,12 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from mlplatform.cli.pipeline_commands import EXIT_INVALID
+from mlplatform.cli.service_startup import (
+    log_format_option,
+    log_level_option,
+    start_logging,
+    start_tracing,
+)
 from mlplatform.client.data_roots import DataRoots
 from mlplatform.client.pipelines import PipelineError, check_pipeline, load_pipeline_file
 from mlplatform.common.settings import get_settings
@@ -68,6 +74,7 @@ def submit(
 
     # The trainers' roots are known here only when MLP_DATA_ROOTS is set; they check anyway.
     definition = _load_or_exit(pipeline_file, DataRoots.from_environment())
+    start_tracing("submit")  # the trace of this submission starts at its publish
     settings = get_settings()
     url = broker_url or settings.broker_url
     try:
@@ -147,7 +154,8 @@ def trainer(
     lease_seconds: float = typer.Option(
         60.0, help="A run whose worker has not reported for this long is taken over."
     ),
-    log_level: str = typer.Option("INFO", help="Logging level."),
+    log_level: str = log_level_option(),
+    log_format: str | None = log_format_option(),
     metrics_host: str = METRICS_HOST_OPTION,
     metrics_port: int = METRICS_PORT_OPTION,
 ) -> None:
@@ -164,7 +172,8 @@ def trainer(
     from mlplatform.trainer.steps.base import DataLimits
     from mlplatform.trainer.worker import BrokerEvents, TrainerHandler
 
-    configure_logging(log_level)
+    start_logging("trainer", log_level, log_format)
+    start_tracing("trainer")
     metrics = TrainerMetrics()
     endpoint = serve_worker_metrics(
         "mlp trainer", TrainerMetricsSettings, metrics_host, metrics_port, metrics.registry
@@ -224,14 +233,6 @@ def serve_worker_metrics(
     except MetricsPortTaken as error:
         typer.echo(f"{command}: {error}", err=True)
         raise typer.Exit(2) from None
-
-
-def configure_logging(level: str) -> None:
-    """Worker logs: ours at `level`, pika's connection chatter only when it matters."""
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("pika").setLevel(logging.WARNING)
 
 
 def stop_on_signals(worker: Any) -> None:

@@ -45,6 +45,7 @@ from mlplatform.client.broker_access import connect, requiring
 from mlplatform.common.broker_close import close_connection
 from mlplatform.common.metrics_endpoint import QueueMetrics
 from mlplatform.common.store import DeadLetter, Store
+from mlplatform.common.tracing import consumer_span
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +245,13 @@ class QueueWorker:
                 self._count_job(-1)
                 logger.warning("%s: finished a job whose connection is gone", self.name)
 
-        self._executor.submit(self.handler, delivery).add_done_callback(finished)
+        self._executor.submit(self._handle, delivery).add_done_callback(finished)
+
+    def _handle(self, delivery: Delivery) -> Outcome | Later:
+        """The handler, in a CONSUMER span continuing the publisher's trace."""
+        properties = delivery.properties
+        with consumer_span(self.queue.name, properties.headers, properties.message_id):
+            return self.handler(delivery)
 
     def _after_job(
         self,

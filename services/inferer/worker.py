@@ -9,6 +9,7 @@ and the batch is marked failed; an unreachable store or MLflow is retried, bound
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -27,6 +28,7 @@ from mlplatform.common.consumer import (
 )
 from mlplatform.common.faults import is_transient
 from mlplatform.common.input_schema import InvalidInputError
+from mlplatform.common.log_setup import add_ids, log_ids
 from mlplatform.common.model_loading import LoadedModel, ModelLoadError, ModelReference
 from mlplatform.common.store import (
     BatchPredictions,
@@ -124,10 +126,11 @@ class InfererHandler:
         if isinstance(request_or_reason, str):
             return Reject(request_or_reason)
         request = request_or_reason
-        try:
-            return self._handle(request, delivery)
-        except Exception as error:
-            return self._after_error(request, delivery, error)
+        with log_ids(batch_id=request.batch_id):
+            try:
+                return self._handle(request, delivery)
+            except Exception as error:
+                return self._after_error(request, delivery, error)
 
     def _after_error(
         self, request: messages_pb2.BatchPredictionRequest, delivery: Delivery, error: Exception
@@ -161,6 +164,7 @@ class InfererHandler:
             if is_transient(error):
                 raise
             return self._refuse(request, f"model {error.reference}: {error.reason}")
+        add_ids(model_name=model.name, model_version=model.version)
         began = time.perf_counter()
         writes: list[Future[int]] = []
 
@@ -179,7 +183,16 @@ class InfererHandler:
         timings = (result.predict_seconds, predicted - began - result.predict_seconds, predicted)
         return Later(
             self._finisher.submit(
-                self._finish, request, delivery, model, batch, result.row_count, writes, timings
+                # In this part's context: the finisher's log lines carry its ids and trace.
+                contextvars.copy_context().run,
+                self._finish,
+                request,
+                delivery,
+                model,
+                batch,
+                result.row_count,
+                writes,
+                timings,
             )
         )
 

@@ -72,11 +72,13 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+from opentelemetry import trace
 
 from mlplatform.common.float_frame import float_frame
 from mlplatform.common.input_schema import CheckedRows, DoublesRows, as_frame
 from mlplatform.common.model_loading import LoadedModel, ModelOutput
 from mlplatform.predictor.model_process import ModelProcess
+from mlplatform.predictor.observability import note_batch
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,8 @@ class _Pending:
     with_probabilities: bool
     future: asyncio.Future[ModelOutput]
     enqueued_at: float = field(default_factory=time.perf_counter)
+    #: The caller's span (made in the caller's task): the batch it joins is noted there.
+    span: trace.Span = field(default_factory=trace.get_current_span)
 
     @property
     def rows(self) -> int:
@@ -438,6 +442,7 @@ class AdaptiveBatcher:
             return
         for pending, output in zip(live, outputs, strict=True):
             _settle(pending, output=output)
+        note_batch(live)
         self._last_answered_at = time.perf_counter()
 
     async def _in_worker(self, model: LoadedModel, batch: list[_Pending]) -> list[ModelOutput]:

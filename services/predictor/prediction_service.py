@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlplatform.common.input_schema import CheckedRows, Columns, ProblemType
+from mlplatform.common.log_setup import pop_ids, push_ids
 from mlplatform.common.model_loading import LoadedModel
 from mlplatform.common.store import utc_now
 from mlplatform.predictor.batching import AdaptiveBatcher, BatcherClosedError
@@ -29,6 +30,7 @@ from mlplatform.predictor.errors import (
     status_for,
 )
 from mlplatform.predictor.metrics import PredictorMetrics
+from mlplatform.predictor.observability import note_prediction
 from mlplatform.predictor.prediction_log import LoggedRequest, PredictionLog
 from mlplatform.predictor.reload import ModelSlot
 
@@ -121,6 +123,7 @@ class PredictionService:
         started = time.perf_counter()
         model: LoadedModel | None = None
         status = "OK"
+        ids = push_ids(request_id=request_id)
         if self.metrics is not None:
             self.metrics.in_flight.inc()
         accepted = not self._refusing
@@ -137,6 +140,7 @@ class PredictionService:
             features = checked_rows(model) if checked_rows is not None else None
             if features is None or len(features) > self.max_request_rows:
                 features = model.check_rows(decode_features(), self.max_request_rows)
+            note_prediction(model, len(features))
             output = await self._predict_rows(model, features, include_probabilities, request_id)
             return PredictionResult(
                 request_id=request_id,
@@ -153,6 +157,7 @@ class PredictionService:
             status = status_for(error).name
             raise
         finally:
+            pop_ids(ids)
             if accepted:
                 self._accepted_calls -= 1
                 if not self._accepted_calls:

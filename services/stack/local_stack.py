@@ -2,7 +2,9 @@
 gateway as child processes.
 
 Started in dependency order, each checked ready before the next starts; stopped in reverse.
-It uses the RabbitMQ at MLP_BROKER_URL (the one thing it does not start).
+Each service writes its log to `<data_dir>/logs/<service>.log` (`mlp logs` reads them); the
+caller may also have them echoed. It uses the RabbitMQ at MLP_BROKER_URL (the one thing it
+does not start).
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ class StackConfig:
     @property
     def store_uri(self) -> str:
         return f"sqlite:///{self.data_dir.resolve() / 'store.db'}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
 
     @property
     def predictor_address(self) -> str:
@@ -210,13 +216,18 @@ def check_broker(broker_url: str) -> None:
 
 @contextmanager
 def local_stack(config: StackConfig, sink: TextIO | None = None) -> Iterator[list[ManagedProcess]]:
-    """Runs the stack for the duration of the block; every child is stopped on exit."""
+    """Runs the stack for the duration of the block; every child is stopped on exit.
+
+    Each service's log goes to its file under `config.log_dir` (started afresh) and, when
+    `sink` is given, to `sink` too, each line prefixed with the service's name."""
     check_broker(config.broker_url)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.log_dir.mkdir(parents=True, exist_ok=True)
     started: list[ManagedProcess] = []
     try:
         for spec in service_specs(config):
-            process = ManagedProcess(spec, sink)
+            log_path = config.log_dir / f"{spec.name}.log"
+            log_path.unlink(missing_ok=True)
+            process = ManagedProcess(spec, sink, log_path=log_path)
             started.append(process)
             process.wait_ready()
         yield started

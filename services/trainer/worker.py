@@ -32,6 +32,7 @@ from mlplatform.common.consumer import (
     Reject,
     properties_problem,
 )
+from mlplatform.common.log_setup import log_ids
 from mlplatform.common.store import NotFoundError, RunStatus, Store, utc_now
 from mlplatform.trainer.metrics import TrainerMetrics, running
 from mlplatform.trainer.runner import PipelineRunner, TransientFailure, new_run_record
@@ -130,7 +131,12 @@ class TrainerHandler:
         submission_or_reason = decode_submission(delivery)
         if isinstance(submission_or_reason, str):
             return Reject(submission_or_reason), "rejected"
-        submission = submission_or_reason
+        with log_ids(pipeline_id=submission_or_reason.pipeline_id):
+            return self._run(submission_or_reason, delivery)
+
+    def _run(
+        self, submission: messages_pb2.SubmitPipeline, delivery: Delivery
+    ) -> tuple[Outcome, str]:
         # The data roots are checked here, before anything runs: a path outside them fails
         # the run as an invalid pipeline, and the file is never opened.
         problems = validate_pipeline(submission.definition, self.runner.data_roots)

@@ -11,11 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
+from opentelemetry import trace
 
 from mlplatform.client import messaging
 from mlplatform.client.frames import dataframe_to_frame
 from mlplatform.client.tls import TlsFiles
 from mlplatform.v1 import messages_pb2
+
+_tracer = trace.get_tracer("mlplatform.client")
 
 DEFAULT_ROWS_PER_MESSAGE = 5000
 
@@ -84,7 +87,13 @@ def submit_batch(
     """
     batch_id = batch_id or messaging.new_id()
     parts = batch_parts(rows, model, batch_id, rows_per_message, include_probabilities, key_column)
-    with messaging.open_channel(broker_url, broker_tls) as (opened, version):
+    # One span for the batch: its parts' publish spans, and the inferers' work on each part,
+    # belong to one trace.
+    span_attributes = {"mlp.batch_id": batch_id, "mlp.batch.parts": len(parts)}
+    with (
+        _tracer.start_as_current_span("submit batch", attributes=span_attributes),
+        messaging.open_channel(broker_url, broker_tls) as (opened, version),
+    ):
         channel = messaging.ensure_work_queue(opened, queue, version)
         for done, part in enumerate(parts, start=1):
             messaging.submit_job(channel, queue, part, part.request_id)
