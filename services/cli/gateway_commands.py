@@ -28,10 +28,16 @@ def gateway(
         help="The predictor's HOST:PORT (default 127.0.0.1:50051).",
     ),
     metrics_host: str = typer.Option(
-        None, "--metrics-host", help="Interface of the metrics endpoint (default 0.0.0.0)."
+        None,
+        "--metrics-host",
+        envvar="MLP_GATEWAY_METRICS_HOST",
+        help="Interface of the metrics endpoint (default 0.0.0.0).",
     ),
     metrics_port: int = typer.Option(
-        None, "--metrics-port", help="Prometheus port (default 9096; 0 picks one, -1 disables)."
+        None,
+        "--metrics-port",
+        envvar="MLP_GATEWAY_METRICS_PORT",
+        help="Prometheus port (default 9096; 0 picks one, -1 disables).",
     ),
     request_timeout: float = typer.Option(
         None,

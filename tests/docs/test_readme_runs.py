@@ -60,7 +60,7 @@ def test_the_readme_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         broker_url=BROKER_URL or DEFAULT_BROKER_URL,
         mlflow_port=mlflow_port,
         predictor_port=predictor_port,
-        predictor_metrics_port=metrics_port,
+        metrics_port=metrics_port,
         gateway_port=gateway_port,
         environment=queues,
     )
