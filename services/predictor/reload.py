@@ -28,11 +28,11 @@ from mlplatform.common.model_loading import (
     load_model,
     registry_client,
     resolve_version,
-    warm_up_rows,
 )
 from mlplatform.common.model_tags import ModelTagRequirement
 from mlplatform.common.store import Store, utc_now
 from mlplatform.predictor.errors import ModelNotLoadedError
+from mlplatform.predictor.model_call import warm_up
 
 logger = logging.getLogger(__name__)
 
@@ -62,26 +62,6 @@ class ModelSlot:
         """Serve `model` from now on; returns the model it replaces."""
         previous, self._current = self._current, model
         return previous
-
-
-def warm_up(model: LoadedModel) -> None:
-    """Predict one row so the first real request does not pay for lazy initialisation.
-
-    Raises when the model fails on its own input example (it would fail real requests too);
-    a failure on a synthetic row (no example was logged) is only logged.
-    """
-    rows = warm_up_rows(model)
-    try:
-        model.predict(model.check(rows), with_probabilities=True)
-    except Exception:
-        if model.input_example is not None:
-            raise
-        logger.warning(
-            "warm-up of %s version %s on a synthetic row failed; serving it anyway",
-            model.name,
-            model.version,
-            exc_info=True,
-        )
 
 
 class ModelWatcher:
