@@ -9,13 +9,13 @@ import pytest
 from inference import grpc_predict_v2_pb2 as v2
 
 from mlplatform.client.frames import FrameError, column_to_series, dataframe_to_frame
-from mlplatform.predictor.kserve_codec import (
+from mlplatform.common.input_schema import Columns, DoublesRows
+from mlplatform.predictor.kserve_codec import request_to_columns
+from mlplatform.predictor.kserve_tensors import (
     decode_bytes_elements,
     encode_bytes_elements,
     encode_output,
-    request_to_columns,
 )
-from mlplatform.common.input_schema import Columns, DoublesRows
 from mlplatform.predictor.native_codec import decode_frame, encode_prediction_column
 from mlplatform.v1 import frame_pb2
 
