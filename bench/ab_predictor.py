@@ -2,14 +2,17 @@
 
     python bench/ab_predictor.py --build main=/work/main/.venv/bin/mlp --build new=.venv/bin/mlp
         [--protocol native --protocol v2 --protocol v2-matrix] [--rounds 6] [--calls 400]
-        [--seconds 2] [--callers 8]
+        [--callers 8]
 
 Trains the bench's forest (StandardScaler + 100 trees on examples/data/credit_fraud_sample.csv,
 30 double features), registers it in a temporary MLflow store, starts one `mlp predictor` per
 build (logging off), and then, round after round, measures every (build, protocol) pair in a
-rotating order: `--calls` sequential one-row calls (p50), then `--seconds` of `--callers`
-concurrent h2load streams (rows/s). The model's in-process floor is timed between them. This
-VM's speed swings from minute to minute, so only figures taken in the same rounds are compared.
+rotating order: `--calls` sequential one-row calls (p50), then `--calls` more from `--callers`
+concurrent h2load streams (rows/s). For both it also reads the predictor process's CPU time
+(user + system, all its threads) per call: on a machine shared with other work, wall-clock
+figures swing with the neighbours' load, while the CPU a call costs the server moves much
+less. The model's in-process floor is timed between them. Only figures taken in the same
+rounds are compared.
 
 Protocols: `native` is `Predictor/Predict` with one `Frame`; `v2` is `ModelInfer` with one FP64
 tensor per column, raw contents (what tritonclient sends), asking for `prediction` only, like
@@ -102,8 +105,14 @@ def request_body(protocol: str, row: pd.DataFrame) -> bytes:
     return b"\x00" + len(data).to_bytes(4, "big") + data
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def predictor(mlp: str, tracking_uri: str, store_uri: str) -> Iterator[str]:
+def predictor(mlp: str, tracking_uri: str, store_uri: str) -> Iterator[tuple[str, int]]:
     arguments = [mlp, "predictor", "--model", MODEL, "--host", "127.0.0.1", "--port", "0"]
     arguments += ["--metrics-port", "-1", "--no-log-predictions"]
     environment = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLP_STORE_URI": store_uri}
@@ -122,7 +131,7 @@ def predictor(mlp: str, tracking_uri: str, store_uri: str) -> Iterator[str]:
                 break
         else:
             raise RuntimeError(f"{mlp} predictor exited before serving")
-        yield address
+        yield address, process.pid
     finally:
         process.terminate()
         process.wait(60)
@@ -144,9 +153,8 @@ def sequential_p50_ms(url: str, body: Path, calls: int, log: Path) -> float:
     return times[len(times) // 2]
 
 
-def rate(url: str, body: Path, streams: int, seconds: float) -> float:
-    duration = f"--duration={round(seconds * 1000)}ms"
-    output = h2load(url, body, streams, duration, "--warm-up-time=500ms")
+def rate(url: str, body: Path, streams: int, calls: int) -> float:
+    output = h2load(url, body, streams, "-n", str(calls))
     match = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output)
     if match is None:
         raise RuntimeError(f"no rate in h2load's output:\n{output}")
@@ -159,7 +167,6 @@ def main() -> None:
     parser.add_argument("--protocol", action="append", choices=sorted(PATHS))
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--calls", type=int, default=400)
-    parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--callers", type=int, default=8)
     arguments = parser.parse_args()
     if shutil.which("h2load") is None:
@@ -177,13 +184,17 @@ def main() -> None:
             bodies[protocol] = root / f"{protocol}.grpc"
             bodies[protocol].write_bytes(request_body(protocol, row))
         store_uri = f"sqlite:///{root / 'store.db'}"
-        addresses = {
+        servers_by_label = {
             label: servers.enter_context(predictor(mlp, tracking_uri, store_uri))
             for label, mlp in builds.items()
         }
+        addresses = {label: server[0] for label, server in servers_by_label.items()}
+        pids = {label: server[1] for label, server in servers_by_label.items()}
         pairs = [(label, protocol) for label in builds for protocol in protocols]
         p50s: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
         rates: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
+        cpu_sequential: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
+        cpu_concurrent: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
         floors: list[float] = []
         for round_index in range(arguments.rounds):
             shift = round_index % len(pairs)
@@ -195,9 +206,14 @@ def main() -> None:
                     forest.predict(row)
                     floor.append(time.perf_counter() - started)
                 floors.append(statistics.median(floor) * 1000)
-                body, log = bodies[protocol], root / "h2load.log"
-                p50s[label, protocol].append(sequential_p50_ms(url, body, arguments.calls, log))
-                rates[label, protocol].append(rate(url, body, arguments.callers, arguments.seconds))
+                body, log, calls = bodies[protocol], root / "h2load.log", arguments.calls
+                cpu_before = cpu_seconds(pids[label])
+                p50s[label, protocol].append(sequential_p50_ms(url, body, calls, log))
+                cpu_between = cpu_seconds(pids[label])
+                rates[label, protocol].append(rate(url, body, arguments.callers, calls))
+                cpu_after = cpu_seconds(pids[label])
+                cpu_sequential[label, protocol].append((cpu_between - cpu_before) / (calls + 1))
+                cpu_concurrent[label, protocol].append((cpu_after - cpu_between) / calls)
             print(f"round {round_index + 1} done", flush=True)
     print(
         f"\nfloor (forest.predict on one row, in process) p50 of rounds: "
@@ -219,10 +235,16 @@ def main() -> None:
     for pair in pairs[1:]:
         differences = [b - a for a, b in zip(p50s[first], p50s[pair], strict=True)]
         ratios = [b / a for a, b in zip(rates[first], rates[pair], strict=True)]
+        cpu = {
+            kind: [b / a for a, b in zip(figures[first], figures[pair], strict=True)]
+            for kind, figures in (("seq", cpu_sequential), ("conc", cpu_concurrent))
+        }
         print(
             f"  {pair[0]} {pair[1]}: p50 {statistics.median(differences):+.2f} ms "
             f"(rounds {', '.join(f'{d:+.2f}' for d in differences)}); rows/s "
-            f"x{statistics.median(ratios):.3f} (rounds {', '.join(f'{r:.2f}' for r in ratios)})"
+            f"x{statistics.median(ratios):.3f} (rounds {', '.join(f'{r:.2f}' for r in ratios)}); "
+            f"CPU per call x{statistics.median(cpu['seq']):.3f} sequential, "
+            f"x{statistics.median(cpu['conc']):.3f} under {arguments.callers} streams"
         )
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 

@@ -28,7 +28,7 @@ turns concurrent resets it. bench/PREDICTOR.md has the measurements behind each 
 from __future__ import annotations
 
 #: How long a probe lets the event loop wait for calls that arrived during an on-thread model
-#: call. Asks 0.3 ms; epoll makes it about 1 ms.
+#: call (epoll rounds the wait up to its own resolution).
 ARRIVAL_WINDOW_S = 0.0003
 #: Most batches between two probes (or two stretches) once they keep finding nobody more.
 MOST_BATCHES_BETWEEN_PROBES = 64

@@ -64,6 +64,18 @@ class ModelSlot:
         return previous
 
 
+def model_to_serve(
+    reference: ModelReference,
+    tracking_uri: str | None,
+    version: str,
+    client: Any,
+    required_tag: ModelTagRequirement | None,
+) -> LoadedModel:
+    """Where a registered version enters the predictor: the one place a loaded model is
+    turned into what serves (anything with `predict(frame, with_probabilities)`)."""
+    return load_model(reference, tracking_uri, version, client, required_tag)
+
+
 class ModelWatcher:
     """Loads the model, then follows its alias, swapping versions into a ModelSlot."""
 
@@ -115,7 +127,12 @@ class ModelWatcher:
             return False  # it failed its warm-up, which is deterministic: wait for a new version
         try:
             model = await asyncio.to_thread(
-                load_model, reference, self.tracking_uri, version, self._client, self.required_tag
+                model_to_serve,
+                reference,
+                self.tracking_uri,
+                version,
+                self._client,
+                self.required_tag,
             )
         except Exception:
             self._report("failed")

@@ -31,6 +31,7 @@ from mlplatform.common.input_schema import (
     as_frame,
 )
 from mlplatform.common.model_loading import LoadedModel, ModelReference, load_model
+from mlplatform.common.store import Store
 from mlplatform.predictor import kserve_codec
 from mlplatform.predictor.model_call import concat_rows
 from mlplatform.predictor.native_codec import decode_frame
@@ -244,12 +245,11 @@ def test_over_grpc_a_nan_in_a_required_column_is_named_on_every_path(
 
 
 def test_over_grpc_the_row_limit_holds_on_every_path(
-    background_loop: BackgroundLoop, registry: Registry
+    background_loop: BackgroundLoop, registry: Registry, store: Store
 ) -> None:
     predictor = start_test_predictor(
-        background_loop, "cancer_rf", registry.tracking_uri, log_predictions=False,
-        max_request_rows=2,
-    )  # fmt: skip
+        background_loop, "cancer_rf", registry.tracking_uri, store=store, max_request_rows=2
+    )
     try:
         rows = registry.cancer_features.head(3).reset_index(drop=True)
         v2_stub = v2_grpc.GRPCInferenceServiceStub(predictor.channel)
