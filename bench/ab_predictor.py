@@ -4,15 +4,15 @@
         [--protocol native --protocol v2 --protocol v2-matrix] [--rounds 6] [--calls 400]
         [--callers 8]
 
-Trains the bench's forest (StandardScaler + 100 trees on examples/data/credit_fraud_sample.csv,
-30 double features), registers it in a temporary MLflow store, starts one `mlp predictor` per
-build (logging off), and then, round after round, measures every (build, protocol) pair in a
-rotating order: `--calls` sequential one-row calls (p50), then `--calls` more from `--callers`
-concurrent h2load streams (rows/s). For both it also reads the predictor process's CPU time
-(user + system, all its threads) per call: on a machine shared with other work, wall-clock
-figures swing with the neighbours' load, while the CPU a call costs the server moves much
-less. The model's in-process floor is timed between them. Only figures taken in the same
-rounds are compared.
+Registers bench_predictor.py's forest (StandardScaler + 100 trees on
+examples/data/credit_fraud_sample.csv, 30 double features) in a temporary MLflow store, starts
+one `mlp predictor` per build (logging off), and then, round after round, measures every
+(build, protocol) pair in a rotating order: `--calls` sequential one-row calls (p50), then
+`--calls` more from `--callers` concurrent h2load streams (rows/s). For both it also reads the
+predictor process's CPU time (user + system, all its threads) per call: on a machine shared
+with other work, wall-clock figures swing with the neighbours' load, while the CPU a call
+costs the server moves much less. The model's in-process floor is timed between them. Only
+figures taken in the same rounds are compared.
 
 Protocols: `native` is `Predictor/Predict` with one `Frame`; `v2` is `ModelInfer` with one FP64
 tensor per column, raw contents (what tritonclient sends), asking for `prediction` only, like
@@ -38,49 +38,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bench_predictor import loaded_estimator, register_models
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "examples" / "data" / "credit_fraud_sample.csv"
-MODEL = "bench_ab_rf"
+MODEL = "bench_sklearn_rf"
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 PATHS = {
     "native": "/mlplatform.v1.Predictor/Predict",
     "v2": "/inference.GRPCInferenceService/ModelInfer",
     "v2-matrix": "/inference.GRPCInferenceService/ModelInfer",
 }
-
-
-def register(root: Path) -> tuple[str, pd.DataFrame, object]:
-    """The forest registered as MODEL@production; its tracking URI, features and estimator."""
-    import mlflow
-    import mlflow.sklearn
-    from mlflow import MlflowClient
-    from mlflow.models import infer_signature
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking_uri)
-    experiment = mlflow.create_experiment("ab", artifact_location=(root / "art").as_uri())
-    data = pd.read_csv(DATA)
-    features = data.drop(columns="Class")
-    forest = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=100, n_jobs=1))
-    forest.fit(features, data["Class"])
-    with mlflow.start_run(experiment_id=experiment):
-        info = mlflow.sklearn.log_model(
-            forest,
-            name="model",
-            signature=infer_signature(features, forest.predict(features.head(5))),
-            input_example=features.head(2),
-            serialization_format="cloudpickle",
-            registered_model_name=MODEL,
-            pip_requirements=["scikit-learn"],
-        )
-    MlflowClient(tracking_uri).set_registered_model_alias(
-        MODEL, "production", info.registered_model_version
-    )
-    return tracking_uri, features, forest
 
 
 def request_body(protocol: str, row: pd.DataFrame) -> bytes:
@@ -177,8 +143,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as folder, ExitStack() as servers:
         root = Path(folder)
         print("training and registering the forest...", flush=True)
-        tracking_uri, features, forest = register(root)
-        row = features.head(1)
+        tracking_uri, frames = register_models(root, with_pycaret=False)
+        forest = loaded_estimator(tracking_uri, MODEL)  # as the predictor loads it: n_jobs=1
+        row = frames[MODEL].head(1)
         bodies = {}
         for protocol in protocols:
             bodies[protocol] = root / f"{protocol}.grpc"
@@ -222,6 +189,7 @@ def main() -> None:
     print(
         f"{'build':<10}{'protocol':<11}{'p50 ms':>8}{'range':>14}"
         f"{f'{arguments.callers} streams rows/s':>22}{'range':>14}"
+        f"{'CPU ms/call seq':>17}{f'CPU ms/call {arguments.callers}':>15}"
     )
     for pair in pairs:
         p50, rows = p50s[pair], rates[pair]
@@ -229,6 +197,8 @@ def main() -> None:
             f"{pair[0]:<10}{pair[1]:<11}{statistics.median(p50):>8.2f}"
             f"{f'{min(p50):.2f}-{max(p50):.2f}':>14}{statistics.median(rows):>22.0f}"
             f"{f'{min(rows):.0f}-{max(rows):.0f}':>14}"
+            f"{statistics.median(cpu_sequential[pair]) * 1000:>17.3f}"
+            f"{statistics.median(cpu_concurrent[pair]) * 1000:>15.3f}"
         )
     first = pairs[0]
     print(f"\nper round, against {first[0]} {first[1]} (p50 difference ms; rows/s ratio):")

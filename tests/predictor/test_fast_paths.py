@@ -222,13 +222,10 @@ def test_over_grpc_both_v2_forms_and_the_native_frame_get_the_models_predictions
         assert answer == expected
 
 
-def test_over_grpc_a_nan_in_a_required_column_is_named_on_every_path(
-    cancer_predictor: PredictorUnderTest, registry: Registry
-) -> None:
-    rows = registry.cancer_features.head(2).reset_index(drop=True)
-    rows.loc[1, "mean_radius"] = np.nan
-    v2_stub = v2_grpc.GRPCInferenceServiceStub(cancer_predictor.channel)
-    native = predictor_pb2_grpc.PredictorStub(cancer_predictor.channel)
+def refusals_on_every_path(channel: grpc.Channel, rows: pd.DataFrame) -> list[grpc.RpcError]:
+    """What the native frame and both V2 forms of `rows` are refused with (each must be)."""
+    v2_stub = v2_grpc.GRPCInferenceServiceStub(channel)
+    native = predictor_pb2_grpc.PredictorStub(channel)
     calls = [
         lambda: native.Predict(
             predictor_pb2.PredictRequest(inputs=dataframe_to_frame(rows)), timeout=10
@@ -236,12 +233,23 @@ def test_over_grpc_a_nan_in_a_required_column_is_named_on_every_path(
         lambda: v2_predictions(v2_stub, per_column_request(rows)),
         lambda: v2_predictions(v2_stub, matrix_request(rows)),
     ]
+    errors = []
     for call in calls:
         with pytest.raises(grpc.RpcError) as caught:
             call()
         assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-        assert "'mean_radius': has missing values" in caught.value.details()
-        assert "has missing values" in violations(caught.value)["mean_radius"]
+        errors.append(caught.value)
+    return errors
+
+
+def test_over_grpc_a_nan_in_a_required_column_is_named_on_every_path(
+    cancer_predictor: PredictorUnderTest, registry: Registry
+) -> None:
+    rows = registry.cancer_features.head(2).reset_index(drop=True)
+    rows.loc[1, "mean_radius"] = np.nan
+    for error in refusals_on_every_path(cancer_predictor.channel, rows):
+        assert "'mean_radius': has missing values" in error.details()
+        assert "has missing values" in violations(error)["mean_radius"]
 
 
 def test_over_grpc_the_row_limit_holds_on_every_path(
@@ -252,20 +260,9 @@ def test_over_grpc_the_row_limit_holds_on_every_path(
     )
     try:
         rows = registry.cancer_features.head(3).reset_index(drop=True)
+        for error in refusals_on_every_path(predictor.channel, rows):
+            assert "3 rows; the limit is 2" in error.details()
         v2_stub = v2_grpc.GRPCInferenceServiceStub(predictor.channel)
-        native = predictor_pb2_grpc.PredictorStub(predictor.channel)
-        calls = [
-            lambda: native.Predict(
-                predictor_pb2.PredictRequest(inputs=dataframe_to_frame(rows)), timeout=10
-            ),
-            lambda: v2_predictions(v2_stub, per_column_request(rows)),
-            lambda: v2_predictions(v2_stub, matrix_request(rows)),
-        ]
-        for call in calls:
-            with pytest.raises(grpc.RpcError) as caught:
-                call()
-            assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-            assert "3 rows; the limit is 2" in caught.value.details()
         assert len(v2_predictions(v2_stub, matrix_request(rows.head(2)))) == 2
     finally:
         predictor.stop()
