@@ -214,7 +214,8 @@ def main() -> None:
             f"(rounds {', '.join(f'{d:+.2f}' for d in differences)}); rows/s "
             f"x{statistics.median(ratios):.3f} (rounds {', '.join(f'{r:.2f}' for r in ratios)}); "
             f"CPU per call x{statistics.median(cpu['seq']):.3f} sequential, "
-            f"x{statistics.median(cpu['conc']):.3f} under {arguments.callers} streams"
+            f"x{statistics.median(cpu['conc']):.3f} under {arguments.callers} streams (rounds "
+            f"{', '.join(f'{r:.2f}' for r in cpu['conc'])})"
         )
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
