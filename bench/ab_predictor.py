@@ -152,7 +152,8 @@ def main() -> None:
             bodies[protocol].write_bytes(request_body(protocol, row))
         store_uri = f"sqlite:///{root / 'store.db'}"
         servers_by_label = {
-            label: servers.enter_context(predictor(mlp, tracking_uri, store_uri))
+            # A store each: builds may hold different store schema versions.
+            label: servers.enter_context(predictor(mlp, tracking_uri, f"{store_uri}-{label}"))
             for label, mlp in builds.items()
         }
         addresses = {label: server[0] for label, server in servers_by_label.items()}
