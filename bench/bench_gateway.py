@@ -13,7 +13,9 @@ same predictor and model:
   lean client) and, for /predict, also from httpx (about 0.4 ms more client work per request);
 - REST /healthz: what HTTP and the client cost alone (no predictor call);
 - throughput: `--clients` threads calling back-to-back for `--seconds`, one connection each;
-- the transports alone: gRPC and REST against a trivial predictor that answers at once.
+- the transports alone: gRPC and REST against a trivial predictor that answers at once, REST
+  both from a gateway with its metrics on (as deployed; every other gateway here has them on)
+  and from one with `--metrics-port -1`, interleaved: what counting and timing requests costs.
 
 Sequential calls are interleaved in blocks (gRPC, REST, ... in turn) so that drifting load on a
 shared machine weighs on every row alike.
@@ -81,12 +83,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def gateway_process(predictor_address: str) -> Iterator[str]:
-    """`mlp gateway` in its own process; yields its base URL once /healthz answers."""
+def gateway_process(predictor_address: str, metrics: bool = True) -> Iterator[str]:
+    """`mlp gateway` in its own process; yields its base URL once /healthz answers. Its
+    metrics are on (a free port) unless `metrics` is False."""
     mlp = mlp_command()
     port = free_port()
     arguments = [mlp, "gateway", "--host", "127.0.0.1", "--port", str(port)]
-    arguments += ["--predictor", predictor_address]
+    arguments += ["--predictor", predictor_address, "--metrics-port", "0" if metrics else "-1"]
     process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -216,13 +219,13 @@ def measure(
 
 
 def print_table(rows: list[Row], clients: int) -> None:
-    header = f"{'':<24}{'p50 ms':>8}{'p99 ms':>8}{'seq req/s':>11}{f'{clients} clients req/s':>19}"
+    header = f"{'':<36}{'p50 ms':>8}{'p99 ms':>8}{'seq req/s':>11}{f'{clients} clients req/s':>19}"
     print(header)
     print("-" * len(header))
     for row in rows:
         concurrent = "-" if row.concurrent_rps is None else f"{row.concurrent_rps:.0f}"
         print(
-            f"{row.label:<24}{row.p50_ms:>8.2f}{row.p99_ms:>8.2f}{row.sequential_rps:>11.0f}"
+            f"{row.label:<36}{row.p50_ms:>8.2f}{row.p99_ms:>8.2f}{row.sequential_rps:>11.0f}"
             f"{concurrent:>19}"
         )
 
@@ -262,11 +265,18 @@ def main() -> None:
                 arguments,
             )
     print("measuring the transports alone (a trivial predictor that answers without a model)...")
-    with trivial_process() as address, gateway_process(address) as url:
+    with (
+        trivial_process() as address,
+        gateway_process(address) as url,
+        gateway_process(address, metrics=False) as unmetered_url,
+    ):
         trivial_rows = measure(
             {
                 f"{GRPC} (trivial)": lambda: grpc_call_factory(address, grpc_request),
                 f"{REST_LEAN} (trivial)": lambda: lean_call_factory(f"{url}/predict", predict_body),
+                f"{REST_LEAN} (trivial, no metrics)": lambda: lean_call_factory(
+                    f"{unmetered_url}/predict", predict_body
+                ),
             },
             arguments,
             with_throughput=False,
@@ -286,6 +296,9 @@ def main() -> None:
             f"{rest_label} p50 - {grpc_label} p50 = {gap:.2f} ms "
             f"(target <= {TARGET_P50_GAP_MS} ms: {verdict})"
         )
+    metered = by_label[f"{REST_LEAN} (trivial)"].p50_ms
+    unmetered = by_label[f"{REST_LEAN} (trivial, no metrics)"].p50_ms
+    print(f"the gateway's metrics cost {metered - unmetered:.3f} ms of p50 (trivial predictor)")
     print(
         "(one row of 30 features; p50/p99 over sequential calls from one client on one "
         f"keep-alive connection, interleaved; {arguments.clients} clients = Python threads in "

@@ -1,6 +1,6 @@
 """Benchmark of the prediction store: batched appends, then the common queries.
 
-    python bench/bench_store.py [--uri URI] [--rows 100000] [--batch-size 1000]
+    python bench/bench_store.py [--uri URI] [--rows 100000] [--batch-size 1000] [--keys]
 
 Without --uri it writes a fresh SQLite file in a temporary folder (removed afterwards). Rows
 have 30 numeric features, like a typical tabular model input; half the batches are batch-inferer
@@ -8,8 +8,10 @@ rows, half online requests of 10 rows, across three model versions, each written
 service writes it: online records as the predictor's log appends them, batch rows as the
 inferer does, a columnar chunk (`BatchPredictions`) at a time. They are built before the clock
 starts (services hand the store ready records) and the time to encode them without a database
-is printed beside the append as the in-process floor. Exits 1 when the
-append takes 5 s or more, the target for SQLite on a developer machine.
+is printed beside the append as the in-process floor. With --keys every row also carries a
+prediction key (as when the caller sends a key column), and recording outcomes by key is timed
+beside recording them by (request or batch id, row). Exits 1 when the append takes 5 s or more,
+the target for SQLite on a developer machine.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import pandas as pd
 
 from mlplatform.common.store import (
     BatchPredictions,
+    Outcome,
     PredictionRecord,
     PredictionSource,
     Store,
@@ -45,6 +48,7 @@ FEATURE_COUNT = 30
 ROWS_PER_REQUEST = 10
 QUERY_REPEATS = 20
 VERSION_COUNT = 3
+OUTCOMES_PER_CALL = 100
 
 
 Write = list[PredictionRecord] | BatchPredictions
@@ -64,6 +68,9 @@ def as_chunk(records: list[PredictionRecord]) -> BatchPredictions:
         class_names=("0", "1"),
         latency_ms=records[0].latency_ms,
         created_at=records[0].created_at,
+        prediction_keys=None
+        if records[0].prediction_key is None
+        else tuple(record.prediction_key for record in records),
     )
 
 
@@ -81,7 +88,13 @@ def encode(write: Write) -> None:
         [prediction_row(record) for record in write]
 
 
-def build_records(row_count: int, batch_size: int, tag: str, start: datetime) -> list[Write]:
+def prediction_key(tag: str, sequence: int) -> str:
+    return f"{tag}-order-{sequence:08d}"
+
+
+def build_records(
+    row_count: int, batch_size: int, tag: str, start: datetime, keys: bool = False
+) -> list[Write]:
     """What to append, already grouped into the writes it is appended in."""
     rng = random.Random(42)
     batch_count = -(-row_count // batch_size)
@@ -113,6 +126,7 @@ def build_records(row_count: int, batch_size: int, tag: str, start: datetime) ->
                     row_index=position if from_batch_inferer else position % ROWS_PER_REQUEST,
                     latency_ms=rng.uniform(1, 10),
                     created_at=start + timedelta(milliseconds=sequence),
+                    prediction_key=prediction_key(tag, sequence) if keys else None,
                 )
             )
         batches.append(as_chunk(records) if from_batch_inferer else records)
@@ -120,7 +134,7 @@ def build_records(row_count: int, batch_size: int, tag: str, start: datetime) ->
 
 
 def time_queries(
-    store: Store, tag: str, start: datetime, row_count: int, batch_size: int
+    store: Store, tag: str, start: datetime, row_count: int, batch_size: int, keyed: bool
 ) -> list[tuple[str, int, float, float]]:
     """(query, rows returned, p50 ms, p99 ms) for each common query."""
     middle_batch = (row_count // batch_size) // 2 // 2 * 2  # an even number: a batch-inferer batch
@@ -164,6 +178,35 @@ def time_queries(
             ),
         ),
     ]
+    # Outcomes for 100 rows of the online request batch (10 requests of 10 rows): by their ids
+    # and rows always, by their keys when the rows have them. A write each, replacing the last.
+    first_row = online_batch * batch_size
+    by_row = [
+        Outcome(
+            kind="request",
+            key=f"{tag}-request-{online_batch:04d}-{position // ROWS_PER_REQUEST:04d}",
+            row_index=position % ROWS_PER_REQUEST,
+            label=1,
+        )
+        for position in range(OUTCOMES_PER_CALL)
+    ]
+    queries.append(
+        (
+            f"record {OUTCOMES_PER_CALL} outcomes by id+row",
+            lambda: store.record_outcomes(by_row).labelled,
+        )
+    )
+    if keyed:
+        by_key = [
+            Outcome(kind="prediction_key", key=prediction_key(tag, first_row + position), label=1)
+            for position in range(OUTCOMES_PER_CALL)
+        ]
+        queries.append(
+            (
+                f"record {OUTCOMES_PER_CALL} outcomes by key",
+                lambda: store.record_outcomes(by_key).labelled,
+            )
+        )
     results = []
     for label, run_query in queries:
         timings_ms = []
@@ -183,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uri", help="store URI (default: a fresh SQLite file in a temp folder)")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--keys", action="store_true", help="give every row a prediction key")
     arguments = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-store-") as scratch:
@@ -191,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         start = datetime.now(UTC).replace(microsecond=0)
 
         began = time.perf_counter()
-        batches = build_records(arguments.rows, arguments.batch_size, tag, start)
+        batches = build_records(arguments.rows, arguments.batch_size, tag, start, arguments.keys)
         build_seconds = time.perf_counter() - began
 
         began = time.perf_counter()
@@ -207,12 +251,14 @@ def main(argv: list[str] | None = None) -> int:
             # rather than rescan them during every query below.
             del batches
             gc.collect()
-            query_results = time_queries(store, tag, start, arguments.rows, arguments.batch_size)
+            query_results = time_queries(
+                store, tag, start, arguments.rows, arguments.batch_size, arguments.keys
+            )
 
     print(f"store: {store!r}")
     print(
         f"records: {arguments.rows:,} in batches of {arguments.batch_size:,}, "
-        f"{FEATURE_COUNT} features each"
+        f"{FEATURE_COUNT} features each{', each with a prediction key' if arguments.keys else ''}"
     )
     print(f"build records (not timed as append): {build_seconds:.2f} s")
     print(

@@ -1,4 +1,6 @@
-"""Writes examples/data/credit_fraud_sample.csv: a small credit-fraud-like data set.
+"""Writes examples/data/credit_fraud_sample.csv, a small credit-fraud-like data set, and
+examples/data/rows.csv and rows.json, a few of its rows without the target (what `mlp predict`
+and `POST /predict` send).
 
 The Kaggle set (mlg-ulb/creditcardfraud) needs the internet; this one is made here,
 deterministically, with the same shape: `Time`, `V1`..`V28` (PCA-like components),
@@ -11,12 +13,15 @@ from genuine transactions on a few components, so models have something to learn
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 DEFAULT_OUT = Path(__file__).parent / "data" / "credit_fraud_sample.csv"
+ROWS_OUT = Path(__file__).parent / "data" / "rows.csv"
+ROWS_JSON_OUT = Path(__file__).parent / "data" / "rows.json"
 FRAUD_RATE = 0.03
 SEED = 20211201
 # Components on which frauds are shifted, and by how much (in standard deviations).
@@ -41,6 +46,12 @@ def make_sample(rows: int = 5000, seed: int = SEED) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def feature_rows(sample: pd.DataFrame) -> pd.DataFrame:
+    """Two genuine transactions and one fraud, without `Class`: rows to predict."""
+    chosen = pd.concat([sample[sample["Class"] == 0].head(2), sample[sample["Class"] == 1].head(1)])
+    return chosen.drop(columns=["Class"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5000)
@@ -50,6 +61,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out, index=False)
     print(f"wrote {len(frame)} rows ({int(frame['Class'].sum())} frauds) to {args.out}")
+    if args.out == DEFAULT_OUT:
+        rows = feature_rows(frame)
+        rows.to_csv(ROWS_OUT, index=False)
+        body = {"records": rows.to_dict(orient="records"), "include_probabilities": True}
+        ROWS_JSON_OUT.write_text(json.dumps(body) + "\n")
+        print(f"wrote 3 rows to predict, without Class, to {ROWS_OUT} and {ROWS_JSON_OUT}")
 
 
 if __name__ == "__main__":

@@ -7,17 +7,21 @@ query validation, the body limit), is rendered by the same error response.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from mlplatform.common.metrics_endpoint import METRICS_OFF
 from mlplatform.gateway import monitor_pages, routes
 from mlplatform.gateway.auth import ApiKeyMiddleware
+from mlplatform.gateway.metrics import GatewayMetrics, MetricsMiddleware
 from mlplatform.gateway.middleware import (
     BodySizeLimitMiddleware,
     RequestIdMiddleware,
@@ -33,6 +37,8 @@ from mlplatform.gateway.status_mapping import (
     invalid_arguments,
 )
 
+logger = logging.getLogger(__name__)
+
 DESCRIPTION = """\
 REST in front of the mlplatform Predictor (gRPC). `POST /predict` takes JSON rows;
 `POST /invocations` speaks MLflow's scoring-server protocol, so clients of `mlflow models serve`
@@ -44,6 +50,10 @@ RESOURCE_EXHAUSTED 429, UNAVAILABLE 503, DEADLINE_EXCEEDED 504, INTERNAL 500), w
 offending fields and the request id. With API keys configured, send `Authorization: Bearer KEY`
 or `X-API-Key: KEY`; a key needs the route's scope (`predict` for the routes here).
 """
+
+
+#: Where Swagger UI's and ReDoc's scripts and styles are served (open like /docs itself).
+DOCS_ASSETS = "/docs/assets"
 
 
 def _version() -> str:
@@ -91,8 +101,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             yield
         finally:
             await app.state.backend.close()
+            # uvicorn's own lines are off (server.py): this is the one line of a stop.
+            logger.info("gateway stopped: the requests in flight were answered")
 
-    app = FastAPI(
+    # Swagger UI's and ReDoc's files come from the fastapi-offline package, not a CDN: /docs
+    # works where the browser has no internet.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="mlplatform REST gateway",
         version=_version(),
         description=DESCRIPTION,
@@ -112,5 +127,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     if app.state.api_keys.enabled:  # no per-request cost when authentication is off
         app.add_middleware(ApiKeyMiddleware, keys=app.state.api_keys)
     app.add_middleware(RequestIdMiddleware)
+    app.state.metrics = GatewayMetrics()
+    if settings.metrics_port != METRICS_OFF:  # outermost: it sees every answer, 401 and 413 too
+        app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_openapi(app)
     return app

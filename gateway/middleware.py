@@ -12,6 +12,7 @@ import uuid
 import grpc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mlplatform.common.log_setup import log_ids
 from mlplatform.gateway.responses import REQUEST_ID_HEADER, error_response
 from mlplatform.gateway.status_mapping import ApiError
 
@@ -43,7 +44,8 @@ def request_id_of(scope: Scope) -> str:
 
 
 class RequestIdMiddleware:
-    """Gives every request an id (`request.state.request_id`) and echoes it as `X-Request-ID`."""
+    """Gives every request an id (`request.state.request_id`), echoes it as `X-Request-ID`,
+    and puts it in the ids every log line of the request carries."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,7 +54,8 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = request_id_of(scope).encode("ascii")
+        request_id_text = request_id_of(scope)
+        request_id = request_id_text.encode("ascii")
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -61,7 +64,8 @@ class RequestIdMiddleware:
                     headers.append((_REQUEST_ID_HEADER_BYTES, request_id))
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        with log_ids(request_id=request_id_text):
+            await self.app(scope, receive, send_with_id)
 
 
 def body_too_large(limit: int) -> ApiError:

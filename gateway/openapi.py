@@ -143,13 +143,24 @@ class HealthResult(BaseModel):
 
 
 class OutcomeItem(BaseModel):
-    """The true label of one logged prediction: request_id (online) or batch_id (batch)."""
+    """The true label of logged predictions, named by exactly one of: request_id (online) or
+    batch_id (batch), each with row; or prediction_key (the caller's key column), optionally
+    with model."""
 
     model_config = ConfigDict(extra="forbid")
 
     request_id: str | None = Field(default=None, description="An online call's request id.")
     batch_id: str | None = Field(default=None, description="A batch job's id.")
-    row: int = Field(ge=0, description="The row of that request or batch, from 0.")
+    prediction_key: str | None = Field(
+        default=None,
+        description="The caller's key of a prediction; every prediction with it is labelled.",
+    )
+    row: int | None = Field(
+        default=None, ge=0, description="With request_id or batch_id: the row, from 0."
+    )
+    model: str | None = Field(
+        default=None, description="With prediction_key: only this registered model's."
+    )
     label: str | int | float | bool = Field(description="The true label or value.")
 
 
@@ -165,6 +176,10 @@ OUTCOMES_EXAMPLES: dict[str, Any] = {
     "online": {
         "summary": "Labels of an online call's rows",
         "value": {"outcomes": [{"request_id": "demo-1", "row": 0, "label": 1}]},
+    },
+    "prediction_key": {
+        "summary": "Labels by the caller's own key column",
+        "value": {"outcomes": [{"prediction_key": "order-1001", "model": "churn", "label": 1}]},
     },
 }
 PREDICT_EXAMPLES: dict[str, Any] = {

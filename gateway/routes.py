@@ -165,13 +165,21 @@ async def invocations(request: Request) -> Response:
     openapi_extra=auth.OPENAPI_SECURITY,
     summary="Attach true labels to logged predictions",
     response_class=JsonResponse,
-    responses={200: {"description": "`{matched, replaced}`"}, **BODY_ERROR_RESPONSES},
+    responses={
+        200: {
+            "description": "`{matched, labelled, replaced, reused_prediction_keys, "
+            "reused_prediction_key_count}`"
+        },
+        **BODY_ERROR_RESPONSES,
+    },
 )
 async def record_outcomes(request: Request) -> Response:
-    """Outcomes keyed by `request_id` (online calls) or `batch_id` (batch jobs) and `row`,
-    with their `label`: JSON `{"outcomes": [...]}` or a CSV body (`text/csv`). All or nothing:
-    400 naming the unknown keys (or the bad field) and nothing stored. The answer counts the
-    outcomes matched and those that replaced an earlier one."""
+    """Outcomes keyed by `request_id` (online calls) or `batch_id` (batch jobs) and `row`, or
+    by `prediction_key` (and optionally `model`), with their `label`: JSON
+    `{"outcomes": [...]}` or a CSV body (`text/csv`). All or nothing: 400 naming the unknown
+    keys (or the bad field) and nothing stored. The answer counts the outcomes matched, the
+    predictions labelled, those that replaced an earlier outcome, and the prediction keys
+    that named several predictions (see docs/outcomes.md)."""
     api_key = auth.api_key_of(request)
     request_id = request.state.request_id
     read_as = _body_format(request, (BodyFormat.JSON, BodyFormat.CSV))

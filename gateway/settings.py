@@ -27,6 +27,10 @@ class GatewaySettings(BaseSettings):
     host: str = Field(default="0.0.0.0", description="Interface the HTTP server binds.")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP port; 0 picks a free one.")
     predictor: str = Field(default="127.0.0.1:50051", description="The predictor's HOST:PORT.")
+    metrics_host: str = Field(default="0.0.0.0", description="Interface of the metrics endpoint.")
+    metrics_port: int = Field(
+        default=9096, ge=-1, le=65535, description="Prometheus port; 0 picks one, -1 disables."
+    )
     request_timeout_s: float = Field(
         default=30.0, gt=0, description="Deadline of each call to the predictor (gRPC deadline)."
     )

@@ -1,5 +1,8 @@
-"""What every test shares: the data roots the trainers of the test session may read, and a
-throwaway certificate authority.
+"""What every test shares: a data folder of the session's own, the data roots the trainers of
+the test session may read, and a throwaway certificate authority.
+
+The data folder (MLP_DATA_DIR) is a temporary one, so no test reads or writes the user's
+~/.mlplatform (a store there may have been made by another release of the code).
 
 Tests write their data under pytest's temporary folder, which no trainer reads by default
 (MLP_DATA_ROOTS: the data folder, ./examples and kaggle:). The variable is set once for the
@@ -22,14 +25,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session", autouse=True)
 def data_roots_with_test_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    previous = os.environ.get("MLP_DATA_ROOTS")
     roots = [str(tmp_path_factory.getbasetemp()), str(REPO / "examples"), "kaggle:"]
-    os.environ["MLP_DATA_ROOTS"] = ",".join(roots)
+    values = {
+        "MLP_DATA_ROOTS": ",".join(roots),
+        "MLP_DATA_DIR": str(tmp_path_factory.mktemp("mlp-data")),
+    }
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     yield
-    if previous is None:
-        os.environ.pop("MLP_DATA_ROOTS", None)
-    else:
-        os.environ["MLP_DATA_ROOTS"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import importlib.util
 import json
 import re
 import subprocess
@@ -79,6 +80,21 @@ def distributions_of(module: str) -> set[str]:
     return {normalized(name) for name in names}
 
 
+def _is_namespace(module: str) -> bool:
+    spec = importlib.util.find_spec(module)
+    return spec is not None and spec.origin is None
+
+
+def _subpackages(distribution: str, namespace: str) -> set[str]:
+    """The `namespace.x` packages `distribution` installs."""
+    found = set()
+    for path in importlib.metadata.distribution(distribution).files or []:
+        parts = path.parts
+        if len(parts) > 2 and parts[0] == namespace and not parts[1].endswith(".dist-info"):
+            found.add(f"{namespace}.{parts[1]}")
+    return found
+
+
 def extra_modules() -> dict[str, set[str]]:
     """The import names of each extra's own packages (what "not installed" means for it)."""
     extras = {name: reqs for name, reqs in PYPROJECT["optional-dependencies"].items()}
@@ -87,6 +103,12 @@ def extra_modules() -> dict[str, set[str]]:
     for module, distributions in importlib.metadata.packages_distributions().items():
         for distribution in distributions:
             modules_by_distribution.setdefault(normalized(distribution), set()).add(module)
+    # A namespace package shared with the core (`opentelemetry`: the API is core, the SDK an
+    # extra) is not the extra's: its own subpackages are (`opentelemetry.sdk`).
+    for distribution, modules in modules_by_distribution.items():
+        for module in [name for name in modules if _is_namespace(name)]:
+            modules.discard(module)
+            modules |= _subpackages(distribution, module)
     found = {}
     for extra, requirements in extras.items():
         names = requirement_names(requirements)

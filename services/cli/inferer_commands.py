@@ -9,6 +9,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mlplatform.cli.service_startup import (
+    log_format_option,
+    log_level_option,
+    start_logging,
+    start_tracing,
+)
+from mlplatform.cli.trainer_commands import METRICS_HOST_OPTION, METRICS_PORT_OPTION
 from mlplatform.common.settings import get_settings
 
 if TYPE_CHECKING:
@@ -69,6 +76,12 @@ def batch_submit(
         False, "--probabilities", help="Also keep class probabilities."
     ),
     batch_id: str = typer.Option("", "--id", help="Batch id (idempotency key); default: new."),
+    key_column: str = typer.Option(
+        "",
+        "--key-column",
+        help="A column holding your own key per row (not a model input): stored with each "
+        "prediction, so `mlp outcomes` can name predictions by it (prediction_key).",
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait until every part is done."),
     timeout: float = typer.Option(3600.0, help="With --wait: give up after this many seconds."),
     broker_url: str = typer.Option("", help="RabbitMQ URL; default: MLP_BROKER_URL."),
@@ -88,6 +101,7 @@ def batch_submit(
         typer.echo(f"--model: {error}", err=True)
         raise typer.Exit(2) from None
     rows = _read_rows(rows_file)
+    start_tracing("submit")  # the trace of this batch starts at its publish
     settings = get_settings()
     url = broker_url or settings.broker_url
     store = open_store(settings.resolved_store_uri)
@@ -101,6 +115,7 @@ def batch_submit(
                 batch_id=batch_id or None,
                 rows_per_message=rows_per_message,
                 include_probabilities=probabilities,
+                key_column=key_column or None,
                 queue=settings.batches_work_queue,
                 on_part=lambda done, total: progress.update(task, completed=done, total=total),
             )
@@ -228,17 +243,23 @@ def inferer(
         help="KEY[=VALUE]: predict only with versions that have this registry tag "
         "(mlp.pipeline_id: only what the platform's trainer registered).",
     ),
-    log_level: str = typer.Option("INFO", help="Logging level."),
+    log_level: str = log_level_option(),
+    log_format: str | None = log_format_option(),
+    metrics_host: str = METRICS_HOST_OPTION,
+    metrics_port: int = METRICS_PORT_OPTION,
 ) -> None:
     """Start a batch inferer: consume prediction requests until SIGTERM or Ctrl-C.
 
-    Start several to share the queue round-robin.
+    Start several to share the queue round-robin (each with its own --metrics-port).
+    MLP_INFERER_METRICS_HOST and MLP_INFERER_METRICS_PORT set the metrics endpoint too.
     """
-    from mlplatform.cli.trainer_commands import configure_logging, stop_on_signals
+    from mlplatform.cli.trainer_commands import serve_worker_metrics, stop_on_signals
     from mlplatform.common.consumer import QueueWorker, worker_name
+    from mlplatform.common.metrics_endpoint import InfererMetricsSettings
     from mlplatform.common.model_tags import ModelTagRequirement
     from mlplatform.common.store import open_store
     from mlplatform.inferer.chunk_writers import ProcessChunkWriter
+    from mlplatform.inferer.metrics import InfererMetrics
     from mlplatform.inferer.model_cache import ModelCache
     from mlplatform.inferer.worker import InfererHandler
 
@@ -247,7 +268,12 @@ def inferer(
     except ValueError as error:
         typer.echo(f"mlp inferer: {error}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(log_level)
+    start_logging("inferer", log_level, log_format)
+    start_tracing("inferer")
+    metrics = InfererMetrics()
+    endpoint = serve_worker_metrics(
+        "mlp inferer", InfererMetricsSettings, metrics_host, metrics_port, metrics.registry
+    )
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.resolved_store_uri)
@@ -256,7 +282,7 @@ def inferer(
     )
     writer = ProcessChunkWriter(settings.resolved_store_uri)
     writer.warm_up()
-    handler = InfererHandler(models, store, max_attempts, chunk_rows, writer)
+    handler = InfererHandler(models, store, max_attempts, chunk_rows, writer, metrics)
     worker = QueueWorker(
         settings.batches_work_queue,
         handler,
@@ -264,6 +290,7 @@ def inferer(
         broker_url or settings.broker_url,
         name=worker_name("inferer"),
         prefetch=2,  # the next part is predicted while the last one is stored
+        metrics=metrics.queue,
     )
     stop_on_signals(worker)
     try:
@@ -271,6 +298,8 @@ def inferer(
     finally:
         handler.close()
         store.close()
+        if endpoint is not None:
+            endpoint.stop()
 
 
 def register(app: typer.Typer) -> None:

@@ -8,8 +8,34 @@ app = typer.Typer(
     name="mlp",
     help="mlplatform: train, register, serve and log ML models from a pipeline definition.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
+    add_completion=True,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("mlplatform")
+        except metadata.PackageNotFoundError:
+            version = "unknown (not installed)"
+        typer.echo(f"mlp (mlplatform) {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """mlplatform: train, register, serve and log ML models from a pipeline definition."""
 
 
 def _register_commands() -> None:
@@ -18,6 +44,7 @@ def _register_commands() -> None:
         gateway_commands,
         inferer_commands,
         keys_commands,
+        log_commands,
         model_commands,
         monitor_commands,
         outcome_commands,
@@ -42,6 +69,7 @@ def _register_commands() -> None:
         outcome_commands,
         monitor_commands,
         stack_commands,
+        log_commands,
     ):
         module.register(app)
 

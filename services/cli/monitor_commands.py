@@ -7,6 +7,7 @@ store the reference of a version registered before the trainer stored one itself
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from mlplatform.cli.service_startup import log_format_option, start_logging
 from mlplatform.cli.store_output import EXIT_FAILURE, STORE_OPTION, opened_store, parse_time
 
 DURATION = re.compile(r"^(\d+)([mhdw])$")
@@ -209,10 +211,10 @@ def exporter(
     metrics_port: int = typer.Option(9097, "--metrics-port", help="Port of /metrics."),
     store_uri: str | None = STORE_OPTION,
     tracking_uri: str | None = TRACKING_OPTION,
+    log_format: str | None = log_format_option(),
 ) -> None:
     """Serve the monitoring figures as Prometheus gauges, refreshed every --monitor-interval
     seconds: live quality, baseline quality, drift share and drifted features per version."""
-    import logging
     import signal
 
     from mlplatform.common.monitoring.exporter import MonitorExporter
@@ -224,11 +226,21 @@ def exporter(
         )
     amount, unit = match.groups()
     window = timedelta(**{DURATION_UNITS[unit]: int(amount)})
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    start_logging("monitor", "INFO", log_format)
     client = _client(tracking_uri)
     with opened_store(store_uri) as store:
         running = MonitorExporter(store, client, models, window, interval_s)
-        port = running.serve(metrics_host, metrics_port)
+        try:
+            port = running.serve(metrics_host, metrics_port)
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            typer.echo(
+                f"mlp monitor exporter: metrics port {metrics_port} on {metrics_host} is taken; "
+                "choose another with --metrics-port (0 picks a free one)",
+                err=True,
+            )
+            raise typer.Exit(2) from None
         typer.echo(f"monitoring gauges on http://{metrics_host}:{port}/metrics", err=True)
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signal_number, lambda _number, _frame: running.stop())

@@ -20,9 +20,11 @@ def outcomes(
     """Attach true labels to logged predictions.
 
     Columns: request_id,row,label for online predictions (the request id is in every
-    response), batch_id,row,label for batch ones. All or nothing: when a row is invalid or
-    names no logged prediction, nothing is stored and the error says which. A second outcome
-    for a prediction replaces the first.
+    response), batch_id,row,label for batch ones, or prediction_key,label (and optionally
+    model) for predictions sent with a key column; every prediction with that key (of that
+    model, when given) gets the outcome. All or nothing: when a row is invalid or names no
+    logged prediction, nothing is stored and the error says which. A second outcome for a
+    prediction replaces the first. See docs/outcomes.md.
     """
     try:
         table = outcome_intake.read_outcome_file(path)
@@ -39,10 +41,7 @@ def outcomes(
     except InvalidInputError as error:
         typer.echo(f"{path.name}: {error}", err=True)
         raise typer.Exit(EXIT_FAILURE) from None
-    typer.echo(
-        f"matched {report.matched} outcomes to logged predictions"
-        f" ({report.replaced} replaced an earlier outcome)"
-    )
+    typer.echo(outcome_intake.describe_report(report))
 
 
 def register(app: typer.Typer) -> None:

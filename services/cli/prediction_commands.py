@@ -99,7 +99,10 @@ def predictions(
     }
     with opened_store(store_uri) as store:
         records = store.query_predictions(**filters, limit=limit, newest_first=newest)
-        matching = store.count_predictions(**filters) if output_format is OutputFormat.TABLE else 0
+        counted = output_format is OutputFormat.TABLE or len(records) >= limit
+        matching = store.count_predictions(**filters) if counted else len(records)
+    if matching > len(records):  # on stderr: CSV and JSON on stdout stay whole
+        typer.echo(f"showing {len(records):,} of {matching:,}; --limit N for more", err=True)
     if output_format is OutputFormat.JSON:
         write_json([record.model_dump(mode="json") for record in records])
     elif output_format is OutputFormat.CSV:

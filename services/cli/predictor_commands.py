@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import typer
+
+from mlplatform.cli.service_startup import (
+    log_format_option,
+    log_level_option,
+    start_logging,
+    start_tracing,
+)
 
 #: Exit codes: bad input (as `mlp validate` uses), anything else the predictor refused.
 EXIT_INVALID = 2
@@ -17,60 +22,108 @@ EXIT_FAILED = 1
 
 def predictor(
     model: str = typer.Option(
-        None, "--model", help="NAME, NAME@ALIAS (default alias: production) or NAME/VERSION."
+        None,
+        "--model",
+        envvar="MLP_PREDICTOR_MODEL",
+        help="NAME, NAME@ALIAS (default alias: production) or NAME/VERSION.",
     ),
-    port: int = typer.Option(None, "--port", help="gRPC port (default 50051; 0 picks one)."),
-    host: str = typer.Option(None, "--host", help="Interface to bind (default 0.0.0.0)."),
+    port: int = typer.Option(
+        None, "--port", envvar="MLP_PREDICTOR_PORT", help="gRPC port (default 50051; 0 picks one)."
+    ),
+    host: str = typer.Option(
+        None, "--host", envvar="MLP_PREDICTOR_HOST", help="Interface to bind (default 0.0.0.0)."
+    ),
     metrics_port: int = typer.Option(
-        None, "--metrics-port", help="Prometheus port (default 9095; 0 picks one, -1 disables)."
+        None,
+        "--metrics-port",
+        envvar="MLP_PREDICTOR_METRICS_PORT",
+        help="Prometheus port (default 9095; 0 picks one, -1 disables).",
     ),
-    max_batch_size: int = typer.Option(None, "--max-batch-size", help="Most rows per model call."),
+    max_batch_size: int = typer.Option(
+        None,
+        "--max-batch-size",
+        envvar="MLP_PREDICTOR_MAX_BATCH_SIZE",
+        help="Most rows per model call.",
+    ),
     max_batch_wait_ms: float = typer.Option(
-        None, "--max-batch-wait-ms", help="Longest wait to fill a batch under concurrent load."
+        None,
+        "--max-batch-wait-ms",
+        envvar="MLP_PREDICTOR_MAX_BATCH_WAIT_MS",
+        help="Longest wait to fill a batch under concurrent load.",
     ),
-    batching: bool = typer.Option(None, "--batching/--no-batching", help="Adaptive batching."),
+    batching: bool = typer.Option(
+        None, "--batching/--no-batching", envvar="MLP_PREDICTOR_BATCHING", help="Adaptive batching."
+    ),
     model_thread: bool = typer.Option(
         None,
         "--model-thread/--no-model-thread",
+        envvar="MLP_PREDICTOR_MODEL_THREAD",
         help="Run the model in a worker thread (for models that release the GIL).",
     ),
     model_process: bool = typer.Option(
         None,
         "--model-process/--no-model-process",
+        envvar="MLP_PREDICTOR_MODEL_PROCESS",
         help="Run the model in a process of its own (the model and gRPC each get a core).",
     ),
-    max_request_rows: int = typer.Option(None, "--max-request-rows", help="Most rows a request."),
+    max_request_rows: int = typer.Option(
+        None,
+        "--max-request-rows",
+        envvar="MLP_PREDICTOR_MAX_REQUEST_ROWS",
+        help="Most rows a request.",
+    ),
     reload_interval: float = typer.Option(
-        None, "--reload-interval", help="Seconds between registry alias checks."
+        None,
+        "--reload-interval",
+        envvar="MLP_PREDICTOR_RELOAD_INTERVAL_S",
+        help="Seconds between registry alias checks.",
     ),
     log_predictions: bool = typer.Option(
-        None, "--log-predictions/--no-log-predictions", help="Write predictions to the store."
+        None,
+        "--log-predictions/--no-log-predictions",
+        envvar="MLP_PREDICTOR_LOG_PREDICTIONS",
+        help="Write predictions to the store.",
     ),
     drain_delay: float = typer.Option(
-        None, "--drain-delay", help="On SIGTERM, seconds NOT_SERVING before refusing calls."
+        None,
+        "--drain-delay",
+        envvar="MLP_PREDICTOR_DRAIN_DELAY_S",
+        help="On SIGTERM, seconds NOT_SERVING before refusing calls.",
     ),
     shutdown_grace: float = typer.Option(
-        None, "--shutdown-grace", help="On SIGTERM, seconds in-flight calls may take."
+        None,
+        "--shutdown-grace",
+        envvar="MLP_PREDICTOR_SHUTDOWN_GRACE_S",
+        help="On SIGTERM, seconds in-flight calls may take.",
     ),
     require_model_tag: str = typer.Option(
         None,
         "--require-model-tag",
+        envvar="MLP_PREDICTOR_REQUIRE_MODEL_TAG",
         help="KEY[=VALUE]: serve only versions with this registry tag "
         "(mlp.pipeline_id: only what the platform's trainer registered).",
     ),
     tls_cert: str = typer.Option(
-        None, "--tls-cert", help="PEM certificate of the gRPC port (with --tls-key: TLS)."
+        None,
+        "--tls-cert",
+        envvar="MLP_PREDICTOR_TLS_CERT",
+        help="PEM certificate of the gRPC port (with --tls-key: TLS).",
     ),
-    tls_key: str = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
+    tls_key: str = typer.Option(
+        None, "--tls-key", envvar="MLP_PREDICTOR_TLS_KEY", help="PEM private key of --tls-cert."
+    ),
     tls_client_ca: str = typer.Option(
         None,
         "--tls-client-ca",
+        envvar="MLP_PREDICTOR_TLS_CLIENT_CA",
         help="PEM CA: clients must present a certificate it signed (mutual TLS).",
     ),
+    log_level: str = log_level_option(),
+    log_format: str | None = log_format_option(),
 ) -> None:
     """Serve a registered model over gRPC (Predictor, KServe V2, health, reflection).
 
-    Every option can also be set as MLP_PREDICTOR_<NAME> (MLP_PREDICTOR_MODEL, ...).
+    Every option can also be set by the environment variable its help names.
     The registry is MLFLOW_TRACKING_URI; the prediction log is MLP_STORE_URI.
     """
     import asyncio
@@ -80,7 +133,7 @@ def predictor(
     from mlplatform.client.tls import TlsError
     from mlplatform.common.keys_file import KeysFileError
     from mlplatform.common.settings import get_settings
-    from mlplatform.predictor.server import serve
+    from mlplatform.predictor.server import PortTakenError, serve
     from mlplatform.predictor.settings import PredictorSettings
 
     overrides: dict[str, Any] = {
@@ -116,17 +169,20 @@ def predictor(
     if not settings.model:
         typer.echo("mlp predictor: --model (or MLP_PREDICTOR_MODEL) is required", err=True)
         raise typer.Exit(EXIT_INVALID)
-    # Download progress bars would fill the service log on every (re)load.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    start_logging("predictor", log_level, log_format)
+    if start_tracing("predictor"):
+        from mlplatform.common.tracing import instrument_grpc_server
+
+        instrument_grpc_server()
     common = get_settings()
     try:
         asyncio.run(serve(settings, common.resolved_mlflow_tracking_uri, common.resolved_store_uri))
     except (TlsError, KeysFileError) as error:
         typer.echo(f"mlp predictor: {error}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
+    except PortTakenError as error:
+        typer.echo(f"mlp predictor: {error}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
 
 
 def _read_rows(rows_file: Path | None, json_text: str | None) -> Any:

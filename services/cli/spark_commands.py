@@ -21,7 +21,10 @@ def batch_spark(
         "local[*]", "--master", help="local[N], spark://HOST:PORT, yarn, k8s://..."
     ),
     id_column: str = typer.Option(
-        "", "--id-column", help="An input column to key the output by; default: a row index."
+        "",
+        "--id-column",
+        help="An input column to key the output by (default: a row index); logged "
+        "predictions carry it as their prediction key, for `mlp outcomes`.",
     ),
     probabilities: bool = typer.Option(
         False, "--probabilities", help="Add one probability column per class."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import sys
 import time
@@ -26,6 +27,7 @@ def _stack_config(
     gateway_port: int,
     trainers: int,
     inferers: int,
+    with_exporter: bool = True,
 ) -> Any:
     from mlplatform.stack.local_stack import StackConfig
 
@@ -37,10 +39,11 @@ def _stack_config(
         host=host,
         mlflow_port=mlflow_port,
         predictor_port=predictor_port,
-        predictor_metrics_port=metrics_port,
+        metrics_port=metrics_port,
         gateway_port=gateway_port,
         trainers=trainers,
         inferers=inferers,
+        with_exporter=with_exporter,
     )
 
 
@@ -59,6 +62,14 @@ def _print_where(config: Any) -> None:
     typer.echo(f"  gRPC predictor     {config.predictor_address} (serving {config.model})")
     if config.with_gateway:
         typer.echo(f"  REST gateway       {config.gateway_url}   docs: {config.gateway_url}/docs")
+    if config.with_exporter:
+        typer.echo(f"  monitoring gauges  {config.metrics_url('exporter')}")
+    ports = ", ".join(
+        f"{name} :{port}"
+        for name, port in config.metrics_ports.items()
+        if name != "exporter" and (name != "gateway" or config.with_gateway)
+    )
+    typer.echo(f"  Prometheus metrics /metrics on {config.host}: {ports}")
     typer.echo(f"  run and prediction log   MLP_STORE_URI={config.store_uri}")
     typer.echo(
         f"  use it from another shell:  export MLFLOW_TRACKING_URI={config.tracking_uri} "
@@ -67,6 +78,7 @@ def _print_where(config: Any) -> None:
     typer.echo(
         "  then: mlp submit PIPELINE.json --wait; mlp runs; mlp predictions; Ctrl-C stops all"
     )
+    typer.echo(f"  service logs       {config.log_dir}/  (mlp logs [SERVICE] [-f])")
 
 
 def _watch(processes: list[Any]) -> None:
@@ -77,6 +89,8 @@ def _watch(processes: list[Any]) -> None:
                 code = process.process.returncode
                 message = f"{process.spec.name} exited ({code}); stopping the stack"
                 typer.secho(message, fg="red", err=True)
+                typer.echo(process.tail(10), err=True, nl=False)
+                typer.echo(f"(the whole log: {process.log_path})", err=True)
                 raise typer.Exit(1)
         time.sleep(0.5)
 
@@ -87,25 +101,43 @@ def up(
     host: str = typer.Option("127.0.0.1", help="Interface every service binds."),
     mlflow_port: int = typer.Option(5000, help="MLflow tracking server and UI."),
     predictor_port: int = typer.Option(50051, help="gRPC predictor."),
-    metrics_port: int = typer.Option(9095, help="Predictor's Prometheus metrics."),
+    metrics_port: int = typer.Option(
+        9095,
+        help="First of the Prometheus ports, one each in this order: predictor, gateway, "
+        "monitoring exporter, trainers, inferers.",
+    ),
     gateway_port: int = typer.Option(8000, help="REST gateway."),
     trainers: int = typer.Option(1, min=1, help="Trainer workers."),
     inferers: int = typer.Option(1, min=1, help="Batch inferer workers."),
+    exporter: bool = typer.Option(
+        True, "--exporter/--no-exporter", help="Run the monitoring exporter (mlp monitor)."
+    ),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Also stream every service's log here, prefixed."
+    ),
 ) -> None:
-    """Start the local stack: MLflow, trainers, inferers, predictor and gateway.
+    """Start the local stack: MLflow, trainers, inferers, predictor, the monitoring exporter
+    and the gateway.
 
-    Each starts once the one before answers; their logs stream here with a prefix;
-    Ctrl-C or SIGTERM stops them all. Uses the RabbitMQ at MLP_BROKER_URL.
+    Each starts once the one before answers. Each service logs to its own file under
+    DATA_DIR/logs (`mlp logs` shows them; --follow streams them here too). Ctrl-C or
+    SIGTERM stops them all. Uses the RabbitMQ at MLP_BROKER_URL.
     """
     from mlplatform.stack.local_stack import BrokerUnavailable, ProcessFailed, local_stack
 
+    if exporter and importlib.util.find_spec("evidently") is None:
+        typer.echo(
+            "not running the monitoring exporter: it needs pip install 'mlplatform[monitor]'",
+            err=True,
+        )
+        exporter = False
     config = _stack_config(
         data_dir, model, host, mlflow_port, predictor_port, metrics_port, gateway_port,
-        trainers, inferers,
+        trainers, inferers, exporter,
     )  # fmt: skip
     _raise_on_sigterm()
     try:
-        with local_stack(config) as processes:
+        with local_stack(config, sink=sys.stdout if follow else None) as processes:
             _print_where(config)
             _watch(processes)
     except BrokerUnavailable as error:
@@ -128,10 +160,14 @@ def demo(
     predictor_port: int = typer.Option(50051),
     metrics_port: int = typer.Option(9095),
     gateway_port: int = typer.Option(8000),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Also stream every service's log (to stderr), prefixed."
+    ),
 ) -> None:
     """Start the stack, train the example pipeline, predict over gRPC and REST, run a batch.
 
-    Prints each result and where to look; exits non-zero when any step fails.
+    Prints each result and where to look; the services' logs go to DATA_DIR/logs
+    (`mlp logs`). Exits non-zero when any step fails.
     """
     import pandas as pd
 
@@ -151,14 +187,14 @@ def demo(
     model_name = definition.experiment_config.model_name
     config = _stack_config(
         data_dir, f"{model_name}@production", "127.0.0.1", mlflow_port, predictor_port,
-        metrics_port, gateway_port, 1, 1,
+        metrics_port, gateway_port, 1, 1, with_exporter=False,
     )  # fmt: skip
     settings = get_settings().model_copy(
         update={"store_uri": config.store_uri, "mlflow_tracking_uri": config.tracking_uri}
     )
     _raise_on_sigterm()
     try:
-        with local_stack(config, sink=sys.stderr) as processes:
+        with local_stack(config, sink=sys.stderr if follow else None) as processes:
             _print_where(config)
             typer.secho(f"\n1. training {pipeline_file} through RabbitMQ", bold=True)
             outcome = scenario.train(
@@ -169,6 +205,11 @@ def demo(
                 ),
             )
             if not outcome.succeeded:
+                typer.secho(
+                    f"training failed; the trainer's log: {config.log_dir / 'trainer.log'}",
+                    fg="red",
+                    err=True,
+                )
                 raise typer.Exit(1)
             typer.secho("\n2. waiting for the predictor to serve the new version", bold=True)
             version = scenario.wait_until_serving(config.predictor_address)

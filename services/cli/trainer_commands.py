@@ -5,15 +5,36 @@ from __future__ import annotations
 import logging
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from mlplatform.cli.pipeline_commands import EXIT_INVALID
+from mlplatform.cli.service_startup import (
+    log_format_option,
+    log_level_option,
+    start_logging,
+    start_tracing,
+)
 from mlplatform.client.data_roots import DataRoots
 from mlplatform.client.pipelines import PipelineError, check_pipeline, load_pipeline_file
 from mlplatform.common.settings import get_settings
 from mlplatform.v1 import messages_pb2, pipeline_pb2
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from mlplatform.common.metrics_endpoint import MetricsEndpoint, WorkerMetricsSettings
+
+
+METRICS_HOST_OPTION = typer.Option(
+    None, "--metrics-host", help="Interface of the metrics endpoint (default 0.0.0.0)."
+)
+METRICS_PORT_OPTION = typer.Option(
+    None,
+    "--metrics-port",
+    help="Prometheus port (default: none, -1; 0 picks one). Give each worker its own.",
+)
 
 
 def _load_or_exit(
@@ -53,6 +74,7 @@ def submit(
 
     # The trainers' roots are known here only when MLP_DATA_ROOTS is set; they check anyway.
     definition = _load_or_exit(pipeline_file, DataRoots.from_environment())
+    start_tracing("submit")  # the trace of this submission starts at its publish
     settings = get_settings()
     url = broker_url or settings.broker_url
     try:
@@ -132,19 +154,30 @@ def trainer(
     lease_seconds: float = typer.Option(
         60.0, help="A run whose worker has not reported for this long is taken over."
     ),
-    log_level: str = typer.Option("INFO", help="Logging level."),
+    log_level: str = log_level_option(),
+    log_format: str | None = log_format_option(),
+    metrics_host: str = METRICS_HOST_OPTION,
+    metrics_port: int = METRICS_PORT_OPTION,
 ) -> None:
     """Start a trainer worker: consume pipelines from RabbitMQ until SIGTERM or Ctrl-C.
 
-    Start several to share the queue round-robin.
+    Start several to share the queue round-robin (each with its own --metrics-port).
+    MLP_TRAINER_METRICS_HOST and MLP_TRAINER_METRICS_PORT set the metrics endpoint too.
     """
     from mlplatform.common.consumer import QueueWorker, worker_name
+    from mlplatform.common.metrics_endpoint import TrainerMetricsSettings
     from mlplatform.common.store import open_store
+    from mlplatform.trainer.metrics import ObservedEvents, TrainerMetrics
     from mlplatform.trainer.runner import PipelineRunner
     from mlplatform.trainer.steps.base import DataLimits
     from mlplatform.trainer.worker import BrokerEvents, TrainerHandler
 
-    configure_logging(log_level)
+    start_logging("trainer", log_level, log_format)
+    start_tracing("trainer")
+    metrics = TrainerMetrics()
+    endpoint = serve_worker_metrics(
+        "mlp trainer", TrainerMetricsSettings, metrics_host, metrics_port, metrics.registry
+    )
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = broker_url or settings.broker_url
@@ -154,27 +187,52 @@ def trainer(
     runner = PipelineRunner(
         store,
         settings.resolved_mlflow_tracking_uri,
-        events,
+        ObservedEvents(events, metrics),
         data_roots=settings.resolved_data_roots,
         data_limits=DataLimits(settings.max_data_bytes, settings.max_zip_ratio),
     )
     logging.getLogger(__name__).info("pipelines may read: %s", runner.data_roots.describe())
-    handler = TrainerHandler(runner, store, name, max_attempts, lease_seconds)
-    worker = QueueWorker(settings.pipelines_work_queue, handler, store, url, name=name)
+    handler = TrainerHandler(runner, store, name, max_attempts, lease_seconds, metrics)
+    worker = QueueWorker(
+        settings.pipelines_work_queue, handler, store, url, name=name, metrics=metrics.queue
+    )
     stop_on_signals(worker)
     try:
         worker.run()
     finally:
         events.close()
         store.close()
+        if endpoint is not None:
+            endpoint.stop()
 
 
-def configure_logging(level: str) -> None:
-    """Worker logs: ours at `level`, pika's connection chatter only when it matters."""
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("pika").setLevel(logging.WARNING)
+def serve_worker_metrics(
+    command: str,
+    settings_class: type[WorkerMetricsSettings],
+    host: str | None,
+    port: int | None,
+    registry: CollectorRegistry,
+) -> MetricsEndpoint | None:
+    """A worker's metrics endpoint, from its options and environment; exits 2, naming the
+    setting, when it cannot be served."""
+    from pydantic import ValidationError
+
+    from mlplatform.common.metrics_endpoint import MetricsPortTaken, serve_metrics
+
+    overrides = {"metrics_host": host, "metrics_port": port}
+    try:
+        settings = settings_class(
+            **{key: value for key, value in overrides.items() if value is not None}
+        )
+        return serve_metrics(registry, settings.metrics_host, settings.metrics_port)
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(map(str, problem["loc"]))
+            typer.echo(f"{command}: {where}: {problem['msg']}", err=True)
+        raise typer.Exit(2) from None
+    except MetricsPortTaken as error:
+        typer.echo(f"{command}: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 def stop_on_signals(worker: Any) -> None:

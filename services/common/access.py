@@ -46,6 +46,7 @@ ENDPOINT_SCOPES: dict[str, Scope | None] = {
     "/version": OPEN,
     "/docs": OPEN,
     "/docs/oauth2-redirect": OPEN,
+    "/docs/assets/": OPEN,
     "/redoc": OPEN,
     "/openapi.json": OPEN,
     "/v2/health/": OPEN,

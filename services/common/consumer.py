@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,12 +43,16 @@ from pika.adapters.blocking_connection import BlockingChannel
 from mlplatform.client import messaging
 from mlplatform.client.broker_access import connect, requiring
 from mlplatform.common.broker_close import close_connection
+from mlplatform.common.metrics_endpoint import QueueMetrics
 from mlplatform.common.store import DeadLetter, Store
+from mlplatform.common.tracing import consumer_span
 
 logger = logging.getLogger(__name__)
 
 #: Longest pause between reconnection attempts, in seconds.
 MAX_BACKOFF_SECONDS = 30.0
+#: How often a worker with metrics asks the broker how many messages wait in its queue.
+BACKLOG_PROBE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,8 @@ class QueueWorker:
     #: Called with the open channel after connecting (e.g. to declare more).
     on_connected: Callable[[BlockingChannel], None] | None = None
     prefetch: int = 1
+    #: Dead letters and the queue's backlog, when the worker serves metrics.
+    metrics: QueueMetrics | None = None
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     # Jobs handed to the handler whose outcome is not yet settled, on any connection: the
     # count outlives a reconnect, so our own redelivered message is seen as in progress.
@@ -193,7 +200,12 @@ class QueueWorker:
             channel.basic_consume(self.queue.name, self._on_message)
         self.consuming.set()
         logger.info("%s consuming %s", self.name, self.queue.name)
+        next_probe = time.monotonic()
         while not self._stop.is_set() or self._jobs:
+            if self.metrics is not None and time.monotonic() >= next_probe:
+                declared = channel.queue_declare(self.queue.name, passive=True)
+                self.metrics.backlog(self.queue.name, declared.method.message_count)
+                next_probe = time.monotonic() + BACKLOG_PROBE_SECONDS
             connection.process_data_events(time_limit=1)
             if not channel.is_open:
                 # pika reports a channel the broker closed (e.g. for a delivery left unacked
@@ -233,7 +245,13 @@ class QueueWorker:
                 self._count_job(-1)
                 logger.warning("%s: finished a job whose connection is gone", self.name)
 
-        self._executor.submit(self.handler, delivery).add_done_callback(finished)
+        self._executor.submit(self._handle, delivery).add_done_callback(finished)
+
+    def _handle(self, delivery: Delivery) -> Outcome | Later:
+        """The handler, in a CONSUMER span continuing the publisher's trace."""
+        properties = delivery.properties
+        with consumer_span(self.queue.name, properties.headers, properties.message_id):
+            return self.handler(delivery)
 
     def _after_job(
         self,
@@ -299,6 +317,8 @@ class QueueWorker:
                 properties=_with_headers(delivery.properties, headers),
                 mandatory=True,
             )
+        if self.metrics is not None:
+            self.metrics.dead_lettered(self.queue.name)
         try:
             self.store.record_dead_letter(
                 DeadLetter(
@@ -324,6 +344,8 @@ def _with_headers(
         content_type=properties.content_type,
         type=properties.type,
         message_id=properties.message_id,
+        # The publication time travels with the message: the inferer's lag is measured from it.
+        timestamp=properties.timestamp,
         delivery_mode=pika.DeliveryMode.Persistent,
         headers=headers,
     )

@@ -31,7 +31,9 @@ class Settings(BaseSettings):
         default="amqp://guest:guest@127.0.0.1:5672/%2F", description="RabbitMQ URL."
     )
     store_uri: str = Field(
-        default="", description="Prediction and run store: sqlite:///PATH or mongodb://..."
+        default="",
+        description="Prediction and run store: sqlite:///PATH or mongodb://...; "
+        "default: store.db in the data folder.",
     )
     pipelines_queue: str = Field(default="mlp.pipelines", description="Work queue of the trainers.")
     batches_queue: str = Field(default="mlp.batches", description="Work queue of the inferers.")
@@ -58,7 +60,8 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = Field(
         default="",
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLP_MLFLOW_TRACKING_URI"),
-        description="MLflow tracking server or store.",
+        description="MLflow tracking server or store; default: mlflow.db (SQLite) in the data "
+        "folder.",
     )
 
     @property

@@ -5,7 +5,8 @@ is much faster per row on hundreds of rows than on one, and chunks bound the mem
 large part). Each chunk's results stay columns (`BatchPredictions`), which the store writes as
 rows keyed by (batch_id, row index) without building a record object per row. Each chunk goes
 to `on_chunk` as soon as it is predicted, so the caller can store it while the next one is
-predicted.
+predicted. A part sent with a key column has that column taken off before the schema check;
+each row's key is stored with its prediction (see `prediction_keys`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 from mlplatform.client.frames import frame_to_dataframe
 from mlplatform.common.model_loading import LoadedModel
+from mlplatform.common.prediction_keys import split_key_column
 from mlplatform.common.store import BatchPredictions, utc_now
 from mlplatform.v1 import messages_pb2
 
@@ -42,6 +44,9 @@ def predict_part(
     result); raises FrameError or InvalidInputError for bad rows, and InvalidRecordError for
     model output the store cannot keep (e.g. NaN probabilities)."""
     rows = frame_to_dataframe(request.rows)
+    keys: list[str | None] | None = None
+    if request.key_column:
+        rows, keys = split_key_column(rows, request.key_column)
     checked = model.check(rows)
     kept: list[BatchPredictions] = []
     take = kept.append if on_chunk is None else on_chunk
@@ -69,6 +74,7 @@ def predict_part(
                 class_names=model.class_names if output.probabilities is not None else (),
                 latency_ms=elapsed * 1000 / max(len(inputs), 1),
                 created_at=created_at,
+                prediction_keys=None if keys is None else tuple(keys[start : start + chunk_rows]),
             )
         )
     return PartResult(len(checked), predict_seconds, kept)

@@ -9,6 +9,7 @@ and the batch is marked failed; an unreachable store or MLflow is retried, bound
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -27,6 +28,7 @@ from mlplatform.common.consumer import (
 )
 from mlplatform.common.faults import is_transient
 from mlplatform.common.input_schema import InvalidInputError
+from mlplatform.common.log_setup import add_ids, log_ids
 from mlplatform.common.model_loading import LoadedModel, ModelLoadError, ModelReference
 from mlplatform.common.store import (
     BatchPredictions,
@@ -38,6 +40,7 @@ from mlplatform.common.store import (
 )
 from mlplatform.inferer.batch_job import DEFAULT_CHUNK_ROWS, predict_part
 from mlplatform.inferer.chunk_writers import ChunkWriter, ThreadChunkWriter, is_broken_error
+from mlplatform.inferer.metrics import InfererMetrics
 from mlplatform.inferer.model_cache import ModelCache
 from mlplatform.v1 import messages_pb2
 
@@ -87,7 +90,9 @@ class InfererHandler:
         max_attempts: int = 3,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         writer: ChunkWriter | None = None,
+        metrics: InfererMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.models = models
         self.store = store
         self.max_attempts = max_attempts
@@ -101,14 +106,31 @@ class InfererHandler:
         self.writer.close()
 
     def __call__(self, delivery: Delivery) -> Outcome | Later:
+        outcome = self._settle(delivery)
+        metrics = self.metrics
+        if metrics is None:
+            return outcome
+        if isinstance(outcome, Later):
+
+            def settled(done: Future[Outcome]) -> None:
+                if done.exception() is None:  # a raising future is a bug the worker logs
+                    metrics.part_settled(done.result())
+
+            outcome.future.add_done_callback(settled)
+        else:
+            metrics.part_settled(outcome)
+        return outcome
+
+    def _settle(self, delivery: Delivery) -> Outcome | Later:
         request_or_reason = decode_request(delivery)
         if isinstance(request_or_reason, str):
             return Reject(request_or_reason)
         request = request_or_reason
-        try:
-            return self._handle(request, delivery)
-        except Exception as error:
-            return self._after_error(request, delivery, error)
+        with log_ids(batch_id=request.batch_id):
+            try:
+                return self._handle(request, delivery)
+            except Exception as error:
+                return self._after_error(request, delivery, error)
 
     def _after_error(
         self, request: messages_pb2.BatchPredictionRequest, delivery: Delivery, error: Exception
@@ -142,6 +164,7 @@ class InfererHandler:
             if is_transient(error):
                 raise
             return self._refuse(request, f"model {error.reference}: {error.reason}")
+        add_ids(model_name=model.name, model_version=model.version)
         began = time.perf_counter()
         writes: list[Future[int]] = []
 
@@ -160,7 +183,16 @@ class InfererHandler:
         timings = (result.predict_seconds, predicted - began - result.predict_seconds, predicted)
         return Later(
             self._finisher.submit(
-                self._finish, request, delivery, model, batch, result.row_count, writes, timings
+                # In this part's context: the finisher's log lines carry its ids and trace.
+                contextvars.copy_context().run,
+                self._finish,
+                request,
+                delivery,
+                model,
+                batch,
+                result.row_count,
+                writes,
+                timings,
             )
         )
 
@@ -189,6 +221,14 @@ class InfererHandler:
         except Exception as error:
             return self._after_error(request, delivery, error)
         predict_seconds, prepare_seconds, predicted = timings
+        if self.metrics is not None:
+            self.metrics.part_stored(
+                model.name,
+                model.version,
+                row_count,
+                predict_seconds,
+                delivery.properties.timestamp,
+            )
         # The three timings are what bench/bench_inferer.py reports: the model calls, the rest
         # of predicting (decoding, checking, building chunks), and the time from the last
         # prediction until the part was stored and counted (which overlaps the next part).

@@ -27,12 +27,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from opentelemetry import trace
+
 from mlplatform.common.input_schema import CheckedRows
 from mlplatform.common.model_loading import LoadedModel, ModelOutput
 from mlplatform.predictor.batch_policy import ARRIVAL_WINDOW_S, BatchPolicy
 from mlplatform.predictor.errors import BatcherClosedError
 from mlplatform.predictor.model_call import ModelCallListener, predict_together
 from mlplatform.predictor.model_process import ModelProcess
+from mlplatform.predictor.observability import note_batch
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ class _Pending:
     with_probabilities: bool
     future: asyncio.Future[ModelOutput]
     enqueued_at: float = field(default_factory=time.perf_counter)
+    #: The caller's span (made in the caller's task): the batch it joins is noted there.
+    span: trace.Span = field(default_factory=trace.get_current_span)
 
     @property
     def rows(self) -> int:
@@ -229,6 +234,7 @@ class AdaptiveBatcher:
             return
         for pending, output in zip(live, outputs, strict=True):
             _settle(pending, output=output)
+        note_batch(live)
         self.policy.last_answered_at = time.perf_counter()
 
     async def _call_model(self, model: LoadedModel, batch: list[_Pending]) -> list[ModelOutput]:

@@ -11,8 +11,6 @@ order.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
@@ -24,7 +22,6 @@ from mlplatform.client.frames import (
     repeated_to_array,
     series_to_column,
 )
-from mlplatform.common import outcome_intake
 from mlplatform.common.input_schema import ColumnKind, Columns, DoublesRows, ProblemType
 from mlplatform.common.model_loading import LoadedModel
 from mlplatform.predictor.prediction_service import PredictionResult
@@ -148,15 +145,3 @@ def encode_model_info(model: LoadedModel) -> predictor_pb2.GetModelInfoResponse:
             for spec in model.input_schema
         ],
     )
-
-
-def decode_outcome(outcome: predictor_pb2.Outcome) -> dict[str, Any]:
-    """One Outcome message as the row `outcome_intake` reads (unset fields are absent)."""
-    row: dict[str, Any] = {"row": outcome.row}
-    key = outcome.WhichOneof("key")
-    if key is not None:
-        row[key] = getattr(outcome, key)
-    label = outcome.WhichOneof("label")
-    if label is not None:
-        row[outcome_intake.LABEL_COLUMN] = getattr(outcome, label)
-    return row

@@ -30,6 +30,7 @@ import numpy as np
 
 from mlplatform.client.frames import FrameError
 from mlplatform.common.input_schema import CheckedRows, Columns, DoublesRows, ProblemType
+from mlplatform.common.log_setup import pop_ids, push_ids
 from mlplatform.common.model_loading import LoadedModel
 from mlplatform.common.store import utc_now
 from mlplatform.predictor.batching import AdaptiveBatcher
@@ -43,6 +44,7 @@ from mlplatform.predictor.errors import (
 )
 from mlplatform.predictor.grpc_errors import abort_with
 from mlplatform.predictor.metrics import PredictorMetrics
+from mlplatform.predictor.observability import note_prediction
 from mlplatform.predictor.prediction_log import LoggedRequest, PredictionLog
 from mlplatform.predictor.reload import ModelSlot
 
@@ -211,6 +213,7 @@ class PredictionCall:
         self.started = time.perf_counter()
         self.served_by: LoadedModel | None = None
         self.result: PredictionResult | None = None
+        self.ids = push_ids(request_id=request_id)
         self.accepted = service._accept()
 
     async def __aenter__(self) -> PredictionCall:
@@ -232,6 +235,7 @@ class PredictionCall:
             raise ProbabilitiesUnavailableError(model.name)
         service = self.service
         features = model.check_rows(rows, service.max_request_rows)
+        note_prediction(model, len(features))
         predictions, probabilities = await service._predict_rows(
             model, features, with_probabilities, self.request_id
         )
@@ -251,6 +255,7 @@ class PredictionCall:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        pop_ids(self.ids)
         if isinstance(error, FrameError) and self.result is not None:
             # The model's output does not travel: the server's fault, not the caller's input.
             logger.error(

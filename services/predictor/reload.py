@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from mlplatform.common.log_setup import RepeatedMessages
 from mlplatform.common.model_loading import (
     LoadedModel,
     ModelLoadError,
@@ -101,6 +102,8 @@ class ModelWatcher:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failed_version: str | None = None
+        #: "Not loaded" repeats at every poll while waiting for a first version: once a minute.
+        self._repeats = RepeatedMessages(logger)
 
     def start(self) -> None:
         """Start polling on the running loop (the first check runs at once)."""
@@ -184,7 +187,7 @@ class ModelWatcher:
             try:
                 await self.check_now()
             except ModelLoadError as error:
-                logger.warning("model not (re)loaded: %s", error)
+                self._repeats.warning("model not (re)loaded: %s", error)
             except Exception:
                 logger.exception("model not (re)loaded: unexpected error")
             if pinned and self.slot.current is not None:

@@ -61,6 +61,10 @@ COUNTED_APIS = {
 }
 
 
+class PortTakenError(OSError):
+    """The gRPC or metrics port cannot be bound (another process holds it)."""
+
+
 def _server_version() -> str:
     try:
         return metadata.version("mlplatform")
@@ -102,7 +106,7 @@ class RunningPredictor:
             await asyncio.sleep(settings.drain_delay_s)  # let load balancers see NOT_SERVING
         deadline = loop.time() + settings.shutdown_grace_s
         self.service.refuse_new_calls()
-        logger.info("drain delay over: refusing new calls, finishing the accepted ones")
+        logger.debug("drain delay over: refusing new calls, finishing the accepted ones")
         await self.watcher.stop()
         if not await self.service.wait_for_accepted_calls(settings.shutdown_grace_s):
             logger.warning(
@@ -194,6 +198,9 @@ async def start_predictor(
         options=[
             ("grpc.max_receive_message_length", message_bytes),
             ("grpc.max_send_message_length", message_bytes),
+            # gRPC's default SO_REUSEPORT lets a second predictor silently share a taken port
+            # (each getting some of the calls); without it, a taken port fails the start.
+            ("grpc.so_reuseport", 0),
         ],
     )
 
@@ -218,12 +225,15 @@ async def start_predictor(
         server,
     )
     address = f"{settings.host}:{settings.port}"
-    if credentials is None:
-        port = server.add_insecure_port(address)
-    else:
-        port = server.add_secure_port(address, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError:  # grpc says "Failed to bind", never why
+        port = 0
     if port == 0:
-        raise OSError(f"cannot bind the gRPC port {settings.host}:{settings.port}")
+        raise PortTakenError(f"cannot listen on the gRPC port {address}: is it taken?")
 
     async def on_swap(current: LoadedModel, previous: LoadedModel | None) -> None:
         metrics.model_swapped(current, previous)
@@ -249,7 +259,14 @@ async def start_predictor(
     )
     metrics_port = None
     if settings.metrics_port >= 0:
-        metrics_port = metrics.serve(settings.metrics_host, settings.metrics_port)
+        try:
+            metrics_port = metrics.serve(settings.metrics_host, settings.metrics_port)
+        except OSError as error:
+            raise PortTakenError(
+                f"cannot listen on the metrics port {settings.metrics_host}:"
+                f"{settings.metrics_port}: {error.strerror or error} "
+                "(--metrics-port: another one, 0 for any, -1 for none)"
+            ) from error
     running = RunningPredictor(
         settings=settings,
         server=server,

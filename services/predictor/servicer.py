@@ -7,21 +7,12 @@ import asyncio
 
 import grpc
 
-from mlplatform.common import outcome_intake
 from mlplatform.common.store import Store
 from mlplatform.predictor import native_codec
 from mlplatform.predictor.grpc_errors import abort_with
+from mlplatform.predictor.outcome_messages import record_outcomes
 from mlplatform.predictor.prediction_service import PredictionService, new_request_id
 from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
-
-
-def record_outcomes(
-    store: Store, request: predictor_pb2.RecordOutcomesRequest
-) -> predictor_pb2.RecordOutcomesResponse:
-    """Decode, record all or nothing, encode; InvalidInputError for any bad outcome."""
-    rows = (native_codec.decode_outcome(outcome) for outcome in request.outcomes)
-    report = outcome_intake.record(store, outcome_intake.outcomes_from_rows(rows))
-    return predictor_pb2.RecordOutcomesResponse(matched=report.matched, replaced=report.replaced)
 
 
 class PredictorServicer(predictor_pb2_grpc.PredictorServicer):

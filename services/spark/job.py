@@ -181,7 +181,9 @@ def _score(
     logged = 0
     if options.log_predictions:
         progress.phase = "logging every row"
-        logged = prediction_log.log_every_row(scored, store_uri, batch_id, model, input_columns)
+        logged = prediction_log.log_every_row(
+            scored, store_uri, batch_id, model, input_columns, options.id_column
+        )
         scored.unpersist()
     elif options.sample_rows and row_count:
         progress.phase = "logging a sample"
@@ -192,7 +194,12 @@ def _score(
         sampled = indexed.where(functions.rand(_SAMPLE_SEED) < fraction)
         sample = scored_frame(spark, sampled, model, options.with_probabilities).toPandas()
         logged = prediction_log.log_sample(
-            store, sample.head(options.sample_rows), batch_id, model, input_columns
+            store,
+            sample.head(options.sample_rows),
+            batch_id,
+            model,
+            input_columns,
+            options.id_column,
         )
     return row_count, summary, logged
 

@@ -5,7 +5,8 @@ Every row: each Python worker opens the store itself and appends its Arrow batch
 `BatchPredictions` (columns, no record per row), so no row travels to the driver. The
 executors then need mlplatform installed and the store reachable (a MongoDB URI on a cluster;
 a SQLite file only where every executor shares the driver's disk, as in local mode). Rows are
-keyed by (batch id, row index), so a retried task writes none twice.
+keyed by (batch id, row index), so a retried task writes none twice. With `--id-column`, each
+logged row also carries that column's value as its prediction key, so outcomes can name it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlplatform.common.prediction_keys import key_text, key_texts
 from mlplatform.common.store import BatchPredictions, PredictionRecord, PredictionSource, Store
 from mlplatform.spark.scoring import PREDICTION_COLUMN, ROW_INDEX_COLUMN, ModelForSpark
 
@@ -24,10 +26,15 @@ LOGGED_COLUMN = "rows_logged"
 
 
 def log_every_row(
-    scored: Any, store_uri: str, batch_id: str, model: ModelForSpark, input_columns: list[str]
+    scored: Any,
+    store_uri: str,
+    batch_id: str,
+    model: ModelForSpark,
+    input_columns: list[str],
+    key_column: str | None = None,
 ) -> int:
-    """Writes every row of `scored` (inputs and outputs) from the executors; returns how many
-    rows were written."""
+    """Writes every row of `scored` (inputs and outputs, and `key_column` as each row's
+    prediction key) from the executors; returns how many rows were written."""
     from pyspark.sql import functions
 
     write = partial(
@@ -38,6 +45,7 @@ def log_every_row(
         model_version=model.version,
         class_names=model.class_names,
         input_columns=input_columns,
+        key_column=key_column,
     )
     counts = scored.mapInPandas(write, schema=f"{LOGGED_COLUMN} long")
     total = counts.agg(functions.sum(LOGGED_COLUMN)).first()[0]
@@ -53,6 +61,7 @@ def _write_partition(
     model_version: str,
     class_names: tuple[str, ...],
     input_columns: list[str],
+    key_column: str | None,
 ) -> Iterator[pd.DataFrame]:
     from mlplatform.common.store import open_store
 
@@ -60,20 +69,27 @@ def _write_partition(
         for frame in batches:
             written = sum(
                 store.append_batch_predictions(chunk)
-                for chunk in _chunks(
-                    frame, batch_id, model_name, model_version, class_names, input_columns
+                for chunk in logged_chunks(
+                    frame,
+                    batch_id,
+                    model_name,
+                    model_version,
+                    class_names,
+                    input_columns,
+                    key_column,
                 )
             )
             yield pd.DataFrame({LOGGED_COLUMN: [written]})
 
 
-def _chunks(
+def logged_chunks(
     frame: pd.DataFrame,
     batch_id: str,
     model_name: str,
     model_version: str,
     class_names: tuple[str, ...],
     input_columns: list[str],
+    key_column: str | None = None,
 ) -> Iterator[BatchPredictions]:
     """`frame` cut where its row indexes stop being consecutive (a chunk's rows are
     `row_offset + i`); within one Spark partition they are consecutive throughout."""
@@ -94,6 +110,7 @@ def _chunks(
             predictions=part[PREDICTION_COLUMN].to_numpy(),
             probabilities=part[probability_columns].to_numpy() if has_probabilities else None,
             class_names=class_names if has_probabilities else (),
+            prediction_keys=None if key_column is None else tuple(key_texts(part[key_column])),
         )
 
 
@@ -103,8 +120,10 @@ def log_sample(
     batch_id: str,
     model: ModelForSpark,
     input_columns: list[str],
+    key_column: str | None = None,
 ) -> int:
-    """Writes the sampled rows (already on the driver) one record each; returns how many."""
+    """Writes the sampled rows (already on the driver) one record each, `key_column` as each
+    row's prediction key; returns how many."""
     probability_columns = model.probability_columns
     has_probabilities = bool(probability_columns) and all(
         name in sample.columns for name in probability_columns
@@ -124,12 +143,14 @@ def log_sample(
             source=PredictionSource.BATCH,
             batch_id=batch_id,
             row_index=int(row_index),
+            prediction_key=None if key_column is None else key_text(key),
         )
-        for input_row, prediction, probabilities, row_index in zip(
+        for input_row, prediction, probabilities, row_index, key in zip(
             inputs.to_dict("records"),
             sample[PREDICTION_COLUMN].tolist(),
             sample[probability_columns].to_numpy() if has_probabilities else [None] * len(sample),
             sample[ROW_INDEX_COLUMN].tolist(),
+            sample[key_column].tolist() if key_column is not None else [None] * len(sample),
             strict=True,
         )
     ]

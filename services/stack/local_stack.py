@@ -1,7 +1,10 @@
-"""The local stack: MLflow server, trainers, inferers, predictor and gateway as child processes.
+"""The local stack: MLflow server, trainers, inferers, predictor, monitoring exporter and
+gateway as child processes.
 
 Started in dependency order, each checked ready before the next starts; stopped in reverse.
-It uses the RabbitMQ at MLP_BROKER_URL (the one thing it does not start).
+Each service writes its log to `<data_dir>/logs/<service>.log` (`mlp logs` reads them); the
+caller may also have them echoed. It uses the RabbitMQ at MLP_BROKER_URL (the one thing it
+does not start).
 """
 
 from __future__ import annotations
@@ -42,10 +45,16 @@ class StackConfig:
     host: str = "127.0.0.1"
     mlflow_port: int = 5000
     predictor_port: int = 50051
-    predictor_metrics_port: int = 9095
+    #: The first of a block of consecutive metrics ports, in this order: predictor, gateway,
+    #: monitoring exporter, each trainer, each inferer. From 9095 with one worker each, every
+    #: service gets the port it defaults to (9095...9097) or compose gives it (9098, 9099).
+    metrics_port: int = 9095
     gateway_port: int = 8000
     trainers: int = 1
     inferers: int = 1
+    #: Run `mlp monitor exporter` (the monitoring gauges), refreshed every `monitor_interval` s.
+    with_exporter: bool = True
+    monitor_interval: float = 60.0
     #: How often the predictor looks for a moved alias.
     reload_interval: float = 2.0
     #: MLflow's backend store; default a SQLite file in `data_dir`.
@@ -63,12 +72,31 @@ class StackConfig:
         return f"sqlite:///{self.data_dir.resolve() / 'store.db'}"
 
     @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
     def predictor_address(self) -> str:
         return f"{self.host}:{self.predictor_port}"
 
     @property
     def gateway_url(self) -> str:
         return f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def metrics_ports(self) -> dict[str, int]:
+        """Each service's metrics port, by its name in the stack."""
+        names = ["predictor", "gateway", "exporter"]
+        names += _numbered("trainer", self.trainers) + _numbered("inferer", self.inferers)
+        return {name: self.metrics_port + offset for offset, name in enumerate(names)}
+
+    def metrics_url(self, service: str) -> str:
+        return f"http://{self.host}:{self.metrics_ports[service]}/metrics"
+
+
+def _numbered(role: str, count: int) -> list[str]:
+    """`trainer`, or `trainer1`, `trainer2`... when there are several."""
+    return [role] if count == 1 else [f"{role}{index + 1}" for index in range(count)]
 
 
 def _mlp(*args: str) -> list[str]:
@@ -107,30 +135,19 @@ def service_specs(config: StackConfig) -> list[ServiceSpec]:
             banner=f"MLflow UI          {config.tracking_uri}",
         ),
     ]  # fmt: skip
-    for index in range(config.trainers):
-        specs.append(
-            ServiceSpec(
-                name=f"trainer{index + 1}" if config.trainers > 1 else "trainer",
-                argv=_mlp("trainer"),
-                ready=log_says(" consuming "),
-                environment=shared,
+    ports = config.metrics_ports
+    for role, count in (("trainer", config.trainers), ("inferer", config.inferers)):
+        for name in _numbered(role, count):
+            argv = _mlp(role, "--metrics-host", config.host, "--metrics-port", str(ports[name]))
+            specs.append(
+                ServiceSpec(name=name, argv=argv, ready=log_says(" consuming "), environment=shared)
             )
-        )
-    for index in range(config.inferers):
-        specs.append(
-            ServiceSpec(
-                name=f"inferer{index + 1}" if config.inferers > 1 else "inferer",
-                argv=_mlp("inferer"),
-                ready=log_says(" consuming "),
-                environment=shared,
-            )
-        )
     predictor_argv = _mlp(
         "predictor",
         "--model", config.model,
         "--host", config.host,
         "--port", str(config.predictor_port),
-        "--metrics-port", str(config.predictor_metrics_port),
+        "--metrics-port", str(ports["predictor"]),
         "--reload-interval", str(config.reload_interval),
     )  # fmt: skip
     specs.append(
@@ -140,16 +157,37 @@ def service_specs(config: StackConfig) -> list[ServiceSpec]:
             ready=grpc_health_answers(config.predictor_address),
             environment=shared,
             banner=f"gRPC predictor     {config.predictor_address} "
-            f"(metrics http://{config.host}:{config.predictor_metrics_port}/metrics)",
+            f"(metrics {config.metrics_url('predictor')})",
         )
     )
+    exporter_url = f"http://{config.host}:{ports['exporter']}"
+    if config.with_exporter:
+        exporter_argv = _mlp(
+            "monitor", "exporter",
+            "--metrics-host", config.host,
+            "--metrics-port", str(ports["exporter"]),
+            "--monitor-interval", str(config.monitor_interval),
+        )  # fmt: skip
+        specs.append(
+            ServiceSpec(
+                name="exporter",
+                argv=exporter_argv,
+                ready=http_ok(f"{exporter_url}/metrics"),
+                environment=shared,
+                banner=f"monitoring gauges  {exporter_url}/metrics",
+            )
+        )
     if config.with_gateway:
         gateway_argv = _mlp(
             "gateway",
             "--host", config.host,
             "--port", str(config.gateway_port),
             "--predictor", config.predictor_address,
+            "--metrics-host", config.host,
+            "--metrics-port", str(ports["gateway"]),
         )  # fmt: skip
+        if config.with_exporter:  # the gateway's /monitor pages read the exporter
+            gateway_argv += ["--monitor-url", exporter_url]
         specs.append(
             ServiceSpec(
                 name="gateway",
@@ -178,13 +216,18 @@ def check_broker(broker_url: str) -> None:
 
 @contextmanager
 def local_stack(config: StackConfig, sink: TextIO | None = None) -> Iterator[list[ManagedProcess]]:
-    """Runs the stack for the duration of the block; every child is stopped on exit."""
+    """Runs the stack for the duration of the block; every child is stopped on exit.
+
+    Each service's log goes to its file under `config.log_dir` (started afresh) and, when
+    `sink` is given, to `sink` too, each line prefixed with the service's name."""
     check_broker(config.broker_url)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.log_dir.mkdir(parents=True, exist_ok=True)
     started: list[ManagedProcess] = []
     try:
         for spec in service_specs(config):
-            process = ManagedProcess(spec, sink)
+            log_path = config.log_dir / f"{spec.name}.log"
+            log_path.unlink(missing_ok=True)
+            process = ManagedProcess(spec, sink, log_path=log_path)
             started.append(process)
             process.wait_ready()
         yield started

@@ -1,4 +1,5 @@
-"""Child processes with a readiness check, prefixed log streaming and a clean stop."""
+"""Child processes with a readiness check, a log file each (optionally echoed, prefixed with
+the service name) and a clean stop."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 #: A readiness check: True once the process serves. It also sees the process's log so far.
@@ -36,11 +37,20 @@ class ServiceSpec:
 
 
 class ManagedProcess:
-    """One running child: its output goes to `sink` line by line, prefixed with its name."""
+    """One running child: its output goes line by line to `log_path` (when given) and to
+    `sink` (when given), there prefixed with its name."""
 
-    def __init__(self, spec: ServiceSpec, sink: TextIO | None = None, log_width: int = 10) -> None:
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        sink: TextIO | None = None,
+        log_width: int = 10,
+        log_path: Path | None = None,
+    ) -> None:
         self.spec = spec
-        self.sink = sink if sink is not None else sys.stdout
+        self.sink = sink
+        self.log_path = log_path
+        self._log_file = log_path.open("a", encoding="utf-8") if log_path is not None else None
         self.prefix = f"{spec.name:<{log_width}}| "
         self.lines: list[str] = []
         self._lines_lock = threading.Lock()
@@ -64,8 +74,14 @@ class ManagedProcess:
                 self.lines.append(line)
                 if len(self.lines) > 2000:
                     del self.lines[:1000]
-            self.sink.write(self.prefix + line)
-            self.sink.flush()
+            if self._log_file is not None:
+                self._log_file.write(line)
+                self._log_file.flush()
+            if self.sink is not None:
+                self.sink.write(self.prefix + line)
+                self.sink.flush()
+        if self._log_file is not None:
+            self._log_file.close()
 
     def log_contains(self, text: str) -> bool:
         with self._lines_lock:

@@ -32,7 +32,9 @@ from mlplatform.common.consumer import (
     Reject,
     properties_problem,
 )
+from mlplatform.common.log_setup import log_ids
 from mlplatform.common.store import NotFoundError, RunStatus, Store, utc_now
+from mlplatform.trainer.metrics import TrainerMetrics, running
 from mlplatform.trainer.runner import PipelineRunner, TransientFailure, new_run_record
 from mlplatform.v1 import messages_pb2
 
@@ -108,7 +110,9 @@ class TrainerHandler:
         worker_id: str,
         max_attempts: int = 3,
         lease_seconds: float = 60.0,
+        metrics: TrainerMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.runner = runner
         self.store = store
         self.worker_id = worker_id
@@ -116,34 +120,47 @@ class TrainerHandler:
         self.lease_seconds = lease_seconds
 
     def __call__(self, delivery: Delivery) -> Outcome:
+        started = time.monotonic()
+        outcome, label = self._settle(delivery)
+        if self.metrics is not None:
+            self.metrics.pipeline_settled(label, time.monotonic() - started)
+        return outcome
+
+    def _settle(self, delivery: Delivery) -> tuple[Outcome, str]:
+        """The outcome, and its name as the metrics count it (trainer/metrics.py OUTCOMES)."""
         submission_or_reason = decode_submission(delivery)
         if isinstance(submission_or_reason, str):
-            return Reject(submission_or_reason)
-        submission = submission_or_reason
+            return Reject(submission_or_reason), "rejected"
+        with log_ids(pipeline_id=submission_or_reason.pipeline_id):
+            return self._run(submission_or_reason, delivery)
+
+    def _run(
+        self, submission: messages_pb2.SubmitPipeline, delivery: Delivery
+    ) -> tuple[Outcome, str]:
         # The data roots are checked here, before anything runs: a path outside them fails
         # the run as an invalid pipeline, and the file is never opened.
         problems = validate_pipeline(submission.definition, self.runner.data_roots)
         if problems:
             reason = "invalid pipeline definition: " + "; ".join(map(str, problems))
             self._record_refusal(submission, reason)
-            return Reject(reason)
+            return Reject(reason), "invalid"
         holder = self._lease_holder(submission.pipeline_id)
         if holder is not None:
-            return Defer(f"pipeline {submission.pipeline_id} is running on {holder}")
+            return Defer(f"pipeline {submission.pipeline_id} is running on {holder}"), "deferred"
         try:
-            with self._heartbeat(submission.pipeline_id):
-                self.runner.run(submission, self.worker_id)
+            with self._heartbeat(submission.pipeline_id), running(self.metrics):
+                record = self.runner.run(submission, self.worker_id)
         except TransientFailure as error:
             attempt = delivery.attempt + 1
             if attempt >= self.max_attempts:
                 reason = f"gave up after {attempt} attempts: {error}"
                 self.runner.mark_failed(submission.pipeline_id, "TransientFailure", reason)
-                return Reject(reason)
+                return Reject(reason), "gave_up"
             logger.warning(
                 "pipeline %s: attempt %d failed: %s", submission.pipeline_id, attempt, error
             )
-            return Defer(str(error), count_attempt=True)
-        return Done()
+            return Defer(str(error), count_attempt=True), "retried"
+        return Done(), "succeeded" if record.status == RunStatus.SUCCEEDED else "failed"
 
     def _lease_holder(self, pipeline_id: str) -> str | None:
         """The other worker training this pipeline right now, if any."""

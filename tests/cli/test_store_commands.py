@@ -198,6 +198,18 @@ def test_predictions_table_says_how_many_match(app: typer.Typer, store_uri: str)
     assert result.exit_code == 0, result.output
     assert "1 shown of 4 matching" in result.stdout
     assert "12:03:00" in result.stdout
+    assert "showing 1 of 4; --limit N for more" in result.stderr
+
+
+def test_predictions_as_csv_say_on_stderr_when_cut_short(app: typer.Typer, store_uri: str) -> None:
+    cut = CliRunner().invoke(
+        app, ["predictions", "--limit", "2", "--format", "csv", "--store", store_uri]
+    )
+    assert cut.exit_code == 0, cut.output
+    assert len(cut.stdout.splitlines()) == 3  # header and two rows, nothing else
+    assert "showing 2 of 4; --limit N for more" in cut.stderr
+    whole = CliRunner().invoke(app, ["predictions", "--format", "csv", "--store", store_uri])
+    assert whole.exit_code == 0 and "showing" not in whole.stderr
 
 
 def test_bad_since_names_the_option(app: typer.Typer, store_uri: str) -> None:

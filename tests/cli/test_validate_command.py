@@ -18,7 +18,9 @@ def run_mlp(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([mlp, *args], capture_output=True, text=True, cwd=REPO, timeout=60)
 
 
-@pytest.mark.parametrize("name", ["credit_fraud_kaggle.json", "credit_fraud_from_file.json"])
+@pytest.mark.parametrize(
+    "name", ["credit_fraud_kaggle.json", "credit_fraud_from_file.json", "credit_fraud_quick.json"]
+)
 def test_examples_are_valid(name: str) -> None:
     result = run_mlp("validate", f"examples/{name}")
     assert result.returncode == 0, result.stderr

@@ -39,11 +39,13 @@ def compose() -> dict[str, Any]:
 
 
 def settings_classes() -> list[type[BaseSettings]]:
+    from mlplatform.common.metrics_endpoint import InfererMetricsSettings, TrainerMetricsSettings
     from mlplatform.common.settings import Settings
     from mlplatform.gateway.settings import GatewaySettings
     from mlplatform.predictor.settings import PredictorSettings
 
-    return [Settings, PredictorSettings, GatewaySettings]
+    workers = [TrainerMetricsSettings, InfererMetricsSettings]
+    return [Settings, PredictorSettings, GatewaySettings, *workers]
 
 
 def known_environment_names() -> set[str]:
@@ -248,12 +250,18 @@ def test_the_gateway_image_carries_no_ml_stack() -> None:
         assert ml_package not in listed
 
 
+#: Services that run another role's image: the monitoring exporter needs the ML stack with the
+#: monitor extra, which the inferer's image has.
+SHARED_IMAGES = {"monitor-exporter": "inferer"}
+
+
 def test_compose_runs_each_role_from_its_own_image(compose: dict[str, Any]) -> None:
     services = platform_services(compose)
-    assert set(services) == {*ROLES, "mlflow"}
+    assert set(services) == {*ROLES, "mlflow", *SHARED_IMAGES}
     for name, service in services.items():
-        assert service["build"] == {"context": ".", "target": name}
-        assert service["image"].endswith(f"/mlplatform-{name}:${{MLP_IMAGE_TAG:-latest}}")
+        target = SHARED_IMAGES.get(name, name)
+        assert service["build"] == {"context": ".", "target": target}
+        assert service["image"].endswith(f"/mlplatform-{target}:${{MLP_IMAGE_TAG:-latest}}")
 
 
 def test_compose_runs_the_store_on_mongodb(compose: dict[str, Any]) -> None:

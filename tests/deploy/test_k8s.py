@@ -145,6 +145,10 @@ def test_ports_in_the_config_match_the_containers(manifests: list[Manifest]) -> 
     }
     [gateway] = containers(find(manifests, "Deployment", "gateway"))
     assert gateway["ports"][0]["containerPort"] == int(data["MLP_GATEWAY_PORT"])
+    for role in ("gateway", "trainer", "inferer"):
+        [container] = containers(find(manifests, "Deployment", role))
+        metrics = {port["name"]: port["containerPort"] for port in container["ports"]}["metrics"]
+        assert metrics == int(data[f"MLP_{role.upper()}_METRICS_PORT"]), role
     assert data["MLP_GATEWAY_PREDICTOR"] == f"predictor:{ports['grpc']}"
 
 

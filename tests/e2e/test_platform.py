@@ -69,7 +69,7 @@ def test_platform_end_to_end(tmp_path: Path, fraud_csv: Path) -> None:
         model="e2e_fraud@production",
         mlflow_port=mlflow_port,
         predictor_port=predictor_port,
-        predictor_metrics_port=metrics_port,
+        metrics_port=metrics_port,
         gateway_port=gateway_port,
         reload_interval=0.5,
         environment=queues,

@@ -59,6 +59,8 @@ def running_gateway(
     port = free_port()
     argv = [sys.executable, "-m", "mlplatform.cli", "gateway", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--predictor", predictor_address, *options]
+    if "--metrics-port" not in options:  # the default port would clash between gateways
+        argv += ["--metrics-port", "-1"]
     env = {key: value for key, value in os.environ.items() if not key.startswith("MLP_")}
     env.update(environment or {})
     log_path = log_dir / f"gateway-{port}.log"

@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from mlplatform.client import messaging
 from mlplatform.common.consumer import Delivery, Outcome, QueueWorker
 from mlplatform.common.model_tags import ModelTagRequirement
+from mlplatform.common.settings import get_settings
 from mlplatform.common.store import Store, open_store
 from mlplatform.inferer.model_cache import ModelCache
 from mlplatform.inferer.worker import InfererHandler
@@ -75,6 +76,23 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def batch_queue() -> Iterator[messaging.WorkQueue]:
     with temporary_work_queue("batches") as queue:
         yield queue
+
+
+@pytest.fixture
+def cli_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, batch_queue: messaging.WorkQueue
+) -> Iterator[str]:
+    """The CLI's settings pointed at this test's store and queue."""
+    store_uri = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("MLP_STORE_URI", store_uri)
+    monkeypatch.setenv("MLP_BATCHES_QUEUE", batch_queue.name)
+    monkeypatch.setenv("MLP_QUEUE_WAIT_MS", str(batch_queue.wait_ms))
+    monkeypatch.setenv("MLP_BROKER_URL", BROKER_URL)
+    # The in-process inferer's model download would draw MLflow's own bar into the output.
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    get_settings.cache_clear()
+    yield store_uri
+    get_settings.cache_clear()
 
 
 @contextmanager

@@ -3,7 +3,6 @@ prints one plain progress line per change, then the outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,29 +10,10 @@ from typer.testing import CliRunner
 
 from mlplatform.cli.main import app
 from mlplatform.client import messaging
-from mlplatform.common.settings import get_settings
 from mlplatform.common.store import Store
 from tests.inferer.conftest import Registry, running_inferer
-from tests.support.queues import BROKER_URL
 
 pytestmark = [pytest.mark.filterwarnings("ignore")]
-
-
-@pytest.fixture
-def cli_settings(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, batch_queue: messaging.WorkQueue
-) -> Iterator[str]:
-    """The CLI's settings pointed at this test's store and queue."""
-    store_uri = f"sqlite:///{tmp_path / 'store.db'}"
-    monkeypatch.setenv("MLP_STORE_URI", store_uri)
-    monkeypatch.setenv("MLP_BATCHES_QUEUE", batch_queue.name)
-    monkeypatch.setenv("MLP_QUEUE_WAIT_MS", str(batch_queue.wait_ms))
-    monkeypatch.setenv("MLP_BROKER_URL", BROKER_URL)
-    # The in-process inferer's model download would draw MLflow's own bar into the output.
-    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    get_settings.cache_clear()
-    yield store_uri
-    get_settings.cache_clear()
 
 
 def test_batch_submit_wait_prints_progress_lines_when_piped(

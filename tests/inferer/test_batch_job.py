@@ -13,7 +13,7 @@ import pytest
 
 from mlplatform.client.batches import batch_parts
 from mlplatform.common.consumer import Delivery, Done, Later, Outcome, Reject
-from mlplatform.common.input_schema import ColumnKind, ColumnSpec, ProblemType
+from mlplatform.common.input_schema import ColumnKind, ColumnSpec, InvalidInputError, ProblemType
 from mlplatform.common.model_loading import LoadedModel, ModelReference
 from mlplatform.common.store import (
     BatchPredictions,
@@ -89,6 +89,25 @@ def test_chunks_keep_their_rows_offsets_and_predictions() -> None:
     assert result.chunks[0].class_names == ("0", "1")
     assert result.chunks[1].input_rows() == [{"x": None}, {"x": 0.5}]
     assert all(chunk.latency_ms is not None for chunk in result.chunks)
+
+
+def test_a_key_column_is_taken_off_before_the_check_and_kept_as_text() -> None:
+    """The model's schema has only x: the key column would be refused as an input. Keys are
+    text; a number column with a gap holds floats, whose whole values read as integers."""
+    rows = pd.DataFrame({"x": [-1.0, 2.0, 0.5], "order": [1001.0, math.nan, 1003.0]})
+    [part] = batch_parts(rows, "threshold@production", "b-key", key_column="order")
+    result = predict_part(part, loaded(ThresholdModel()), chunk_rows=2)
+    assert [chunk.prediction_keys for chunk in result.chunks] == [("1001", None), ("1003",)]
+    assert result.chunks[0].input_rows() == [{"x": -1.0}, {"x": 2.0}]
+
+
+def test_a_key_column_the_rows_lack_is_refused_naming_it() -> None:
+    [part] = batch_parts(pd.DataFrame({"x": [1.0]}), "threshold@production", "b-nokey")
+    part.key_column = "order"
+    with pytest.raises(InvalidInputError, match="'order': missing; it was named as the key"):
+        predict_part(part, loaded(ThresholdModel()))
+    with pytest.raises(ValueError, match="key column 'order' is not a column of the rows"):
+        batch_parts(pd.DataFrame({"x": [1.0]}), "threshold@production", "b", key_column="order")
 
 
 def test_a_part_is_stored_and_counted(store: Store) -> None:

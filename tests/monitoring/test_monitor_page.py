@@ -4,7 +4,6 @@ read off the page are those `mlp monitor --json` prints for the same log."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,33 +19,19 @@ from monitoring_model import (
 )
 from predictor_harness import wait_until
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from typer.testing import CliRunner
 
 from mlplatform.cli.main import app
 from mlplatform.client.frames import dataframe_to_frame
 from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
-
-BROWSERS = ("chromium", "google-chrome", "chromium-browser")
-
-
-def installed(names: tuple[str, ...]) -> str:
-    """The first of `names` on PATH (scripts/ensure_chromium installs one)."""
-    found = next((path for name in names if (path := shutil.which(name))), None)
-    assert found, f"none of {names} is installed: run scripts/ensure_chromium"
-    return found
+from tests.support.browser import headless_chromium
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = installed(BROWSERS)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(installed(("chromedriver",))))
-    yield driver
-    driver.quit()
+    with headless_chromium() as driver:
+        yield driver
 
 
 def test_the_page_shows_what_mlp_monitor_prints(

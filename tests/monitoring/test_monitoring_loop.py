@@ -77,7 +77,13 @@ def test_labels_fed_back_every_way_in_show_in_mlp_monitor(
         "/outcomes", json={"outcomes": outcome_rows("req-like", labels_like, range(100, 150))}
     )
     assert reply.status_code == 200, reply.text
-    assert reply.json() == {"matched": 50, "replaced": 0}
+    assert reply.json() == {
+        "matched": 50,
+        "labelled": 50,
+        "replaced": 0,
+        "reused_prediction_keys": [],
+        "reused_prediction_key_count": 0,
+    }
 
     # REST CSV: half of the shifted request.
     csv_body = pd.DataFrame(outcome_rows("req-shifted", labels_shifted, range(75))).to_csv(
@@ -85,7 +91,13 @@ def test_labels_fed_back_every_way_in_show_in_mlp_monitor(
     )
     reply = client.post("/outcomes", content=csv_body, headers={"Content-Type": "text/csv"})
     assert reply.status_code == 200, reply.text
-    assert reply.json() == {"matched": 75, "replaced": 0}
+    assert reply.json() == {
+        "matched": 75,
+        "labelled": 75,
+        "replaced": 0,
+        "reused_prediction_keys": [],
+        "reused_prediction_key_count": 0,
+    }
 
     # mlp outcomes: the other half, plus row 0 again (its second outcome replaces the first).
     outcome_file = tmp_path / "outcomes.parquet"
@@ -97,7 +109,7 @@ def test_labels_fed_back_every_way_in_show_in_mlp_monitor(
     result = runner.invoke(app, ["outcomes", str(outcome_file), "--store", monitored.store_uri])
     assert result.exit_code == 0, result.output
     assert "matched 76 outcomes" in result.output
-    assert "(1 replaced an earlier outcome)" in result.output
+    assert "76 predictions labelled, 1 of them replacing an earlier outcome" in result.output
 
     result = runner.invoke(
         app,

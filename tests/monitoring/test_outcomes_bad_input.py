@@ -154,8 +154,9 @@ def test_cli_refuses_unknown_keys_and_stores_nothing(
     ).to_csv(path, index=False)
     result = CliRunner().invoke(app, ["outcomes", str(path), "--store", logged.store_uri])
     assert result.exit_code == 1
-    assert "1 of 2 outcomes name no logged prediction (request_id='req-never-made' row=0)" in (
-        result.output
+    assert (
+        "1 of 2 outcomes name no logged prediction (request_id='req-never-made' row=0; 1 matched)"
+        in (result.output)
     )
     assert labelled_count(logged) == before
 

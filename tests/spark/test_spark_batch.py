@@ -16,7 +16,7 @@ from mlplatform.common.input_schema import ProblemType
 from mlplatform.common.store import BatchStatus, Store
 from mlplatform.spark.errors import SparkBatchError
 from mlplatform.spark.job import SparkBatchOptions, run_spark_batch
-from mlplatform.spark.prediction_log import prediction_summary
+from mlplatform.spark.prediction_log import logged_chunks, prediction_summary
 from mlplatform.spark.scoring import ModelForSpark
 from tests.spark.conftest import MODEL_NAME, Registry, in_process, make_rows
 
@@ -86,6 +86,8 @@ def test_200k_parquet_rows_get_exactly_the_in_process_predictions_and_a_batch_re
         assert record.model_version == "1" and record.probabilities is not None
         customer = by_id.index[by_id["tenure"] == record.input_row["tenure"]][0]
         assert record.prediction == output.loc[customer, "prediction"]
+        # The id column is the logged row's prediction key: outcomes can name it.
+        assert record.prediction_key == customer
     assert seen and seen[-1][0] == seen[-1][1] > 0  # the bar ends full
 
 
@@ -161,3 +163,18 @@ def test_a_regressors_predictions_are_summarised_by_quantiles(spark: Any) -> Non
     assert summary["rows"] == 100 and summary["mean"] == 50.5
     assert (summary["min"], summary["max"]) == (1.0, 100.0)
     assert (summary["p25"], summary["p50"], summary["p75"]) == (25.0, 50.0, 75.0)
+
+
+def test_every_row_logged_carries_the_id_column_as_its_prediction_key() -> None:
+    """What each Spark Python worker logs with --id-column (the function runs without Spark)."""
+    frame = pd.DataFrame(
+        {
+            "row_index": [10, 11, 12],
+            "tenure": [1.0, 2.0, 3.0],
+            "customer_id": ["c1", None, "c3"],
+            "prediction": ["stay", "churn", "stay"],
+        }
+    )
+    [chunk] = logged_chunks(frame, "b", MODEL_NAME, "1", (), ["tenure"], "customer_id")
+    assert chunk.prediction_keys == ("c1", None, "c3")
+    assert [record.prediction_key for record in chunk.records()] == ["c1", None, "c3"]

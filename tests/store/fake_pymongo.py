@@ -134,7 +134,10 @@ class FakeCollection:
         found = next((document for document in self._documents if matches(document, query)), None)
         return copy.deepcopy(found)
 
-    def find(self, query: Mapping[str, Any]) -> FakeCursor:
+    def find(
+        self, query: Mapping[str, Any], projection: Mapping[str, Any] | None = None
+    ) -> FakeCursor:
+        """Whole documents: a projection only saves the server's bandwidth."""
         self._check_open()
         return FakeCursor([document for document in self._documents if matches(document, query)])
 

@@ -88,6 +88,7 @@ def test_values_are_normalised_as_records_normalise_them() -> None:
             "row_index": 0,
             "latency_ms": 0.5,
             "created_at": made.created_at,
+            "prediction_key": None,
         },
         {
             "model_name": "churn",
@@ -101,6 +102,7 @@ def test_values_are_normalised_as_records_normalise_them() -> None:
             "row_index": 1,
             "latency_ms": 0.5,
             "created_at": made.created_at,
+            "prediction_key": None,
         },
     ]
 

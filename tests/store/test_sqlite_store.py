@@ -12,6 +12,7 @@ import pytest
 from mlplatform.common.settings import get_settings
 from mlplatform.common.store import (
     InvalidRecordError,
+    Outcome,
     PipelineRun,
     PredictionRecord,
     SchemaVersionError,
@@ -22,7 +23,7 @@ from mlplatform.common.store import (
     sqlite_path,
 )
 from mlplatform.common.store.sqlite import SQLiteStore
-from mlplatform.common.store.sqlite_rows import INSERT_PREDICTION, prediction_row
+from mlplatform.common.store.sqlite_rows import SCHEMA_1_PREDICTION_COLUMNS, prediction_row
 from mlplatform.common.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from tests.store.conftest import T0
 
@@ -183,8 +184,13 @@ def test_schema_1_batch_rows_move_to_the_batch_tables_unchanged(
             source="online", request_id="req-1", row_index=0, created_at=T0 + timedelta(seconds=1)
         ),
     ]
+    schema_1_insert = (
+        f"INSERT INTO predictions ({SCHEMA_1_PREDICTION_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
     with sqlite3.connect(path, isolation_level=None) as connection:
-        connection.executemany(INSERT_PREDICTION, [prediction_row(record) for record in legacy])
+        # Schema 1 rows: every column but the prediction key, which came later.
+        connection.executemany(schema_1_insert, [prediction_row(record)[:-1] for record in legacy])
     with SQLiteStore(path) as store:
         assert store.schema_version() == SCHEMA_VERSION
         assert store.query_predictions() == legacy  # in time, then row index, order
@@ -195,3 +201,51 @@ def test_schema_1_batch_rows_move_to_the_batch_tables_unchanged(
     with sqlite3.connect(path) as connection:
         kinds = connection.execute("SELECT DISTINCT source FROM predictions").fetchall()
     assert kinds == [("online",)]
+
+
+def test_a_schema_3_file_gains_prediction_keys_and_keeps_its_rows_and_outcomes(
+    tmp_path: Path, make_prediction: MakePrediction
+) -> None:
+    """Migration 4 adds the prediction key to stored rows (NULL for rows logged before) and
+    leaves every row and outcome as it was."""
+    path = tmp_path / "store.db"
+    with sqlite3.connect(path, isolation_level=None) as connection:
+        for migration in MIGRATIONS[:3]:
+            for statement in migration:
+                if isinstance(statement, str):
+                    connection.execute(statement)
+        connection.execute("PRAGMA user_version = 3")
+        online = make_prediction(source="online", request_id="req-1")
+        connection.execute(
+            f"INSERT INTO predictions ({SCHEMA_1_PREDICTION_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            prediction_row(online)[:-1],
+        )
+        connection.execute(
+            "INSERT INTO outcomes VALUES ('request', 'req-1', 0, '\"leave\"', ?)",
+            (T0.isoformat(timespec="milliseconds"),),
+        )
+    with SQLiteStore(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 4
+        assert store.query_predictions() == [online]
+        assert store.count_labelled("churn") == 1
+        store.append_predictions([make_prediction(prediction_key="order-1")])
+        report = store.record_outcomes([Outcome(kind="prediction_key", key="order-1", label=1)])
+        assert (report.matched, report.labelled) == (1, 1)
+        assert store.count_labelled("churn") == 2
+
+
+def test_lookups_by_prediction_key_use_the_key_indexes(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "store.db") as store:
+        store.list_runs()  # creates the schema
+    with sqlite3.connect(tmp_path / "store.db") as connection:
+        online = connection.execute(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM predictions "
+            "WHERE prediction_key = ? AND model_name = ?",
+            ("order-1", "churn"),
+        ).fetchall()
+        batch = connection.execute(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM batch_rows WHERE prediction_key = ?", ("order-1",)
+        ).fetchall()
+    assert "predictions_by_key_model" in str(online)
+    assert "batch_rows_by_key" in str(batch)

@@ -6,6 +6,7 @@ import math
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -705,6 +706,15 @@ def _online_and_batch_predictions(store: Store, make_prediction: MakePrediction)
         ]
         + [make_prediction(source="online", request_id="req-v2", model_version="2")]
     )
+    _append_batch_of_three(
+        store,
+        probabilities=np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]]),
+        class_names=("stay", "leave"),
+    )
+
+
+def _append_batch_of_three(store: Store, **fields: Any) -> None:
+    """Rows 0-2 of churn v1's batch-1, predicted stay, leave, leave; `fields` add to them."""
     store.append_batch_predictions(
         BatchPredictions(
             model_name="churn",
@@ -713,9 +723,8 @@ def _online_and_batch_predictions(store: Store, make_prediction: MakePrediction)
             row_offset=0,
             inputs=pd.DataFrame({"age": [30, 40, 50]}),
             predictions=np.array(["stay", "leave", "leave"], dtype=object),
-            probabilities=np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]]),
-            class_names=("stay", "leave"),
             created_at=T0 + timedelta(seconds=5),
+            **fields,
         )
     )
 
@@ -731,7 +740,7 @@ def test_outcomes_join_online_and_batch_predictions(
             Outcome(kind="batch", key="batch-1", row_index=2, label="leave"),
         ]
     )
-    assert report == OutcomeReport(matched=3, replaced=0, unknown=[])
+    assert report == OutcomeReport(matched=3, replaced=0, unknown=[], labelled=3)
     assert report.stored
     assert store.count_labelled("churn", "1") == 3
     assert store.count_labelled("churn", "2") == 0
@@ -814,3 +823,139 @@ def test_outcome_labels_keep_their_type(
 def test_invalid_outcome_labels_are_refused(label: object) -> None:
     with pytest.raises(ValueError, match="label"):
         Outcome(kind="request", key="req-1", row_index=0, label=label)
+
+
+# -- outcomes by prediction key ----------------------------------------------------------------
+
+
+def _keyed_predictions(store: Store, make_prediction: MakePrediction) -> None:
+    """Online rows keyed order-1 (churn v1) and order-2 (churn v1 and fraud); batch rows keyed
+    order-3, order-1 (reused: churn's order-1 is also online) and none."""
+    store.append_predictions(
+        [
+            make_prediction(source="online", request_id="req-1", prediction_key="order-1"),
+            make_prediction(
+                source="online", request_id="req-1", row_index=1, prediction_key="order-2"
+            ),
+            make_prediction(
+                source="online", request_id="req-9", model_name="fraud", prediction_key="order-2"
+            ),
+        ]
+    )
+    _append_batch_of_three(store, prediction_keys=("order-3", "order-1", None))
+
+
+def test_prediction_keys_read_back_with_their_predictions(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    _keyed_predictions(store, make_prediction)
+    online = store.query_predictions(request_id="req-1")
+    assert [record.prediction_key for record in online] == ["order-1", "order-2"]
+    batch = store.query_predictions(batch_id="batch-1")
+    assert [record.prediction_key for record in batch] == ["order-3", "order-1", None]
+
+
+def test_outcomes_by_prediction_key_label_online_and_batch_predictions(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    _keyed_predictions(store, make_prediction)
+    report = store.record_outcomes(
+        [
+            Outcome(kind="prediction_key", key="order-3", label="leave"),
+            Outcome(kind="prediction_key", key="order-2", model_name="churn", label="stay"),
+        ]
+    )
+    assert (report.matched, report.labelled, report.replaced, report.unknown) == (2, 2, 0, [])
+    assert report.reused_keys == ()
+    assert store.count_labelled("churn") == 2
+    assert store.count_labelled("fraud") == 0  # order-2 of fraud: another model's prediction
+    pairs = sorted((pair.prediction, pair.label) for pair in store.labelled_predictions("churn"))
+    assert pairs == [("stay", "leave"), ("stay", "stay")]
+
+
+def test_a_reused_prediction_key_labels_every_prediction_and_says_so(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    _keyed_predictions(store, make_prediction)
+    report = store.record_outcomes(
+        [
+            Outcome(kind="prediction_key", key="order-1", label="leave"),
+            Outcome(kind="prediction_key", key="order-2", label="stay"),
+        ]
+    )
+    assert (report.matched, report.labelled) == (2, 4)
+    assert [str(key) for key in report.reused_keys] == [
+        "prediction_key='order-1'",
+        "prediction_key='order-2'",
+    ]
+    assert store.count_labelled("churn") == 3
+    assert store.count_labelled("fraud") == 1
+
+
+def test_an_outcome_by_key_replaces_one_by_row_and_says_so(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    _keyed_predictions(store, make_prediction)
+    store.record_outcomes([Outcome(kind="batch", key="batch-1", row_index=0, label="stay")])
+    report = store.record_outcomes(
+        [Outcome(kind="prediction_key", key="order-3", model_name="churn", label="leave")]
+    )
+    assert (report.matched, report.labelled, report.replaced) == (1, 1, 1)
+    [pair] = store.labelled_predictions("churn")
+    assert pair.label == "leave"
+
+
+def test_unknown_prediction_keys_are_reported_and_nothing_is_stored(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    _keyed_predictions(store, make_prediction)
+    report = store.record_outcomes(
+        [
+            Outcome(kind="prediction_key", key="order-3", label="leave"),
+            Outcome(kind="prediction_key", key="order-404", label="leave"),
+            Outcome(kind="prediction_key", key="order-3", model_name="fraud", label="leave"),
+        ]
+    )
+    assert report.matched == 1
+    assert not report.stored
+    assert [str(key) for key in report.unknown] == [
+        "prediction_key='order-404'",
+        "prediction_key='order-3' model='fraud'",
+    ]
+    assert store.count_labelled("churn") == 0
+
+
+def test_two_keys_naming_one_prediction_in_one_call_are_refused(
+    store: Store, make_prediction: MakePrediction
+) -> None:
+    _keyed_predictions(store, make_prediction)
+    with pytest.raises(DuplicateOutcomeError, match="name the same prediction"):
+        store.record_outcomes(
+            [
+                Outcome(kind="request", key="req-1", row_index=0, label="stay"),
+                Outcome(kind="prediction_key", key="order-1", label="leave"),
+            ]
+        )
+    assert store.count_labelled("churn") == 0
+
+
+def test_outcome_fields_must_fit_their_kind_of_key() -> None:
+    with pytest.raises(ValueError, match="row_index is not used with a prediction key"):
+        Outcome(kind="prediction_key", key="order-1", row_index=0, label="stay")
+    with pytest.raises(ValueError, match="row_index is required with request_id"):
+        Outcome(kind="request", key="req-1", label="stay")
+    with pytest.raises(ValueError, match="model_name is used with a prediction key only"):
+        Outcome(kind="batch", key="batch-1", row_index=0, model_name="churn", label="stay")
+
+
+def test_batch_prediction_keys_must_match_the_rows() -> None:
+    with pytest.raises(InvalidRecordError, match="prediction_keys"):
+        BatchPredictions(
+            model_name="churn",
+            model_version="1",
+            batch_id="batch-1",
+            row_offset=0,
+            inputs=pd.DataFrame({"age": [30, 40]}),
+            predictions=np.array([0, 1]),
+            prediction_keys=("only-one",),
+        )

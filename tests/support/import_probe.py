@@ -20,7 +20,8 @@ from types import ModuleType
 
 
 class Uninstalled(importlib.abc.MetaPathFinder):
-    """Makes every module under the given top-level names fail to import."""
+    """Makes every module under the given names fail to import (a top-level name, or a
+    subpackage of a namespace package such as `opentelemetry.sdk`)."""
 
     def __init__(self, names: set[str]) -> None:
         self.names = names
@@ -28,7 +29,7 @@ class Uninstalled(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> None:
-        if fullname.partition(".")[0] in self.names:
+        if any(fullname == name or fullname.startswith(f"{name}.") for name in self.names):
             raise ImportError(f"No module named {fullname!r} (blocked)", name=fullname)
 
 

@@ -43,7 +43,9 @@ class BatchPredictions:
     Row `i` of `inputs` is the batch's row `row_offset + i`; `predictions[i]` is its prediction
     and `probabilities[i]` (when asked for) its class probabilities, column `j` being the class
     `class_names[j]`. Every row shares `latency_ms` (the chunk's model time per row) and
-    `created_at`. Invalid values raise InvalidRecordError naming the field.
+    `created_at`. `prediction_keys[i]`, when the rows came with a key column, is row `i`'s
+    prediction key (None for a row without one). Invalid values raise InvalidRecordError naming
+    the field.
     """
 
     model_name: str
@@ -56,6 +58,7 @@ class BatchPredictions:
     class_names: tuple[str, ...] = ()
     latency_ms: float | None = None
     created_at: datetime = field(default_factory=utc_now)
+    prediction_keys: tuple[str | None, ...] | None = None
 
     def __post_init__(self) -> None:
         import numpy as np
@@ -90,6 +93,16 @@ class BatchPredictions:
             )
         fix("predictions", predictions)
         self._check_probabilities(row_count)
+        if self.prediction_keys is not None:
+            keys = tuple(self.prediction_keys)
+            if len(keys) != row_count or not all(
+                key is None or (isinstance(key, str) and key) for key in keys
+            ):
+                raise InvalidRecordError(
+                    "prediction_keys",
+                    f"must hold one non-empty text or None per input row ({row_count})",
+                )
+            fix("prediction_keys", keys)
         if self.latency_ms is not None and not (
             isinstance(self.latency_ms, int | float)
             and math.isfinite(self.latency_ms)
@@ -212,6 +225,9 @@ class BatchPredictions:
                 row_index=self.row_offset + position,
                 latency_ms=self.latency_ms,
                 created_at=self.created_at,
+                prediction_key=None
+                if self.prediction_keys is None
+                else self.prediction_keys[position],
             )
             for position, (input_row, prediction) in enumerate(
                 zip(self.input_rows(), self.prediction_values(), strict=True)

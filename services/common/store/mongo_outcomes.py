@@ -3,7 +3,8 @@
 A prediction document gains `outcome` (label and time) and `has_outcome: true`, so counting
 and reading labelled predictions are one query each on the predictions' own model, version
 and time index; no join is needed. Every key is checked before anything is written, so a
-call naming an unknown key stores nothing.
+call naming an unknown key stores nothing. An outcome by prediction key goes on every
+document with that key (of its model, when it names one).
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ from mlplatform.common.store.outcomes import (
     Outcome,
     OutcomeKind,
     OutcomeReport,
+    OutcomeTally,
     checked_outcomes,
 )
 from mlplatform.common.store.records import to_store_time
 
 
 def _prediction_filter(outcome: Outcome) -> dict[str, Any]:
+    if outcome.kind is OutcomeKind.PREDICTION_KEY:
+        if outcome.model_name is None:
+            return {"prediction_key": outcome.key}
+        return {"prediction_key": outcome.key, "model_name": outcome.model_name}
     if outcome.kind is OutcomeKind.BATCH:
         return {"batch_id": outcome.key, "row_index": outcome.row_index}
     # Batch rows may carry the request id of the call that started them; online rows only.
@@ -40,15 +46,15 @@ def _prediction_filter(outcome: Outcome) -> dict[str, Any]:
 
 def record_outcomes(predictions: Collection, outcomes: Sequence[Outcome]) -> OutcomeReport:
     outcomes = checked_outcomes(outcomes)
-    unknown, replaced = [], 0
+    tally = OutcomeTally(len(outcomes))
     for outcome in outcomes:
-        found = predictions.find_one(_prediction_filter(outcome))
-        if found is None:
-            unknown.append(outcome.identity)
-        elif found.get("has_outcome"):
-            replaced += 1
-    if unknown:
-        return OutcomeReport(matched=len(outcomes) - len(unknown), replaced=0, unknown=unknown)
+        found = predictions.find(_prediction_filter(outcome), {"_id": 1, "has_outcome": 1})
+        tally.add(
+            outcome, [(document["_id"], bool(document.get("has_outcome"))) for document in found]
+        )
+    report = tally.report()
+    if not report.stored:
+        return report
     for outcome in outcomes:
         predictions.update_many(
             _prediction_filter(outcome),
@@ -59,7 +65,7 @@ def record_outcomes(predictions: Collection, outcomes: Sequence[Outcome]) -> Out
                 }
             },
         )
-    return OutcomeReport(matched=len(outcomes), replaced=replaced, unknown=[])
+    return report
 
 
 def labelled_query(

@@ -67,6 +67,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("created_at", ASCENDING), ("row_index", ASCENDING)], name="predictions_by_time"
         ),
+        # Outcomes by prediction key, with or without the model. New in a release that kept
+        # schema version 1: documents without the field need no change (older releases ignore
+        # it), and the index is created at open like the others.
+        IndexModel(
+            [("prediction_key", ASCENDING), ("model_name", ASCENDING)],
+            name="predictions_by_key_model",
+            partialFilterExpression={"prediction_key": _ONLY_STRINGS},
+        ),
     ],
     "pipeline_runs": [
         IndexModel([("created_at", DESCENDING)], name="pipeline_runs_by_time"),
@@ -169,6 +177,7 @@ def batch_prediction_documents(batch: BatchPredictions) -> list[dict[str, Any]]:
     """The documents `prediction_document` would make from `batch.records()`, built from the
     columns: same fields in the same order, NaN and infinities as null."""
     probability_rows = batch.probability_rows()
+    keys = batch.prediction_keys or (None,) * len(batch)
     predictions = batch.prediction_values()
     if batch.predictions.dtype.kind not in "iub":  # integers and booleans cannot be NaN
         predictions = [without_non_finite(value) for value in predictions]
@@ -185,9 +194,16 @@ def batch_prediction_documents(batch: BatchPredictions) -> list[dict[str, Any]]:
             "row_index": row_index,
             "latency_ms": batch.latency_ms,
             "created_at": batch.created_at,
+            "prediction_key": key,
         }
-        for position, (row_index, input_row, prediction) in enumerate(
-            zip(batch.row_indexes, batch.input_rows(finite_only=True), predictions, strict=True)
+        for position, (row_index, input_row, prediction, key) in enumerate(
+            zip(
+                batch.row_indexes,
+                batch.input_rows(finite_only=True),
+                predictions,
+                keys,
+                strict=True,
+            )
         )
     ]
 

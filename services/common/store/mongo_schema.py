@@ -1,7 +1,9 @@
 """The MongoDB store's schema version: one document marks which layout a database holds.
 
 A new database gets this release's version on first open; a database marked newer (written by
-a later release) is refused with SchemaVersionError rather than misread.
+a later release) is refused with SchemaVersionError rather than misread. A new optional field
+needs no new version: documents without it read as before, older releases ignore it, and its
+index is created at open like every other (as for predictions' `prediction_key`).
 """
 
 from __future__ import annotations

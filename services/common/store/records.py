@@ -181,6 +181,8 @@ class PredictionRecord(_TimedRecord):
 
     Online rows are identified by (request_id, row_index), batch rows by (batch_id, row_index);
     stores ignore a second write of the same identity, so a redelivered message adds no rows.
+    `prediction_key` is the caller's own key for the row, when it sent a key column: outcomes
+    may name the prediction by it. Nothing makes it unique; see `outcomes`.
     """
 
     model_name: str = Field(min_length=1)
@@ -194,6 +196,7 @@ class PredictionRecord(_TimedRecord):
     row_index: int = Field(ge=0)
     latency_ms: float | None = Field(default=None, ge=0)
     created_at: AwareDatetime = Field(default_factory=utc_now)
+    prediction_key: str | None = Field(default=None, min_length=1)
 
     _coerce_version = field_validator("model_version", mode="before")(_version_as_text)
 

@@ -8,7 +8,8 @@ version, time, latency, the input column names, the class names), and each `batc
 holds only its key, its part, its input values as a JSON array in the part's column order, its
 prediction, and its probabilities as a JSON array in the part's class order. The one unique key
 on rows, (batch_id, row_index), makes writes idempotent; the query indexes are on the parts,
-which are few. Reading a row back gives exactly the `PredictionRecord` that was written.
+which are few. Reading a row back gives exactly the `PredictionRecord` that was written. A row
+sent with a key column also holds its prediction key (NULL otherwise).
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from typing import Any
 from mlplatform.common.store import json_values
 from mlplatform.common.store.batch_predictions import BatchPredictions
 from mlplatform.common.store.records import PredictionRecord, PredictionSource
-from mlplatform.common.store.sqlite_rows import PREDICTION_COLUMNS, prediction_from_row, time_text
+from mlplatform.common.store.sqlite_rows import (
+    SCHEMA_1_PREDICTION_COLUMNS,
+    prediction_from_row,
+    time_text,
+)
 
 _PART_COLUMNS = (
     "batch_id, model_name, model_version, request_id, created_at, latency_ms, "
@@ -33,11 +38,17 @@ INSERT_ROW = (
     "INSERT INTO batch_rows (batch_id, row_index, part_id, input_values, prediction, "
     "probabilities) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
+# Rows sent with a key column; the unkeyed insert above is also what schema 2 (migration 2's
+# own data step) understands.
+INSERT_KEYED_ROW = (
+    "INSERT INTO batch_rows (batch_id, row_index, part_id, input_values, prediction, "
+    "probabilities, prediction_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
 # A row belongs to the part that wrote it; the range lets the join use the rows' primary key.
 SELECT_ROWS = (
     "SELECT p.model_name, p.model_version, p.request_id, p.batch_id, r.row_index, "
     "p.created_at, p.latency_ms, p.input_columns, r.input_values, r.prediction, "
-    "p.class_names, r.probabilities, p.id AS part_id "
+    "p.class_names, r.probabilities, r.prediction_key, p.id AS part_id "
     "FROM batch_parts AS p JOIN batch_rows AS r ON r.batch_id = p.batch_id "
     "AND r.row_index BETWEEN p.first_row AND p.last_row AND r.part_id = p.id"
 )
@@ -46,11 +57,13 @@ SELECT_ROWS = (
 @dataclass(frozen=True)
 class EncodedPart:
     """One part, encoded before the write lock is taken: `header` in INSERT_PART order, and
-    per row (row_index, input values, prediction, probabilities), each JSON text."""
+    per row (row_index, input values, prediction, probabilities), each JSON text, and the
+    rows' prediction keys when the part has them."""
 
     batch_id: str
     header: tuple[Any, ...]
     row_values: list[tuple[int, str, str, str | None]]
+    prediction_keys: list[str | None] | None = None
 
 
 def _input_values(batch: BatchPredictions) -> tuple[list[str], list[str]]:
@@ -105,7 +118,8 @@ def encode_batch(batch: BatchPredictions) -> EncodedPart:
         class_names,
     )
     rows = list(zip(batch.row_indexes, inputs, predictions, probabilities, strict=True))
-    return EncodedPart(batch.batch_id, header, rows)
+    keys = None if batch.prediction_keys is None else list(batch.prediction_keys)
+    return EncodedPart(batch.batch_id, header, rows, keys)
 
 
 def encode_record(record: PredictionRecord) -> EncodedPart:
@@ -133,7 +147,8 @@ def encode_record(record: PredictionRecord) -> EncodedPart:
         if probabilities is None
         else json_values.dumps(list(probabilities.values()), "probabilities"),
     )
-    return EncodedPart(record.batch_id, header, [row])
+    keys = None if record.prediction_key is None else [record.prediction_key]
+    return EncodedPart(record.batch_id, header, [row], keys)
 
 
 def write_part(connection: sqlite3.Connection, part: EncodedPart) -> int:
@@ -142,11 +157,15 @@ def write_part(connection: sqlite3.Connection, part: EncodedPart) -> int:
     if not part.row_values:
         return 0
     part_id = connection.execute(INSERT_PART, part.header).lastrowid
-    rows = (
+    rows: Iterable[tuple[Any, ...]] = (
         (part.batch_id, row_index, part_id, inputs, prediction, probabilities)
         for row_index, inputs, prediction, probabilities in part.row_values
     )
-    added = connection.executemany(INSERT_ROW, rows).rowcount
+    insert = INSERT_ROW
+    if part.prediction_keys is not None:
+        insert = INSERT_KEYED_ROW
+        rows = ((*row, key) for row, key in zip(rows, part.prediction_keys, strict=True))
+    added = connection.executemany(insert, rows).rowcount
     if added:
         connection.execute("UPDATE batch_parts SET row_count = ? WHERE id = ?", (added, part_id))
     else:
@@ -189,6 +208,7 @@ def records_from_rows(rows: Iterable[sqlite3.Row]) -> Iterator[PredictionRecord]
             probabilities=None
             if probabilities is None or class_names is None
             else dict(zip(class_names, json_values.loads(probabilities), strict=True)),
+            prediction_key=row["prediction_key"],
         )
 
 
@@ -197,7 +217,8 @@ def move_legacy_batch_rows(connection: sqlite3.Connection) -> None:
     one-row parts. Done in Python, not SQL, because SQLite's JSON functions print floats with
     15 digits and would round the stored inputs."""
     legacy = connection.execute(
-        f"SELECT {PREDICTION_COLUMNS} FROM predictions WHERE source = ? ORDER BY id",
+        f"SELECT {SCHEMA_1_PREDICTION_COLUMNS}, NULL AS prediction_key FROM predictions "
+        "WHERE source = ? ORDER BY id",
         (PredictionSource.BATCH.value,),
     ).fetchall()
     for row in legacy:

@@ -1,9 +1,10 @@
 """Outcomes in the SQLite store: the `outcomes` table and the joins that read it back.
 
 An outcome row is keyed by (kind, key, row_index) and joins to `predictions` (online, by
-request id) or to `batch_rows` (batch, by batch id). Counting and reading labelled rows are
-SQL joins filtered by the predictions' own model, version and time, so the store aggregates
-and only the rows asked for leave it.
+request id) or to `batch_rows` (batch, by batch id); an outcome given by prediction key is
+stored under the id and row of each prediction carrying that key. Counting and reading
+labelled rows are SQL joins filtered by the predictions' own model, version and time, so the
+store aggregates and only the rows asked for leave it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mlplatform.common.store.outcomes import (
     Outcome,
     OutcomeKind,
     OutcomeReport,
+    OutcomeTally,
     checked_outcomes,
 )
 from mlplatform.common.store.sqlite_rows import build_prediction_where, time_text
@@ -38,11 +40,22 @@ OUTCOMES_TABLE = (
     """,
 )
 
-_PREDICTION_EXISTS = {
-    OutcomeKind.REQUEST: "SELECT 1 FROM predictions WHERE request_id = ? AND row_index = ?",
-    OutcomeKind.BATCH: "SELECT 1 FROM batch_rows WHERE batch_id = ? AND row_index = ?",
-}
-_OUTCOME_EXISTS = "SELECT 1 FROM outcomes WHERE kind = ? AND key = ? AND row_index = ?"
+# What each kind of key names, with whether it has an outcome already: (kind, id, row, has).
+_ONLINE_TARGETS = (
+    "SELECT 'request', p.request_id, p.row_index, o.key IS NOT NULL FROM predictions AS p "
+    "LEFT JOIN outcomes AS o ON o.kind = 'request' AND o.key = p.request_id "
+    "AND o.row_index = p.row_index WHERE "
+)
+_BATCH_TARGETS = (
+    "SELECT 'batch', r.batch_id, r.row_index, o.key IS NOT NULL FROM batch_rows AS r "
+    "LEFT JOIN outcomes AS o ON o.kind = 'batch' AND o.key = r.batch_id "
+    "AND o.row_index = r.row_index WHERE "
+)
+# Batch rows keep their model on their part; the key index finds the rows, the part's primary
+# key their model.
+_BATCH_TARGETS_OF_MODEL = _BATCH_TARGETS.replace(
+    "LEFT JOIN", "JOIN batch_parts AS part ON part.id = r.part_id LEFT JOIN", 1
+)
 _UPSERT_OUTCOME = (
     "INSERT INTO outcomes (kind, key, row_index, label, recorded_at) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (kind, key, row_index) DO UPDATE SET "
@@ -59,33 +72,49 @@ _BATCH_JOIN = (
 )
 
 
+def _targets(connection: sqlite3.Connection, outcome: Outcome) -> list[sqlite3.Row]:
+    """The stored predictions `outcome` names, as (kind, id, row, has an outcome) rows."""
+    if outcome.kind is OutcomeKind.REQUEST:
+        return connection.execute(
+            f"{_ONLINE_TARGETS}p.request_id = ? AND p.row_index = ?",
+            (outcome.key, outcome.row_index),
+        ).fetchall()
+    if outcome.kind is OutcomeKind.BATCH:
+        return connection.execute(
+            f"{_BATCH_TARGETS}r.batch_id = ? AND r.row_index = ?", (outcome.key, outcome.row_index)
+        ).fetchall()
+    if outcome.model_name is None:
+        online = f"{_ONLINE_TARGETS}p.prediction_key = ?"
+        batch = f"{_BATCH_TARGETS}r.prediction_key = ?"
+        params: tuple[str, ...] = (outcome.key,)
+    else:
+        online = f"{_ONLINE_TARGETS}p.prediction_key = ? AND p.model_name = ?"
+        batch = f"{_BATCH_TARGETS_OF_MODEL}r.prediction_key = ? AND part.model_name = ?"
+        params = (outcome.key, outcome.model_name)
+    return [
+        *connection.execute(online, params).fetchall(),
+        *connection.execute(batch, params).fetchall(),
+    ]
+
+
 def record_outcomes(connection: sqlite3.Connection, outcomes: Sequence[Outcome]) -> OutcomeReport:
     """Store every outcome, inside the caller's write transaction, when every key matches a
-    logged prediction; otherwise store none and report the unknown keys."""
+    logged prediction; otherwise store none and report the unknown keys. An outcome by
+    prediction key is stored under each prediction's own (request or batch id, row), so every
+    way of naming a prediction reads and replaces the same outcome."""
     outcomes = checked_outcomes(outcomes)
-    unknown, replaced = [], 0
+    tally = OutcomeTally(len(outcomes))
+    rows: list[tuple[Any, ...]] = []
     for outcome in outcomes:
-        key = (outcome.key, outcome.row_index)
-        if connection.execute(_PREDICTION_EXISTS[outcome.kind], key).fetchone() is None:
-            unknown.append(outcome.identity)
-        elif connection.execute(_OUTCOME_EXISTS, (outcome.kind.value, *key)).fetchone():
-            replaced += 1
-    if unknown:
-        return OutcomeReport(matched=len(outcomes) - len(unknown), replaced=0, unknown=unknown)
-    connection.executemany(
-        _UPSERT_OUTCOME,
-        [
-            (
-                outcome.kind.value,
-                outcome.key,
-                outcome.row_index,
-                json_values.dumps(outcome.label, "label"),
-                time_text(outcome.recorded_at),
-            )
-            for outcome in outcomes
-        ],
-    )
-    return OutcomeReport(matched=len(outcomes), replaced=replaced, unknown=[])
+        targets = _targets(connection, outcome)
+        tally.add(outcome, [((kind, key, row), bool(has)) for kind, key, row, has in targets])
+        label = json_values.dumps(outcome.label, "label")
+        recorded_at = time_text(outcome.recorded_at)
+        rows.extend((kind, key, row, label, recorded_at) for kind, key, row, _has in targets)
+    report = tally.report()
+    if report.stored:
+        connection.executemany(_UPSERT_OUTCOME, rows)
+    return report
 
 
 def count_labelled(

@@ -13,14 +13,16 @@ from typing import Any
 from mlplatform.common.store import json_values
 from mlplatform.common.store.records import PredictionRecord, to_store_time
 
-PREDICTION_COLUMNS = (
+#: The columns of `predictions` as schema 1 made them (migration 2 reads rows with them).
+SCHEMA_1_PREDICTION_COLUMNS = (
     "model_name, model_version, source, request_id, batch_id, row_index, created_at, "
     "latency_ms, input_row, prediction, probabilities"
 )
+PREDICTION_COLUMNS = f"{SCHEMA_1_PREDICTION_COLUMNS}, prediction_key"
 # No conflict target: a row clashing with either unique key (batch or request) is skipped.
 INSERT_PREDICTION = (
     f"INSERT INTO predictions ({PREDICTION_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 
 
@@ -45,6 +47,7 @@ def prediction_row(record: PredictionRecord) -> tuple[Any, ...]:
         None
         if record.probabilities is None
         else json_values.dumps(record.probabilities, "probabilities"),
+        record.prediction_key,
     )
 
 
@@ -63,6 +66,7 @@ def prediction_from_row(row: sqlite3.Row) -> PredictionRecord:
         input_row=json_values.loads(row["input_row"]),
         prediction=json_values.loads(row["prediction"]),
         probabilities=None if probabilities is None else json_values.loads(probabilities),
+        prediction_key=row["prediction_key"],
     )
 
 

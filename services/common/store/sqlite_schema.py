@@ -138,7 +138,29 @@ _BATCH_TABLES: tuple[Step, ...] = (
     "DROP INDEX predictions_by_batch_row",
 )
 
+# Predictions carry the caller's own key when one was sent (a key column); outcomes may name
+# predictions by it, with or without the model, so the index leads with the key. Rows logged
+# before keep NULL, which the partial indexes leave out. Adding a column rewrites no row.
+_PREDICTION_KEYS: tuple[Step, ...] = (
+    "ALTER TABLE predictions ADD COLUMN prediction_key TEXT",
+    """
+    CREATE INDEX predictions_by_key_model ON predictions (prediction_key, model_name)
+        WHERE prediction_key IS NOT NULL
+    """,
+    "ALTER TABLE batch_rows ADD COLUMN prediction_key TEXT",
+    # A batch row's model is on its part, reached by the part's primary key.
+    """
+    CREATE INDEX batch_rows_by_key ON batch_rows (prediction_key)
+        WHERE prediction_key IS NOT NULL
+    """,
+)
+
 # MIGRATIONS[n] takes a database from user_version n to n + 1.
-MIGRATIONS: tuple[tuple[Step, ...], ...] = (_INITIAL_SCHEMA, _BATCH_TABLES, OUTCOMES_TABLE)
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (
+    _INITIAL_SCHEMA,
+    _BATCH_TABLES,
+    OUTCOMES_TABLE,
+    _PREDICTION_KEYS,
+)
 
 SCHEMA_VERSION = len(MIGRATIONS)

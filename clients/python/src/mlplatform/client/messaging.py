@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,10 +19,13 @@ from typing import Any
 import pika
 import pika.exceptions
 from google.protobuf.message import Message
+from opentelemetry import propagate, trace
 from pika.adapters.blocking_connection import BlockingChannel
 
 from mlplatform.client.broker_access import BrokerPermissionError, connect, requiring
 from mlplatform.client.tls import TlsError, TlsFiles
+
+_tracer = trace.get_tracer("mlplatform.client")
 
 CONTENT_TYPE = "application/protobuf"
 #: Consumers also accept the older name of the same format.
@@ -170,8 +174,19 @@ def submit_job(
     channel: BlockingChannel, queue: WorkQueue, message: Message, message_id: str
 ) -> None:
     """Publishes a job into `queue` through the submit exchange (confirmed; mandatory, so a
-    queue that is not bound is an error rather than a lost job)."""
-    publish(channel, queue.name, message, message_id, exchange=SUBMIT_EXCHANGE)
+    queue that is not bound is an error rather than a lost job), in a PRODUCER span whose
+    context the message's headers carry to the worker."""
+    with _tracer.start_as_current_span(
+        f"{queue.name} publish",
+        kind=trace.SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "rabbitmq",
+            "messaging.operation.type": "publish",
+            "messaging.destination.name": queue.name,
+            "messaging.message.id": message_id,
+        },
+    ):
+        publish(channel, queue.name, message, message_id, exchange=SUBMIT_EXCHANGE)
 
 
 def ensure_work_queue(
@@ -204,13 +219,18 @@ def ensure_work_queue(
 def message_properties(
     message: Message, message_id: str, headers: dict[str, Any] | None = None
 ) -> pika.BasicProperties:
-    """Properties every platform message carries."""
+    """Properties every platform message carries, the caller's trace context among the
+    headers when OpenTelemetry is recording (W3C `traceparent`; nothing otherwise)."""
+    headers = dict(headers or {})
+    propagate.inject(headers)
     return pika.BasicProperties(
         content_type=CONTENT_TYPE,
         type=message.DESCRIPTOR.full_name,
         message_id=message_id,
+        # Seconds since the epoch (AMQP's resolution): consumers measure their lag from it.
+        timestamp=int(time.time()),
         delivery_mode=pika.DeliveryMode.Persistent,
-        headers=headers or {},
+        headers=headers,
     )
 
 

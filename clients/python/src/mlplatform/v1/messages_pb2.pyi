@@ -133,6 +133,7 @@ class BatchPredictionRequest(_message.Message):
     PART_INDEX_FIELD_NUMBER: _builtins.int
     PART_COUNT_FIELD_NUMBER: _builtins.int
     INCLUDE_PROBABILITIES_FIELD_NUMBER: _builtins.int
+    KEY_COLUMN_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Chosen by the sender; the idempotency key of this message."""
     batch_id: _builtins.str
@@ -149,6 +150,12 @@ class BatchPredictionRequest(_message.Message):
     """Number of parts in the batch."""
     include_probabilities: _builtins.bool
     """Also record class probabilities."""
+    key_column: _builtins.str
+    """A column of `rows` holding the caller's own key for each row (a prediction
+    key). It is not a model input: the inferer drops it before checking the rows
+    against the model's schema and stores each row's key with its prediction, so
+    outcomes can name predictions by it. Empty: no key column.
+    """
     @_builtins.property
     def rows(self) -> _frame_pb2.Frame:
         """The rows to predict."""
@@ -164,10 +171,11 @@ class BatchPredictionRequest(_message.Message):
         part_index: _builtins.int = ...,
         part_count: _builtins.int = ...,
         include_probabilities: _builtins.bool = ...,
+        key_column: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "include_probabilities", b"include_probabilities", "model", b"model", "part_count", b"part_count", "part_index", b"part_index", "request_id", b"request_id", "row_offset", b"row_offset", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "include_probabilities", b"include_probabilities", "key_column", b"key_column", "model", b"model", "part_count", b"part_count", "part_index", b"part_index", "request_id", b"request_id", "row_offset", b"row_offset", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,7 +27,7 @@ from mlplatform.v1 import frame_pb2 as mlplatform_dot_v1_dot_frame__pb2
 from mlplatform.v1 import pipeline_pb2 as mlplatform_dot_v1_dot_pipeline__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmlplatform/v1/predictor.proto\x12\rmlplatform.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19mlplatform/v1/frame.proto\x1a\x1cmlplatform/v1/pipeline.proto\"\xb1\x01\n\x0ePredictRequest\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12,\n\x06inputs\x18\x02 \x01(\x0b\x32\x14.mlplatform.v1.FrameR\x06inputs\x12\x33\n\x15include_probabilities\x18\x03 \x01(\x08R\x14includeProbabilities\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"\xe9\x01\n\x0fPredictResponse\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\x12\x37\n\x0bpredictions\x18\x04 \x01(\x0b\x32\x15.mlplatform.v1.ColumnR\x0bpredictions\x12:\n\rprobabilities\x18\x05 \x01(\x0b\x32\x14.mlplatform.v1.FrameR\rprobabilities\"4\n\x13GetModelInfoRequest\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\"\x89\x02\n\x14GetModelInfoResponse\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\x12\x14\n\x05\x61lias\x18\x03 \x01(\tR\x05\x61lias\x12=\n\x0cproblem_type\x18\x04 \x01(\x0e\x32\x1a.mlplatform.v1.ProblemTypeR\x0bproblemType\x12\x18\n\x07\x63lasses\x18\x05 \x03(\tR\x07\x63lasses\x12>\n\x0cinput_schema\x18\x06 \x03(\x0b\x32\x1b.mlplatform.v1.ColumnSchemaR\x0binputSchema\"\xf7\x01\n\x07Outcome\x12\x1f\n\nrequest_id\x18\x01 \x01(\tH\x00R\trequestId\x12\x1b\n\x08\x62\x61tch_id\x18\x02 \x01(\tH\x00R\x07\x62\x61tchId\x12\x10\n\x03row\x18\x03 \x01(\x03R\x03row\x12#\n\x0clabel_string\x18\x04 \x01(\tH\x01R\x0blabelString\x12#\n\x0clabel_double\x18\x05 \x01(\x01H\x01R\x0blabelDouble\x12!\n\x0blabel_int64\x18\x06 \x01(\x03H\x01R\nlabelInt64\x12\x1f\n\nlabel_bool\x18\x07 \x01(\x08H\x01R\tlabelBoolB\x05\n\x03keyB\x07\n\x05label\"K\n\x15RecordOutcomesRequest\x12\x32\n\x08outcomes\x18\x01 \x03(\x0b\x32\x16.mlplatform.v1.OutcomeR\x08outcomes\"N\n\x16RecordOutcomesResponse\x12\x18\n\x07matched\x18\x01 \x01(\x03R\x07matched\x12\x1a\n\x08replaced\x18\x02 \x01(\x03R\x08replaced2\xf3\x02\n\tPredictor\x12t\n\x07Predict\x12\x1d.mlplatform.v1.PredictRequest\x1a\x1e.mlplatform.v1.PredictResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/models/{model_name}:predict:\x01*\x12x\n\x0cGetModelInfo\x12\".mlplatform.v1.GetModelInfoRequest\x1a#.mlplatform.v1.GetModelInfoResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/models/{model_name}\x12v\n\x0eRecordOutcomes\x12$.mlplatform.v1.RecordOutcomesRequest\x1a%.mlplatform.v1.RecordOutcomesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/outcomes:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmlplatform/v1/predictor.proto\x12\rmlplatform.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19mlplatform/v1/frame.proto\x1a\x1cmlplatform/v1/pipeline.proto\"\xd0\x01\n\x0ePredictRequest\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12,\n\x06inputs\x18\x02 \x01(\x0b\x32\x14.mlplatform.v1.FrameR\x06inputs\x12\x33\n\x15include_probabilities\x18\x03 \x01(\x08R\x14includeProbabilities\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\x12\x1d\n\nkey_column\x18\x05 \x01(\tR\tkeyColumn\"\xe9\x01\n\x0fPredictResponse\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\x12\x37\n\x0bpredictions\x18\x04 \x01(\x0b\x32\x15.mlplatform.v1.ColumnR\x0bpredictions\x12:\n\rprobabilities\x18\x05 \x01(\x0b\x32\x14.mlplatform.v1.FrameR\rprobabilities\"4\n\x13GetModelInfoRequest\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\"\x89\x02\n\x14GetModelInfoResponse\x12\x1d\n\nmodel_name\x18\x01 \x01(\tR\tmodelName\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\x12\x14\n\x05\x61lias\x18\x03 \x01(\tR\x05\x61lias\x12=\n\x0cproblem_type\x18\x04 \x01(\x0e\x32\x1a.mlplatform.v1.ProblemTypeR\x0bproblemType\x12\x18\n\x07\x63lasses\x18\x05 \x03(\tR\x07\x63lasses\x12>\n\x0cinput_schema\x18\x06 \x03(\x0b\x32\x1b.mlplatform.v1.ColumnSchemaR\x0binputSchema\"\xb6\x02\n\x07Outcome\x12\x1f\n\nrequest_id\x18\x01 \x01(\tH\x00R\trequestId\x12\x1b\n\x08\x62\x61tch_id\x18\x02 \x01(\tH\x00R\x07\x62\x61tchId\x12\'\n\x0eprediction_key\x18\x08 \x01(\tH\x00R\rpredictionKey\x12\x10\n\x03row\x18\x03 \x01(\x03R\x03row\x12\x14\n\x05model\x18\t \x01(\tR\x05model\x12#\n\x0clabel_string\x18\x04 \x01(\tH\x01R\x0blabelString\x12#\n\x0clabel_double\x18\x05 \x01(\x01H\x01R\x0blabelDouble\x12!\n\x0blabel_int64\x18\x06 \x01(\x03H\x01R\nlabelInt64\x12\x1f\n\nlabel_bool\x18\x07 \x01(\x08H\x01R\tlabelBoolB\x05\n\x03keyB\x07\n\x05label\"K\n\x15RecordOutcomesRequest\x12\x32\n\x08outcomes\x18\x01 \x03(\x0b\x32\x16.mlplatform.v1.OutcomeR\x08outcomes\"\xdf\x01\n\x16RecordOutcomesResponse\x12\x18\n\x07matched\x18\x01 \x01(\x03R\x07matched\x12\x1a\n\x08labelled\x18\x03 \x01(\x03R\x08labelled\x12\x1a\n\x08replaced\x18\x02 \x01(\x03R\x08replaced\x12\x34\n\x16reused_prediction_keys\x18\x04 \x03(\tR\x14reusedPredictionKeys\x12=\n\x1breused_prediction_key_count\x18\x05 \x01(\x03R\x18reusedPredictionKeyCount2\xf3\x02\n\tPredictor\x12t\n\x07Predict\x12\x1d.mlplatform.v1.PredictRequest\x1a\x1e.mlplatform.v1.PredictResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/models/{model_name}:predict:\x01*\x12x\n\x0cGetModelInfo\x12\".mlplatform.v1.GetModelInfoRequest\x1a#.mlplatform.v1.GetModelInfoResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/models/{model_name}\x12v\n\x0eRecordOutcomes\x12$.mlplatform.v1.RecordOutcomesRequest\x1a%.mlplatform.v1.RecordOutcomesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/outcomes:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,19 +41,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTOR'].methods_by_name['RecordOutcomes']._loaded_options = None
   _globals['_PREDICTOR'].methods_by_name['RecordOutcomes']._serialized_options = b'\202\323\344\223\002\021\"\014/v1/outcomes:\001*'
   _globals['_PREDICTREQUEST']._serialized_start=136
-  _globals['_PREDICTREQUEST']._serialized_end=313
-  _globals['_PREDICTRESPONSE']._serialized_start=316
-  _globals['_PREDICTRESPONSE']._serialized_end=549
-  _globals['_GETMODELINFOREQUEST']._serialized_start=551
-  _globals['_GETMODELINFOREQUEST']._serialized_end=603
-  _globals['_GETMODELINFORESPONSE']._serialized_start=606
-  _globals['_GETMODELINFORESPONSE']._serialized_end=871
-  _globals['_OUTCOME']._serialized_start=874
-  _globals['_OUTCOME']._serialized_end=1121
-  _globals['_RECORDOUTCOMESREQUEST']._serialized_start=1123
-  _globals['_RECORDOUTCOMESREQUEST']._serialized_end=1198
-  _globals['_RECORDOUTCOMESRESPONSE']._serialized_start=1200
-  _globals['_RECORDOUTCOMESRESPONSE']._serialized_end=1278
-  _globals['_PREDICTOR']._serialized_start=1281
-  _globals['_PREDICTOR']._serialized_end=1652
+  _globals['_PREDICTREQUEST']._serialized_end=344
+  _globals['_PREDICTRESPONSE']._serialized_start=347
+  _globals['_PREDICTRESPONSE']._serialized_end=580
+  _globals['_GETMODELINFOREQUEST']._serialized_start=582
+  _globals['_GETMODELINFOREQUEST']._serialized_end=634
+  _globals['_GETMODELINFORESPONSE']._serialized_start=637
+  _globals['_GETMODELINFORESPONSE']._serialized_end=902
+  _globals['_OUTCOME']._serialized_start=905
+  _globals['_OUTCOME']._serialized_end=1215
+  _globals['_RECORDOUTCOMESREQUEST']._serialized_start=1217
+  _globals['_RECORDOUTCOMESREQUEST']._serialized_end=1292
+  _globals['_RECORDOUTCOMESRESPONSE']._serialized_start=1295
+  _globals['_RECORDOUTCOMESRESPONSE']._serialized_end=1518
+  _globals['_PREDICTOR']._serialized_start=1521
+  _globals['_PREDICTOR']._serialized_end=1892
 # @@protoc_insertion_point(module_scope)

@@ -30,6 +30,7 @@ class PredictRequest(_message.Message):
     INPUTS_FIELD_NUMBER: _builtins.int
     INCLUDE_PROBABILITIES_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    KEY_COLUMN_FIELD_NUMBER: _builtins.int
     model_name: _builtins.str
     """The model the caller expects: empty for whichever model is served, otherwise it
     must be the served model's name (NOT_FOUND if not).
@@ -38,6 +39,12 @@ class PredictRequest(_message.Message):
     """Also return per-class probabilities (classification only)."""
     request_id: _builtins.str
     """Caller's id for this request; generated when empty."""
+    key_column: _builtins.str
+    """A column of `inputs` holding the caller's own key for each row (a prediction
+    key). It is not a model input: the predictor drops it before checking the rows
+    against the model's schema and logs each row's key with its prediction, so
+    outcomes can later name the prediction by that key. Empty: no key column.
+    """
     @_builtins.property
     def inputs(self) -> _frame_pb2.Frame:
         """The rows."""
@@ -49,10 +56,11 @@ class PredictRequest(_message.Message):
         inputs: _frame_pb2.Frame | None = ...,
         include_probabilities: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        key_column: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_probabilities", b"include_probabilities", "inputs", b"inputs", "model_name", b"model_name", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_probabilities", b"include_probabilities", "inputs", b"inputs", "key_column", b"key_column", "model_name", b"model_name", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -180,7 +188,9 @@ class Outcome(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     BATCH_ID_FIELD_NUMBER: _builtins.int
+    PREDICTION_KEY_FIELD_NUMBER: _builtins.int
     ROW_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     LABEL_STRING_FIELD_NUMBER: _builtins.int
     LABEL_DOUBLE_FIELD_NUMBER: _builtins.int
     LABEL_INT64_FIELD_NUMBER: _builtins.int
@@ -189,8 +199,17 @@ class Outcome(_message.Message):
     """The request id of an online call (every PredictResponse carries it)."""
     batch_id: _builtins.str
     """The id of a batch prediction job."""
+    prediction_key: _builtins.str
+    """The caller's own key of a prediction (see PredictRequest.key_column and
+    BatchPredictionRequest.key_column); `row` is not used with it. Every logged
+    prediction with this key gets the outcome (see `model`).
+    """
     row: _builtins.int
-    """The row of that request or batch, counted from 0."""
+    """The row of that request or batch, counted from 0; unused with prediction_key."""
+    model: _builtins.str
+    """With prediction_key only: match predictions of this registered model only.
+    Empty: predictions of any model with that key.
+    """
     label_string: _builtins.str
     """A class name."""
     label_double: _builtins.float
@@ -204,17 +223,19 @@ class Outcome(_message.Message):
         *,
         request_id: _builtins.str = ...,
         batch_id: _builtins.str = ...,
+        prediction_key: _builtins.str = ...,
         row: _builtins.int = ...,
+        model: _builtins.str = ...,
         label_string: _builtins.str = ...,
         label_double: _builtins.float = ...,
         label_int64: _builtins.int = ...,
         label_bool: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "key", b"key", "label", b"label", "label_bool", b"label_bool", "label_double", b"label_double", "label_int64", b"label_int64", "label_string", b"label_string", "request_id", b"request_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "key", b"key", "label", b"label", "label_bool", b"label_bool", "label_double", b"label_double", "label_int64", b"label_int64", "label_string", b"label_string", "prediction_key", b"prediction_key", "request_id", b"request_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "key", b"key", "label", b"label", "label_bool", b"label_bool", "label_double", b"label_double", "label_int64", b"label_int64", "label_string", b"label_string", "request_id", b"request_id", "row", b"row"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "key", b"key", "label", b"label", "label_bool", b"label_bool", "label_double", b"label_double", "label_int64", b"label_int64", "label_string", b"label_string", "model", b"model", "prediction_key", b"prediction_key", "request_id", b"request_id", "row", b"row"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_key: _TypeAlias = _typing.Literal["request_id", "batch_id"]  # noqa: Y015
+    _WhichOneofReturnType_key: _TypeAlias = _typing.Literal["request_id", "batch_id", "prediction_key"]  # noqa: Y015
     _WhichOneofArgType_key: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
     _WhichOneofReturnType_label: _TypeAlias = _typing.Literal["label_string", "label_double", "label_int64", "label_bool"]  # noqa: Y015
     _WhichOneofArgType_label: _TypeAlias = _typing.Literal["label", b"label"]  # noqa: Y015
@@ -256,20 +277,38 @@ class RecordOutcomesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MATCHED_FIELD_NUMBER: _builtins.int
+    LABELLED_FIELD_NUMBER: _builtins.int
     REPLACED_FIELD_NUMBER: _builtins.int
+    REUSED_PREDICTION_KEYS_FIELD_NUMBER: _builtins.int
+    REUSED_PREDICTION_KEY_COUNT_FIELD_NUMBER: _builtins.int
     matched: _builtins.int
     """Outcomes attached to a logged prediction (every one sent, when the call succeeds)."""
+    labelled: _builtins.int
+    """Logged predictions given an outcome by this call, replaced ones included. More
+    than `matched` when a prediction key names several predictions.
+    """
     replaced: _builtins.int
     """Of those, how many replaced an outcome recorded earlier for the same prediction."""
+    reused_prediction_key_count: _builtins.int
+    """How many prediction keys named more than one logged prediction."""
+    @_builtins.property
+    def reused_prediction_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Prediction keys that named more than one logged prediction (each got the
+        outcome), the first few of them; `reused_prediction_key_count` says how many.
+        """
+
     def __init__(
         self,
         *,
         matched: _builtins.int = ...,
+        labelled: _builtins.int = ...,
         replaced: _builtins.int = ...,
+        reused_prediction_keys: _abc.Iterable[_builtins.str] | None = ...,
+        reused_prediction_key_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["matched", b"matched", "replaced", b"replaced"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["labelled", b"labelled", "matched", b"matched", "replaced", b"replaced", "reused_prediction_key_count", b"reused_prediction_key_count", "reused_prediction_keys", b"reused_prediction_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,49 @@
+"""A caller's key column: taken off the rows before the model sees them, kept as text.
+
+A caller who sends a key column (`key_column` in a batch or predict request) names each row
+with its own id (an order number, a customer id), so outcomes can later find the prediction by
+that id rather than by (request or batch id, row). The column is not a model input: it comes
+off before the rows are checked against the model's schema, and each row's key is logged with
+its prediction. Keys are text: numbers become their decimal text (a whole float such as 42.0,
+which a number column with gaps holds, becomes "42", as an outcome file names it); a missing
+key leaves that row without one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from mlplatform.common.input_problems import InputProblem, InvalidInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def key_text(value: Any) -> str | None:
+    """One key as stored: text, or None for a missing or empty one."""
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = value if isinstance(value, str) else str(value)
+    return text or None
+
+
+def key_texts(values: Iterable[Any]) -> list[str | None]:
+    """Every key of a column as stored (see `key_text`)."""
+    return [key_text(value) for value in values]
+
+
+def split_key_column(rows: pd.DataFrame, key_column: str) -> tuple[pd.DataFrame, list[str | None]]:
+    """`rows` without the key column, and each row's key; InvalidInputError naming the
+    column when the rows have none by that name."""
+    if key_column not in rows.columns:
+        raise InvalidInputError(
+            [InputProblem(key_column, "missing; it was named as the key column (key_column)")]
+        )
+    keys = key_texts(rows[key_column].astype(object).where(rows[key_column].notna(), None))
+    return rows.drop(columns=[key_column]), keys
