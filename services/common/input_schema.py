@@ -5,7 +5,9 @@ same messages. The check runs on the decoded DataFrame (so it serves frames from
 DataFrames built in process alike) and returns the frame the model gets: the schema's columns, in
 the schema's order, with the dtypes scikit-learn pipelines accept. `check_input_rows` returns
 all-double rows as `DoublesRows` instead, the same matrix not yet made a DataFrame, so that the
-predictor's batcher builds one DataFrame per batch.
+predictor's batcher builds one DataFrame per batch. Decoders that read all-double input straight
+into a matrix hand over `DoublesRows` too; the check accepts them as they are when their columns
+are the model's, in its order, and otherwise reads them as columns like any other input.
 
 Decisions a caller must know:
 - A missing column, an unknown column, a value of the wrong type, an empty frame and a frame with
@@ -23,11 +25,8 @@ Decisions a caller must know:
 - Nullable integers (pandas "Int64") become float64 with NaN where values are missing, because
   scikit-learn cannot take `pd.NA`.
 
-Over 300 lines because the general check and its all-double fast paths (`DoublesLayout`,
-`DoublesRows`) must refuse the same rows: they are kept side by side.
-
 Longer than ~300 lines on purpose: the predictor and the inferer must refuse the same inputs
-with the same messages, so the whole check, fast all-double path included, stays in one place.
+with the same messages, so the whole check, all-double path included, stays in one place.
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from mlplatform.common.float_frame import float_frame
 from mlplatform.common.input_problems import InputProblem, InvalidInputError
 
 
@@ -179,14 +177,14 @@ def _infinity_problem(values: np.ndarray) -> str | None:
 
 @lru_cache(maxsize=64)
 def _column_index(names: tuple[str, ...]) -> pd.Index:
-    """The columns Index of a schema, built once (it costs ~0.1 ms per request otherwise)."""
+    """The columns Index of a schema, built once: building it per request costs more than
+    the check."""
     return pd.Index(names)
 
 
 def _as_frame(converted: dict[str, np.ndarray], row_count: int) -> pd.DataFrame:
     """The model's frame. Same-dtype columns go into one 2-d block: building it and handing it
-    to scikit-learn both cost a fraction of one block per column (measured: 0.03 ms vs 0.15 ms
-    to build 30 float columns)."""
+    to scikit-learn both cost a fraction of one block per column."""
     arrays = list(converted.values())
     index = pd.RangeIndex(row_count)
     first_dtype = arrays[0].dtype if arrays else None
@@ -203,9 +201,8 @@ def _as_frame(converted: dict[str, np.ndarray], row_count: int) -> pd.DataFrame:
 @dataclass(frozen=True, eq=False)
 class DoublesLayout:
     """What the all-double fast path needs from a schema whose columns are all doubles, worked
-    out once per model: deriving it from the schema on every request cost more than the check
-    (about 30 us of 50 for 30 columns, several times that with the caches cold after a model
-    call)."""
+    out once per model: deriving it from the schema on every request costs more than the
+    check itself."""
 
     names: tuple[str, ...]
     columns: pd.Index
@@ -230,40 +227,39 @@ class DoublesLayout:
             return False
         return not np.isnan(matrix[:, self.required]).any()
 
-    def frame(self, matrix: np.ndarray) -> pd.DataFrame:
-        """The model's frame over an accepted `matrix` (rows, columns in schema order)."""
-        return float_frame(matrix, self.columns)
-
 
 @dataclass(frozen=True, eq=False)
 class DoublesRows:
-    """Checked all-double rows, kept as one float64 (rows, columns) matrix until a DataFrame is
-    needed.
+    """All-double rows as one float64 (rows, columns) matrix and its column names.
 
-    Why: under 8 concurrent callers, building each request's one-row DataFrame took about 5% of
-    the predictor's event loop (right after a model call, with the caches cold). The batcher
-    stacks these matrices and builds one DataFrame per model call instead. Measured with 8
-    h2load streams against the committed code, in alternating rounds: +5% rows/s alone (median
-    of 5), +8% with the servicer's one-pass decode (6 rounds with the forest, 4 with PyCaret's
-    `rf`; faster in all 10). `columns`, `to_numpy()` and `len()` answer like the DataFrame's,
-    for the prediction log.
+    The one all-double representation: decoders read such input straight into it, the check
+    passes it on unchanged when it fits the model, and the batcher stacks the matrices of a
+    batch and builds one DataFrame per model call (a DataFrame per request costs more than the
+    check). `columns`, `to_numpy()` and `len()` answer like the DataFrame's, for the prediction
+    log.
     """
 
     matrix: np.ndarray
-    layout: DoublesLayout
+    names: tuple[str, ...]
 
     def __len__(self) -> int:
         return len(self.matrix)
 
     @property
     def columns(self) -> pd.Index:
-        return self.layout.columns
+        return _column_index(self.names)
 
     def to_numpy(self) -> np.ndarray:
         return self.matrix
 
     def to_frame(self) -> pd.DataFrame:
-        return self.layout.frame(self.matrix)
+        return pd.DataFrame(
+            self.matrix, columns=self.columns, index=pd.RangeIndex(len(self.matrix)), copy=False
+        )
+
+    def to_columns(self) -> Columns:
+        """The same values as columns (views, not copies), for the general check."""
+        return Columns(dict(zip(self.names, self.matrix.T, strict=True)), len(self.matrix))
 
 
 #: What the check hands on: a DataFrame, or all-double rows not yet made into one.
@@ -275,28 +271,27 @@ def as_frame(rows: CheckedRows) -> pd.DataFrame:
     return rows.to_frame() if isinstance(rows, DoublesRows) else rows
 
 
-def _all_doubles_fast(
-    columns: Mapping[str, ColumnValues],
-    row_count: int,
-    layout: DoublesLayout,
-    matrix: np.ndarray | None = None,
-) -> DoublesRows | None:
+def _all_doubles_fast(features: Columns | DoublesRows, layout: DoublesLayout) -> DoublesRows | None:
     """The common all-numeric case in one vectorised pass, or None to take the general path.
 
-    Applies when every column arrives as a float64 array, and nothing is missing, unknown or
-    extra; any problem is left to the general path, which names it.
+    Applies when the input is the model's columns in its order as one matrix, or every column
+    arrives as a float64 array; anything missing, unknown, extra or out of range is left to the
+    general path, which names it.
     """
-    if len(columns) != len(layout.names) or row_count == 0:
+    if isinstance(features, DoublesRows):
+        fits = features.names == layout.names and len(features.matrix) > 0
+        return features if fits and layout.accepts(features.matrix) else None
+    columns = features.values
+    if len(columns) != len(layout.names) or features.row_count == 0:
         return None
-    if matrix is None or tuple(columns) != layout.names:
-        arrays = []
-        for name in layout.names:
-            values = columns.get(name)
-            if not isinstance(values, np.ndarray) or values.dtype != np.float64:
-                return None
-            arrays.append(values)
-        matrix = np.column_stack(arrays)
-    return DoublesRows(matrix, layout) if layout.accepts(matrix) else None
+    arrays = []
+    for name in layout.names:
+        values = columns.get(name)
+        if not isinstance(values, np.ndarray) or values.dtype != np.float64:
+            return None
+        arrays.append(values)
+    matrix = np.column_stack(arrays)
+    return DoublesRows(matrix, layout.names) if layout.accepts(matrix) else None
 
 
 @dataclass(frozen=True)
@@ -305,18 +300,18 @@ class Columns:
 
     values: Mapping[str, ColumnValues]
     row_count: int
-    #: The same values as one float64 (rows, columns) array in `values` order, when a decoder
-    #: read them that way (all-double frames); the check then skips stacking the columns.
-    matrix: np.ndarray | None = None
 
     @classmethod
     def of(cls, features: pd.DataFrame) -> Columns:
         """The columns of a DataFrame."""
         return cls(dict(features.items()), len(features))
 
+    def __len__(self) -> int:
+        return self.row_count
+
 
 def check_input(
-    features: pd.DataFrame | Columns,
+    features: pd.DataFrame | Columns | DoublesRows,
     schema: Sequence[ColumnSpec],
     max_rows: int | None = None,
     layout: DoublesLayout | None = None,
@@ -325,13 +320,13 @@ def check_input(
 
     The result holds the schema's columns in the schema's order with a fresh RangeIndex.
     Decoders hand over `Columns` rather than a DataFrame: building a DataFrame only to take it
-    apart again costs more than the check (0.5 ms for 30 one-row columns).
+    apart again costs more than the check.
     """
     return as_frame(check_input_rows(features, schema, max_rows, layout))
 
 
 def check_input_rows(
-    features: pd.DataFrame | Columns,
+    features: pd.DataFrame | Columns | DoublesRows,
     schema: Sequence[ColumnSpec],
     max_rows: int | None = None,
     layout: DoublesLayout | None = None,
@@ -340,13 +335,15 @@ def check_input_rows(
     DataFrame (the predictor's batcher builds one DataFrame for a whole batch)."""
     if isinstance(features, pd.DataFrame):
         features = Columns.of(features)
-    columns, row_count = features.values, features.row_count
     if layout is None:
         layout = DoublesLayout.of(schema)
-    if layout is not None and (max_rows is None or row_count <= max_rows):
-        fast = _all_doubles_fast(columns, row_count, layout, features.matrix)
+    if layout is not None and (max_rows is None or len(features) <= max_rows):
+        fast = _all_doubles_fast(features, layout)
         if fast is not None:
             return fast
+    if isinstance(features, DoublesRows):
+        features = features.to_columns()
+    columns, row_count = features.values, features.row_count
     problems: list[InputProblem] = []
     if row_count == 0:
         problems.append(InputProblem(None, "the frame has no rows; expected at least one"))

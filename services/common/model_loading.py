@@ -36,6 +36,7 @@ from mlplatform.common.input_schema import (
     Columns,
     ColumnSpec,
     DoublesLayout,
+    DoublesRows,
     ProblemType,
     check_input,
     check_input_rows,
@@ -124,12 +125,14 @@ class LoadedModel:
         """Class labels as text: the names of the probability columns."""
         return tuple(str(label) for label in self.classes)
 
-    def check(self, features: pd.DataFrame | Columns, max_rows: int | None = None) -> pd.DataFrame:
+    def check(
+        self, features: pd.DataFrame | Columns | DoublesRows, max_rows: int | None = None
+    ) -> pd.DataFrame:
         """`features` checked against this model's input schema (see input_schema.check_input)."""
         return check_input(features, self.input_schema, max_rows, self.doubles_layout)
 
     def check_rows(
-        self, features: pd.DataFrame | Columns, max_rows: int | None = None
+        self, features: pd.DataFrame | Columns | DoublesRows, max_rows: int | None = None
     ) -> CheckedRows:
         """`check`, but all-double rows stay a matrix (see input_schema.DoublesRows)."""
         return check_input_rows(features, self.input_schema, max_rows, self.doubles_layout)

@@ -1,7 +1,8 @@
 """The predictor's typed errors and the one gRPC status each maps to.
 
 Logic raises these; the transports (servicer.py, kserve.py) turn them into a status with
-`status_for`. Input problems come from `mlplatform.common.input_schema` and the frame codec.
+`status_for` (grpc_errors.py). Input problems come from `mlplatform.common.input_schema` and
+the frame codecs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import grpc
 
 from mlplatform.client.frames import FrameError
 from mlplatform.common.input_schema import InvalidInputError
-from mlplatform.predictor.batching import BatcherClosedError
+
+
+class BatcherClosedError(RuntimeError):
+    """The batcher is shutting down and takes no new requests."""
 
 
 class ModelNotLoadedError(RuntimeError):

@@ -1,113 +1,46 @@
-"""Tables <-> KServe V2 tensors, by MLServer's pandas-codec convention.
+"""The KServe Open Inference Protocol (V2) <-> the prediction core's rows and results.
 
-A table travels as one input tensor per column, named after the column, shape `[rows]` (or
-`[rows, 1]`). Tensor data comes either typed (`contents.*_contents`) or raw
-(`raw_input_contents`, little-endian, row-major; BYTES elements as a 4-byte little-endian length
-then the bytes), which is what tritonclient sends. Outputs always go back raw, because
-tritonclient's `as_numpy` reads only raw outputs (and `bytes_contents`).
-
-Errors are `FrameError`s naming the tensor (the column), so they map to INVALID_ARGUMENT like
-any other undecodable frame.
+A table travels in one of two forms:
+- one input tensor per column, named after the column, shape `[rows]` (or `[rows, 1]`), by
+  MLServer's pandas-codec convention;
+- one FP64 tensor of shape `[rows, columns]`, any name, its columns in the order of the model's
+  inputs (ModelMetadata's `inputs`, GetModelInfo's `input_schema`).
+Tensor data comes either typed (`contents.*_contents`) or raw (`raw_input_contents`,
+little-endian, row-major; BYTES elements as a 4-byte little-endian length then the bytes),
+which is what tritonclient sends (`kserve_tensors` reads and writes tensor data). Raw FP64 data
+is read into `DoublesRows` in one numpy operation, whichever form it takes; everything else
+into `Columns`. Errors are `FrameError`s naming the tensor (the column), so they map to
+INVALID_ARGUMENT like any other undecodable frame.
 """
 
 from __future__ import annotations
 
-import struct
+import json
 
 import numpy as np
 from inference import grpc_predict_v2_pb2 as v2
 
-from mlplatform.client.frames import FrameError, repeated_to_array
-from mlplatform.common.input_schema import ColumnKind, Columns
+from mlplatform.client.frames import FrameError
+from mlplatform.common.input_schema import Columns, DoublesRows, ProblemType
+from mlplatform.common.model_loading import LoadedModel
+from mlplatform.predictor.errors import UnknownOutputError
+from mlplatform.predictor.kserve_tensors import (
+    DATATYPE_BY_KIND,
+    encode_output,
+    labels_datatype,
+    tensor_rows,
+    tensor_values,
+)
+from mlplatform.predictor.prediction_service import PredictionResult
 
-# V2 datatype -> (numpy dtype of its raw bytes, InferTensorContents field holding it typed).
-_DATATYPES: dict[str, tuple[str, str | None]] = {
-    "BOOL": ("|b1", "bool_contents"),
-    "INT8": ("<i1", "int_contents"),
-    "INT16": ("<i2", "int_contents"),
-    "INT32": ("<i4", "int_contents"),
-    "INT64": ("<i8", "int64_contents"),
-    "UINT8": ("<u1", "uint_contents"),
-    "UINT16": ("<u2", "uint_contents"),
-    "UINT32": ("<u4", "uint_contents"),
-    "UINT64": ("<u8", "uint64_contents"),
-    "FP16": ("<f2", None),  # raw only: InferTensorContents has no 16-bit field
-    "FP32": ("<f4", "fp32_contents"),
-    "FP64": ("<f8", "fp64_contents"),
-    "BYTES": ("object", "bytes_contents"),
-}
-DATATYPE_BY_KIND = {
-    ColumnKind.DOUBLE: "FP64",
-    ColumnKind.INT64: "INT64",
-    ColumnKind.STRING: "BYTES",
-    ColumnKind.BOOL: "BOOL",
-}
-_LENGTH = struct.Struct("<I")
-
-
-def _row_count(tensor: v2.ModelInferRequest.InferInputTensor) -> int:
-    shape = list(tensor.shape)
-    if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
-        return int(shape[0])
-    raise FrameError(
-        f"shape {shape}; expected [rows] or [rows, 1] (one tensor per column)", tensor.name
-    )
-
-
-def decode_bytes_elements(raw: bytes, column: str) -> list[bytes]:
-    """Split raw BYTES tensor data into its elements."""
-    elements = []
-    offset = 0
-    while offset < len(raw):
-        if offset + 4 > len(raw):
-            raise FrameError("raw BYTES data ends inside an element's length", column)
-        (length,) = _LENGTH.unpack_from(raw, offset)
-        offset += 4
-        if offset + length > len(raw):
-            raise FrameError("raw BYTES data ends inside an element", column)
-        elements.append(raw[offset : offset + length])
-        offset += length
-    return elements
-
-
-def encode_bytes_elements(values: list[bytes]) -> bytes:
-    """Raw BYTES tensor data: each element's 4-byte little-endian length, then its bytes."""
-    return b"".join(_LENGTH.pack(len(value)) + value for value in values)
-
-
-def _as_text(elements: list[bytes], column: str) -> np.ndarray:
-    try:
-        return np.array([element.decode("utf-8") for element in elements], dtype=object)
-    except UnicodeDecodeError as error:
-        raise FrameError(f"BYTES element is not UTF-8 text ({error.reason})", column) from None
-
-
-def _tensor_values(tensor: v2.ModelInferRequest.InferInputTensor, raw: bytes | None) -> np.ndarray:
-    datatype = tensor.datatype
-    if datatype not in _DATATYPES:
-        raise FrameError(
-            f"datatype {datatype!r}; expected one of {', '.join(_DATATYPES)}", tensor.name
-        )
-    numpy_dtype, contents_field = _DATATYPES[datatype]
-    if raw is not None:
-        if datatype == "BYTES":
-            return _as_text(decode_bytes_elements(raw, tensor.name), tensor.name)
-        itemsize = np.dtype(numpy_dtype).itemsize
-        if len(raw) % itemsize:
-            raise FrameError(
-                f"raw data of {len(raw)} bytes is not a whole number of {datatype}", tensor.name
-            )
-        return np.frombuffer(raw, dtype=numpy_dtype)
-    if contents_field is None:
-        raise FrameError(f"{datatype} data must be sent as raw_input_contents", tensor.name)
-    values = getattr(tensor.contents, contents_field)
-    if datatype == "BYTES":
-        return _as_text(list(values), tensor.name)
-    return repeated_to_array(values, numpy_dtype)
+PREDICTION_OUTPUT = "prediction"
+PROBABILITIES_OUTPUT = "probabilities"
+PLATFORM = "mlflow_sklearn"
 
 
 def request_to_columns(request: v2.ModelInferRequest) -> Columns:
-    """The table a ModelInfer request carries (one column per input tensor)."""
+    """The table a ModelInfer request carries as one tensor per column, each tensor read as
+    its datatype says (the general path: any datatype, typed or raw)."""
     raw_contents = list(request.raw_input_contents)
     if raw_contents and len(raw_contents) != len(request.inputs):
         raise FrameError(
@@ -121,8 +54,8 @@ def request_to_columns(request: v2.ModelInferRequest) -> Columns:
             raise FrameError(
                 "input tensor appears twice; expected one tensor per column", tensor.name
             )
-        rows = _row_count(tensor)
-        values = _tensor_values(tensor, raw_contents[index] if raw_contents else None)
+        rows = tensor_rows(tensor)
+        values = tensor_values(tensor, raw_contents[index] if raw_contents else None)
         if len(values) != rows:
             raise FrameError(f"holds {len(values)} values; its shape says {rows}", tensor.name)
         if row_count is not None and rows != row_count:
@@ -132,34 +65,141 @@ def request_to_columns(request: v2.ModelInferRequest) -> Columns:
     return Columns(columns, row_count or 0)
 
 
-def output_datatype(values: np.ndarray) -> str:
-    """The V2 datatype a 1-d output array travels as."""
-    kind = values.dtype.kind
-    if kind == "b":
-        return "BOOL"
-    if kind in "iu":
-        return "INT64"
-    if kind == "f":
-        return "FP64"
-    return "BYTES"
+def _raw_doubles(request: v2.ModelInferRequest) -> DoublesRows | None:
+    """Raw FP64 tensors, one per column, as one matrix in one numpy operation; None for
+    anything else (other datatypes, typed contents, shapes or sizes that disagree), which the
+    general path reads and, where it is wrong, names."""
+    raw_contents = request.raw_input_contents
+    if not raw_contents or len(raw_contents) != len(request.inputs):
+        return None
+    names = []
+    row_count = -1
+    for tensor in request.inputs:
+        shape = tensor.shape
+        if tensor.datatype != "FP64" or not (
+            len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
+        ):
+            return None
+        if row_count != shape[0]:
+            if row_count != -1:
+                return None
+            row_count = shape[0]
+        names.append(tensor.name)
+    size = 8 * row_count
+    if row_count <= 0 or any(len(raw) != size for raw in raw_contents):
+        return None
+    if len(set(names)) != len(names):
+        return None
+    by_column = np.frombuffer(b"".join(raw_contents), "<f8").reshape(len(names), row_count)
+    return DoublesRows(by_column.T, tuple(names))
 
 
-def labels_datatype(labels: tuple[object, ...]) -> str:
-    """The datatype class labels travel as (what `prediction` holds for a classifier)."""
-    return output_datatype(np.asarray(labels)) if labels else "FP64"
+def _is_matrix(request: v2.ModelInferRequest, model: LoadedModel) -> bool:
+    """Whether the request is one [rows, columns] tensor rather than one tensor per column."""
+    if len(request.inputs) != 1:
+        return False
+    tensor = request.inputs[0]
+    shape = tensor.shape
+    if len(shape) != 2:
+        return False
+    return shape[1] != 1 or all(spec.name != tensor.name for spec in model.input_schema)
 
 
-def encode_output(
-    name: str, values: np.ndarray
-) -> tuple[v2.ModelInferResponse.InferOutputTensor, bytes]:
-    """An output tensor's metadata and raw bytes; `values` is 1-d or 2-d (rows first)."""
-    datatype = output_datatype(values) if values.ndim == 1 else "FP64"
-    if datatype == "BYTES":
-        raw = encode_bytes_elements([str(value).encode("utf-8") for value in values.tolist()])
-    else:
-        numpy_dtype = _DATATYPES[datatype][0]
-        raw = np.ascontiguousarray(values, dtype=numpy_dtype).tobytes()
-    tensor = v2.ModelInferResponse.InferOutputTensor(
-        name=name, datatype=datatype, shape=list(values.shape)
+def _matrix_rows(request: v2.ModelInferRequest, model: LoadedModel) -> DoublesRows:
+    """The one [rows, columns] FP64 tensor as rows, its columns named after the model's inputs."""
+    tensor = request.inputs[0]
+    rows, width = tensor.shape
+    names = tuple(spec.name for spec in model.input_schema)
+    if tensor.datatype != "FP64":
+        raise FrameError(
+            f"datatype {tensor.datatype!r}; a [rows, columns] tensor must be FP64 (or send "
+            "one tensor per column)",
+            tensor.name,
+        )
+    if width != len(names) or rows < 0:
+        raise FrameError(
+            f"shape {list(tensor.shape)}; expected [rows, {len(names)}]: one column per model "
+            "input, in the order of the model's metadata",
+            tensor.name,
+        )
+    raw = request.raw_input_contents
+    if len(raw) > 1:
+        raise FrameError(f"{len(raw)} raw_input_contents for 1 input; expected one per input")
+    values = tensor_values(tensor, raw[0] if raw else None)
+    if len(values) != rows * width:
+        raise FrameError(f"holds {len(values)} values; its shape says {rows * width}", tensor.name)
+    return DoublesRows(values.reshape(rows, width), names)
+
+
+def output_names(model: LoadedModel) -> tuple[str, ...]:
+    """The outputs `model` produces."""
+    if model.problem_type is ProblemType.CLASSIFICATION:
+        return (PREDICTION_OUTPUT, PROBABILITIES_OUTPUT)
+    return (PREDICTION_OUTPUT,)
+
+
+def requested_outputs(request: v2.ModelInferRequest, model: LoadedModel) -> tuple[str, ...]:
+    """The outputs to return: those named (each checked), or all when none is named."""
+    known = output_names(model)
+    named = tuple(output.name for output in request.outputs)
+    for name in named:
+        if name not in known:
+            raise UnknownOutputError(name, known)
+    return named or known
+
+
+def decode_request(
+    request: v2.ModelInferRequest, model: LoadedModel
+) -> tuple[DoublesRows | Columns, tuple[str, ...]]:
+    """The rows a ModelInfer request carries for `model`, and the outputs it wants."""
+    wanted = requested_outputs(request, model)
+    if _is_matrix(request, model):
+        return _matrix_rows(request, model), wanted
+    rows = _raw_doubles(request)
+    return (rows if rows is not None else request_to_columns(request)), wanted
+
+
+def encode_response(result: PredictionResult, wanted: tuple[str, ...]) -> v2.ModelInferResponse:
+    """The ModelInfer response: the `wanted` outputs, raw; probabilities carry the class labels
+    as a JSON list in their `classes` parameter."""
+    model = result.model
+    response = v2.ModelInferResponse(
+        model_name=model.name, model_version=model.version, id=result.request_id
     )
-    return tensor, raw
+    for name in wanted:
+        values = result.predictions if name == PREDICTION_OUTPUT else result.probabilities
+        if values is None:
+            continue
+        tensor, raw = encode_output(name, values)
+        if name == PROBABILITIES_OUTPUT:
+            tensor.parameters["classes"].string_param = json.dumps(model.class_names)
+        response.outputs.append(tensor)
+        response.raw_output_contents.append(raw)
+    return response
+
+
+def model_metadata(model: LoadedModel) -> v2.ModelMetadataResponse:
+    """Name, version, platform and tensors of `model`."""
+    tensor = v2.ModelMetadataResponse.TensorMetadata
+    classifier = model.problem_type is ProblemType.CLASSIFICATION
+    outputs = [
+        tensor(
+            name=PREDICTION_OUTPUT,
+            datatype=labels_datatype(model.classes) if classifier else "FP64",
+            shape=[-1],
+        )
+    ]
+    if classifier:
+        outputs.append(
+            tensor(name=PROBABILITIES_OUTPUT, datatype="FP64", shape=[-1, len(model.classes)])
+        )
+    return v2.ModelMetadataResponse(
+        name=model.name,
+        versions=[model.version],
+        platform=PLATFORM,
+        inputs=[
+            tensor(name=spec.name, datatype=DATATYPE_BY_KIND[spec.kind], shape=[-1])
+            for spec in model.input_schema
+        ],
+        outputs=outputs,
+    )

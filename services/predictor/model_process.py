@@ -1,12 +1,9 @@
 """The model in a process of its own (`mlp predictor --model-process`).
 
-Why: with the model on the event loop's thread, the two share one core and one GIL. Measured
-here on a scaler + 100-tree forest: a model call inside the server took 0.5-0.65 ms longer than
-the same call in a tight loop (the loop's work between calls evicts the model's caches), and
-grpc.aio answers 0.3-0.5 ms later when a handler holds the GIL for milliseconds. Under load, the
-loop's per-call work (decoding, checking, answering) and the model took turns instead of
-running side by side. In a process of its own the model keeps a core and its caches to itself,
-while the loop decodes the next calls and answers the last ones on the other core.
+Why: with the model on the event loop's thread, the two share one core and one GIL, and the
+loop's work between model calls evicts the model's caches. In a process of its own the model
+keeps a core and its caches to itself, while the loop decodes the next calls and answers the
+last ones on the other core (bench/PREDICTOR.md has what it measured).
 
 Protocol, over one duplex pipe, one exchange at a time (the batcher awaits each batch):
 - ("load", key, cloudpickled model) -> ("loaded", None, []) once the child holds the model under
@@ -39,6 +36,7 @@ from mlplatform.common.heap import freeze_long_lived
 from mlplatform.common.input_schema import CheckedRows
 from mlplatform.common.model_loading import LoadedModel, ModelOutput
 from mlplatform.common.parent_watch import exit_with_parent
+from mlplatform.predictor.model_call import predict_together, warm_up
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +55,6 @@ class ModelProcessError(RuntimeError):
 
 def serve_models(connection: multiprocessing.connection.Connection) -> None:
     """The child's loop: answer exchanges until the pipe closes or "stop" arrives."""
-    from mlplatform.predictor.batching import predict_together
-    from mlplatform.predictor.reload import warm_up
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     exit_with_parent(exit_code=0)
@@ -142,7 +137,7 @@ class ModelProcess:
         with_probabilities: list[bool],
         max_batch_size: int,
     ) -> tuple[list[ModelOutput], ModelCalls]:
-        """`batching.predict_together` in the child; ModelProcessError when it fails there."""
+        """`model_call.predict_together` in the child; ModelProcessError when it fails there."""
         async with self._lock:
             await self._ensure_loaded(model)
             kind, payload, calls = await self._exchange(

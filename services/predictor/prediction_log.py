@@ -57,7 +57,7 @@ def _plain(value: Any) -> Any:
 
 def to_records(request: LoggedRequest) -> list[PredictionRecord]:
     """One PredictionRecord per row of `request`."""
-    # Not DataFrame.to_dict("records"): 0.7 ms for one 30-column row, against 10 us for this.
+    # Not DataFrame.to_dict("records"): it costs tens of times more per row than plain lists.
     names = [str(name) for name in request.features.columns]
     input_rows = [
         dict(zip(names, row, strict=True)) for row in request.features.to_numpy().tolist()

@@ -1,9 +1,19 @@
-"""What a prediction request does, apart from its transport.
+"""The prediction core: what a prediction call does, whatever its transport.
 
-Both gRPC APIs (mlplatform.v1.Predictor and KServe V2) decode their message into a DataFrame and
-call `PredictionService.predict`: pick the served model, check the input against its signature,
-predict through the batcher, count and time the request. After the reply is sent, the
-transport hands the result to `log`, which queues it for the store without waiting.
+A transport's servicer opens a `PredictionCall` and, inside it, resolves the model once, has
+its codec decode the request into rows (`DoublesRows` or `Columns`), predicts, and has its
+codec encode the result:
+
+    async with service.call("Predict", request_id, context) as call:
+        model = call.model(request.model_name)
+        rows = native_codec.decode_frame(request.inputs)
+        result = await call.predict(model, rows, request.include_probabilities)
+        return native_codec.encode_response(result)
+
+The call does the rest: refusing new calls while shutting down, checking the rows against the
+model's input schema, predicting through the batcher, counting and timing the call, turning
+any error into its one gRPC status (with the offending columns), and, once the reply is sent,
+queueing the result for the prediction log.
 """
 
 from __future__ import annotations
@@ -12,23 +22,27 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 
+import grpc
 import numpy as np
 
-from mlplatform.common.input_schema import CheckedRows, Columns, ProblemType
+from mlplatform.client.frames import FrameError
+from mlplatform.common.input_schema import CheckedRows, Columns, DoublesRows, ProblemType
 from mlplatform.common.log_setup import pop_ids, push_ids
 from mlplatform.common.model_loading import LoadedModel
 from mlplatform.common.store import utc_now
-from mlplatform.predictor.batching import AdaptiveBatcher, BatcherClosedError
+from mlplatform.predictor.batching import AdaptiveBatcher
 from mlplatform.predictor.errors import (
+    BatcherClosedError,
     ModelNotFoundError,
     PredictionFailedError,
     ProbabilitiesUnavailableError,
     ShuttingDownError,
     status_for,
 )
+from mlplatform.predictor.grpc_errors import abort_with
 from mlplatform.predictor.metrics import PredictorMetrics
 from mlplatform.predictor.observability import note_prediction
 from mlplatform.predictor.prediction_log import LoggedRequest, PredictionLog
@@ -92,6 +106,33 @@ class PredictionService:
             return False
         return True
 
+    def _accept(self) -> bool:
+        """Counts a call in (see `refuse_new_calls`); False when calls are being refused."""
+        if self.metrics is not None:
+            self.metrics.in_flight.inc()
+        if self._refusing:
+            return False
+        self._accepted_calls += 1
+        self._no_accepted_calls.clear()
+        return True
+
+    def _finish(self, call: PredictionCall, status: str) -> None:
+        """Counts a call out, with its status and latency."""
+        if call.accepted:
+            self._accepted_calls -= 1
+            if not self._accepted_calls:
+                self._no_accepted_calls.set()
+        if self.metrics is not None:
+            self.metrics.in_flight.dec()
+            model = call.served_by
+            self.metrics.request_answered(
+                call.api,
+                model.name if model else self.slot.reference.name,
+                model.version if model else "",
+                status,
+                time.perf_counter() - call.started,
+            )
+
     def model_for(self, requested_name: str, requested_version: str = "") -> LoadedModel:
         """The served model, if it is the one asked for (an empty name or version matches)."""
         model = self.slot.require()
@@ -104,73 +145,9 @@ class PredictionService:
             )
         return model
 
-    async def predict(
-        self,
-        decode_features: Callable[[], Columns],
-        request_id: str,
-        model_name: str = "",
-        model_version: str = "",
-        include_probabilities: bool = False,
-        api: str = "Predict",
-        checked_rows: Callable[[LoadedModel], CheckedRows | None] | None = None,
-    ) -> PredictionResult:
-        """Predict the rows `decode_features` yields; typed errors map to one gRPC status.
-
-        Decoding runs inside so that undecodable input is counted like any other refusal.
-        `checked_rows(model)`, when given, is a transport's shortcut: the rows already known to
-        pass `model`'s check, or None to decode and check them.
-        """
-        started = time.perf_counter()
-        model: LoadedModel | None = None
-        status = "OK"
-        ids = push_ids(request_id=request_id)
-        if self.metrics is not None:
-            self.metrics.in_flight.inc()
-        accepted = not self._refusing
-        if accepted:
-            self._accepted_calls += 1
-            self._no_accepted_calls.clear()
-        try:
-            if not accepted:
-                self.refused_calls += 1
-                raise ShuttingDownError()
-            model = self.model_for(model_name, model_version)
-            if include_probabilities and model.problem_type is ProblemType.REGRESSION:
-                raise ProbabilitiesUnavailableError(model.name)
-            features = checked_rows(model) if checked_rows is not None else None
-            if features is None or len(features) > self.max_request_rows:
-                features = model.check_rows(decode_features(), self.max_request_rows)
-            note_prediction(model, len(features))
-            output = await self._predict_rows(model, features, include_probabilities, request_id)
-            return PredictionResult(
-                request_id=request_id,
-                model=model,
-                features=features,
-                predictions=output[0],
-                probabilities=output[1],
-                latency_s=time.perf_counter() - started,
-            )
-        except asyncio.CancelledError:
-            status = "CANCELLED"
-            raise
-        except Exception as error:
-            status = status_for(error).name
-            raise
-        finally:
-            pop_ids(ids)
-            if accepted:
-                self._accepted_calls -= 1
-                if not self._accepted_calls:
-                    self._no_accepted_calls.set()
-            if self.metrics is not None:
-                self.metrics.in_flight.dec()
-                self.metrics.request_answered(
-                    api,
-                    model.name if model else self.slot.reference.name,
-                    model.version if model else "",
-                    status,
-                    time.perf_counter() - started,
-                )
+    def call(self, api: str, request_id: str, context: grpc.aio.ServicerContext) -> PredictionCall:
+        """One prediction call of `api` (`async with`): see `PredictionCall`."""
+        return PredictionCall(self, api, request_id, context)
 
     async def _predict_rows(
         self,
@@ -212,3 +189,90 @@ class PredictionService:
                 created_at=utc_now(),
             )
         )
+
+
+class PredictionCall:
+    """One prediction call, from its arrival to its answer (see the module doc).
+
+    Used as `async with`: on the way out it counts and times the call, and either queues the
+    result for the prediction log once the reply is sent, or ends the call with the status
+    its error maps to.
+    """
+
+    def __init__(
+        self,
+        service: PredictionService,
+        api: str,
+        request_id: str,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        self.service = service
+        self.api = api
+        self.request_id = request_id
+        self.context = context
+        self.started = time.perf_counter()
+        self.served_by: LoadedModel | None = None
+        self.result: PredictionResult | None = None
+        self.ids = push_ids(request_id=request_id)
+        self.accepted = service._accept()
+
+    async def __aenter__(self) -> PredictionCall:
+        return self
+
+    def model(self, requested_name: str = "", requested_version: str = "") -> LoadedModel:
+        """The model that serves this call, resolved once (see `PredictionService.model_for`)."""
+        if not self.accepted:
+            self.service.refused_calls += 1
+            raise ShuttingDownError()
+        self.served_by = self.service.model_for(requested_name, requested_version)
+        return self.served_by
+
+    async def predict(
+        self, model: LoadedModel, rows: DoublesRows | Columns, with_probabilities: bool = False
+    ) -> PredictionResult:
+        """Check decoded `rows` against `model`'s input schema and predict them."""
+        if with_probabilities and model.problem_type is ProblemType.REGRESSION:
+            raise ProbabilitiesUnavailableError(model.name)
+        service = self.service
+        features = model.check_rows(rows, service.max_request_rows)
+        note_prediction(model, len(features))
+        predictions, probabilities = await service._predict_rows(
+            model, features, with_probabilities, self.request_id
+        )
+        self.result = PredictionResult(
+            request_id=self.request_id,
+            model=model,
+            features=features,
+            predictions=predictions,
+            probabilities=probabilities,
+            latency_s=time.perf_counter() - self.started,
+        )
+        return self.result
+
+    async def __aexit__(
+        self,
+        error_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        pop_ids(self.ids)
+        if isinstance(error, FrameError) and self.result is not None:
+            # The model's output does not travel: the server's fault, not the caller's input.
+            logger.error(
+                "request %s: cannot encode the model's output", self.request_id, exc_info=error
+            )
+            error = PredictionFailedError(self.request_id)
+        if error is None:
+            status = "OK"
+        elif isinstance(error, asyncio.CancelledError):
+            status = "CANCELLED"
+        else:
+            status = status_for(error).name
+        self.service._finish(self, status)
+        if error is None:
+            result, service = self.result, self.service
+            if result is not None:
+                # Logged once the reply is sent, so the store never adds to the caller's latency.
+                self.context.add_done_callback(lambda _context: service.log(result))
+        elif isinstance(error, Exception):
+            await abort_with(self.context, error, self.request_id)

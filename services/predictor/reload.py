@@ -29,11 +29,11 @@ from mlplatform.common.model_loading import (
     load_model,
     registry_client,
     resolve_version,
-    warm_up_rows,
 )
 from mlplatform.common.model_tags import ModelTagRequirement
 from mlplatform.common.store import Store, utc_now
 from mlplatform.predictor.errors import ModelNotLoadedError
+from mlplatform.predictor.model_call import warm_up
 
 logger = logging.getLogger(__name__)
 
@@ -65,24 +65,16 @@ class ModelSlot:
         return previous
 
 
-def warm_up(model: LoadedModel) -> None:
-    """Predict one row so the first real request does not pay for lazy initialisation.
-
-    Raises when the model fails on its own input example (it would fail real requests too);
-    a failure on a synthetic row (no example was logged) is only logged.
-    """
-    rows = warm_up_rows(model)
-    try:
-        model.predict(model.check(rows), with_probabilities=True)
-    except Exception:
-        if model.input_example is not None:
-            raise
-        logger.warning(
-            "warm-up of %s version %s on a synthetic row failed; serving it anyway",
-            model.name,
-            model.version,
-            exc_info=True,
-        )
+def model_to_serve(
+    reference: ModelReference,
+    tracking_uri: str | None,
+    version: str,
+    client: Any,
+    required_tag: ModelTagRequirement | None,
+) -> LoadedModel:
+    """Where a registered version enters the predictor: the one place a loaded model is
+    turned into what serves (anything with `predict(frame, with_probabilities)`)."""
+    return load_model(reference, tracking_uri, version, client, required_tag)
 
 
 class ModelWatcher:
@@ -138,7 +130,12 @@ class ModelWatcher:
             return False  # it failed its warm-up, which is deterministic: wait for a new version
         try:
             model = await asyncio.to_thread(
-                load_model, reference, self.tracking_uri, version, self._client, self.required_tag
+                model_to_serve,
+                reference,
+                self.tracking_uri,
+                version,
+                self._client,
+                self.required_tag,
             )
         except Exception:
             self._report("failed")

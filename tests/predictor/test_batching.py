@@ -29,7 +29,8 @@ from mlplatform.common.input_schema import (
     ProblemType,
 )
 from mlplatform.common.model_loading import LoadedModel
-from mlplatform.predictor.batching import AdaptiveBatcher, BatcherClosedError, concat_rows
+from mlplatform.predictor.batching import AdaptiveBatcher, BatcherClosedError
+from mlplatform.predictor.model_call import concat_rows
 
 T = TypeVar("T")
 

@@ -130,8 +130,10 @@ def test_all_double_rows_take_the_fast_path_and_missing_values_still_name_the_co
 
     def check(a: list[float], b: list[float]) -> pd.DataFrame:
         arrays = {"a": np.array(a), "b": np.array(b)}
-        matrix = np.column_stack(list(arrays.values())) if as_matrix else None
-        return check_input(Columns(arrays, len(a), matrix), DOUBLES, 10, layout)
+        if as_matrix:
+            matrix = np.column_stack(list(arrays.values()))
+            return check_input(DoublesRows(matrix, ("a", "b")), DOUBLES, 10, layout)
+        return check_input(Columns(arrays, len(a)), DOUBLES, 10, layout)
 
     checked = check([1.0, 2.0], [np.nan, 4.0])
     assert list(checked.columns) == ["a", "b"]
@@ -177,9 +179,11 @@ def test_an_infinity_is_refused_in_every_double_column_naming_its_row(
     """Optional columns too: they may miss values, but no model can use an infinity."""
     layout = DoublesLayout.of(DOUBLES) if with_layout else None
     arrays = {"a": np.array([1.0, 2.0, 3.0]), "b": np.array([np.nan, value, value])}
-    matrix = np.column_stack(list(arrays.values())) if as_matrix else None
+    features = Columns(arrays, 3)
+    if as_matrix:
+        features = DoublesRows(np.column_stack(list(arrays.values())), ("a", "b"))
     with pytest.raises(InvalidInputError) as caught:
-        check_input_rows(Columns(arrays, 3, matrix), DOUBLES, 10, layout)
+        check_input_rows(features, DOUBLES, 10, layout)
     assert caught.value.columns == ("b",)
     assert str(caught.value) == (
         f"column 'b': row 1 holds {value!r} (1 more rows hold infinities); expected a finite double"

@@ -26,7 +26,7 @@ from mlplatform.common.input_schema import (
     ProblemType,
 )
 from mlplatform.common.model_loading import LoadedModel
-from mlplatform.predictor.batching import predict_together
+from mlplatform.predictor.model_call import predict_together
 from mlplatform.predictor.model_process import ModelProcess, ModelProcessError
 from mlplatform.predictor.settings import PredictorSettings
 

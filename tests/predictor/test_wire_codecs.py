@@ -9,13 +9,14 @@ import pytest
 from inference import grpc_predict_v2_pb2 as v2
 
 from mlplatform.client.frames import FrameError, column_to_series, dataframe_to_frame
-from mlplatform.predictor.kserve_codec import (
+from mlplatform.common.input_schema import Columns, DoublesRows
+from mlplatform.predictor.kserve_codec import request_to_columns
+from mlplatform.predictor.kserve_tensors import (
     decode_bytes_elements,
     encode_bytes_elements,
     encode_output,
-    request_to_columns,
 )
-from mlplatform.predictor.servicer import decode_columns, encode_prediction_column
+from mlplatform.predictor.native_codec import decode_frame, encode_prediction_column
 from mlplatform.v1 import frame_pb2
 
 
@@ -31,8 +32,8 @@ def test_decoded_columns_match_the_codec_whatever_path_they_take() -> None:
         }
     )
     frame = dataframe_to_frame(rows)
-    decoded = decode_columns(frame)
-    assert decoded.row_count == 3
+    decoded = decode_frame(frame)
+    assert isinstance(decoded, Columns) and decoded.row_count == 3
     for column in frame.columns:
         expected = column_to_series(column, 3)
         pd.testing.assert_series_equal(
@@ -50,40 +51,42 @@ def doubles(rows: int, columns: int = 3) -> pd.DataFrame:
 def test_an_all_double_frame_decodes_to_the_same_values_as_the_codec(rows: int) -> None:
     """Small all-double frames are read into one matrix; larger ones column by column."""
     features = doubles(rows)
-    decoded = decode_columns(dataframe_to_frame(features))
-    assert decoded.row_count == rows
-    assert (decoded.matrix is not None) == (rows < 64)
-    for name in features.columns:
-        np.testing.assert_array_equal(decoded.values[name], features[name].to_numpy())
-    if decoded.matrix is not None:
+    decoded = decode_frame(dataframe_to_frame(features))
+    assert len(decoded) == rows
+    assert isinstance(decoded, DoublesRows) == (rows < 64)
+    if isinstance(decoded, DoublesRows):
+        assert decoded.names == tuple(features.columns)
         np.testing.assert_array_equal(decoded.matrix, features.to_numpy())
+    else:
+        for name in features.columns:
+            np.testing.assert_array_equal(decoded.values[name], features[name].to_numpy())
 
 
 def test_frames_the_matrix_path_cannot_take_fall_back_to_the_checked_path() -> None:
     """A missing value, a column of another kind, a short column and a repeated name are all
     decoded (or refused) exactly as the codec does, never read as a plain matrix."""
     gappy = dataframe_to_frame(pd.DataFrame({"a": [1.0, np.nan], "b": [2.0, 3.0]}))
-    decoded = decode_columns(gappy)
-    assert decoded.matrix is None
+    decoded = decode_frame(gappy)
+    assert isinstance(decoded, Columns)
     assert np.isnan(decoded.values["a"][1])
     mixed = dataframe_to_frame(pd.DataFrame({"a": [1.0, 2.0], "n": np.array([1, 2])}))
-    assert decode_columns(mixed).matrix is None
-    assert decode_columns(mixed).values["n"].dtype == np.int64
+    decoded = decode_frame(mixed)
+    assert isinstance(decoded, Columns) and decoded.values["n"].dtype == np.int64
     short = dataframe_to_frame(doubles(2))
     short.columns[1].double_values.values.pop()
     with pytest.raises(FrameError, match="expected 2"):
-        decode_columns(short)
+        decode_frame(short)
     repeated = dataframe_to_frame(doubles(1, 2))
     repeated.columns[1].name = "f0"
     with pytest.raises(FrameError, match="more than once"):
-        decode_columns(repeated)
+        decode_frame(repeated)
 
 
 def test_a_short_column_is_named_by_the_decoder() -> None:
     frame = frame_pb2.Frame(row_count=2)
     frame.columns.add(name="amount").double_values.values.append(1.0)
     with pytest.raises(FrameError) as caught:
-        decode_columns(frame)
+        decode_frame(frame)
     assert caught.value.column == "amount"
 
 
@@ -91,7 +94,7 @@ def test_duplicate_columns_are_refused() -> None:
     frame = dataframe_to_frame(pd.DataFrame({"a": [1.0]}))
     frame.columns.add().CopyFrom(frame.columns[0])
     with pytest.raises(FrameError, match="more than once"):
-        decode_columns(frame)
+        decode_frame(frame)
 
 
 @pytest.mark.parametrize(
