@@ -43,7 +43,6 @@ import dataclasses
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from harness import mlp_command  # beside this file
 
 from mlplatform.client import messaging
 from mlplatform.client.batches import submit_batch
@@ -303,7 +303,7 @@ def inferer_processes(
     log_path: Path,
 ) -> Iterator[None]:
     """`count` `mlp inferer` processes, logging to `log_path`."""
-    mlp = shutil.which("mlp") or str(Path(sys.executable).with_name("mlp"))
+    mlp = mlp_command()
     if not Path(mlp).exists():
         raise BenchError("the mlp console script is not installed in this environment")
     environment = {
