@@ -102,7 +102,7 @@ def _json_to_raw(name: str, datatype: str, data: object) -> bytes:
         return b"".join(_LENGTH.pack(len(element)) + element for element in encoded)
     try:
         values = np.asarray(data)
-    except ValueError:  # ragged nesting
+    except (ValueError, TypeError):  # ragged nesting
         raise _tensor_error(name, "data is not a rectangular array of values") from None
     numpy_dtype = np.dtype(_DATATYPES[datatype])
     if values.size and values.dtype.kind not in _ACCEPTED_KINDS[numpy_dtype.kind]:
@@ -119,7 +119,9 @@ def _json_to_raw(name: str, datatype: str, data: object) -> bytes:
 
 def _shape(tensor: dict[str, Any], name: str) -> list[int]:
     shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(type(size) is int and size >= 0 for size in shape):
+    if not isinstance(shape, list) or not all(
+        type(size) is int and 0 <= size < 2**63 for size in shape
+    ):
         raise _tensor_error(name, "shape must be an array of sizes (integers >= 0)")
     return shape
 
@@ -133,7 +135,7 @@ def _add_input(
     if not isinstance(name, str) or not name:
         raise _field_error(f"inputs[{index}].name", "expected the tensor's name (a string)")
     datatype = tensor.get("datatype")
-    if datatype not in _DATATYPES:
+    if not isinstance(datatype, str) or datatype not in _DATATYPES:
         raise _tensor_error(
             name, f"datatype {datatype!r:.20}; expected one of {', '.join(_DATATYPES)}"
         )
@@ -174,9 +176,12 @@ def infer_call(
         raise _field_error("id", "expected a string")
     parameters = _object(body.get("parameters", {}), "parameters")
     binary_by_default = bool(_flag(parameters, "binary_data_output", "parameters"))
-    request = v2.ModelInferRequest(
-        model_name=model_name, model_version=model_version, id=identifier or request_id
-    )
+    try:
+        request = v2.ModelInferRequest(
+            model_name=model_name, model_version=model_version, id=identifier or request_id
+        )
+    except ValueError:  # lone surrogates: protobuf strings are UTF-8
+        raise _field_error("id", "not valid Unicode text") from None
     offset = 0
     view = memoryview(tail)
     for index, tensor in enumerate(inputs):
@@ -197,7 +202,10 @@ def infer_call(
             )
         binary = _flag(output_parameters, "binary_data", f"outputs[{index}].parameters")
         binary_outputs[name] = binary_by_default if binary is None else binary
-        request.outputs.add(name=name)
+        try:
+            request.outputs.add(name=name)
+        except ValueError:
+            raise _field_error(f"outputs[{index}].name", "not valid Unicode text") from None
     return InferCall(request, binary_outputs, binary_by_default)
 
 
@@ -208,11 +216,13 @@ def _list(value: object, field: str) -> list[Any]:
 
 
 def _parameters(parameters: Any) -> dict[str, Any]:
-    """InferParameter map -> JSON values."""
-    return {
-        key: getattr(value, value.WhichOneof("parameter_choice"))
-        for key, value in parameters.items()
-    }
+    """InferParameter map -> JSON values (a parameter with no value set is left out)."""
+    values = {}
+    for key, parameter in parameters.items():
+        choice = parameter.WhichOneof("parameter_choice")
+        if choice is not None:
+            values[key] = getattr(parameter, choice)
+    return values
 
 
 def _raw_to_json(datatype: str, raw: bytes) -> list[Any]:
