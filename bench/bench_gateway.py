@@ -20,9 +20,7 @@ import argparse
 import sys
 import tempfile
 from collections.abc import Callable
-from http.client import HTTPConnection
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -33,6 +31,7 @@ from harness import (
     Call,
     credit_fraud_features,
     gateway_process,
+    http_caller,
     interleaved,
     load_report,
     percentile,
@@ -51,24 +50,6 @@ from mlplatform.v1 import predictor_pb2
 MODEL = "bench_sklearn_rf"
 GRPC, REST, REST_HTTPX = "gRPC Predict", "REST /predict", "REST /predict (httpx)"
 TARGET_P50_GAP_MS = 1.5
-
-
-def lean_caller(url: str, body: bytes | None) -> Call:
-    """One keep-alive connection of http.client: little client work per request."""
-    parts = urlsplit(url)
-    connection = HTTPConnection(parts.hostname, parts.port, timeout=30)
-    method = "GET" if body is None else "POST"
-    headers = {} if body is None else {"content-type": "application/json"}
-
-    def call() -> bytes:
-        connection.request(method, parts.path, body=body, headers=headers)
-        response = connection.getresponse()
-        payload = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"{url} answered {response.status}: {payload[:200]!r}")
-        return payload
-
-    return call
 
 
 def httpx_caller(url: str, body: bytes) -> Call:
@@ -111,12 +92,12 @@ def main() -> None:
             ):
                 makers: dict[str, Callable[[], Call]] = {
                     GRPC: lambda: native_caller(address, request),
-                    REST: lambda: lean_caller(f"{url}/predict", predict_body),
+                    REST: lambda: http_caller(f"{url}/predict", predict_body),
                     REST_HTTPX: lambda: httpx_caller(f"{url}/predict", predict_body),
-                    "REST /invocations": lambda: lean_caller(
+                    "REST /invocations": lambda: http_caller(
                         f"{url}/invocations", invocations_body
                     ),
-                    "REST /healthz (no gRPC)": lambda: lean_caller(f"{url}/healthz", None),
+                    "REST /healthz (no gRPC)": lambda: http_caller(f"{url}/healthz", None),
                 }
                 print(f"measuring (predictor {address}, gateway {url})...", flush=True)
                 actions = {path: make() for path, make in makers.items()}

@@ -39,9 +39,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.client import HTTPConnection
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import grpc
 import orjson
@@ -53,6 +51,7 @@ from harness import (
     Call,
     credit_fraud_features,
     gateway_process,
+    http_caller,
     interleaved,
     load_report,
     percentile,
@@ -131,21 +130,6 @@ def native_caller(address: str, request: predictor_pb2.PredictRequest) -> Call:
 def v2_caller(address: str, request: v2.ModelInferRequest) -> Call:
     infer = v2_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(address)).ModelInfer
     return lambda: infer(request, timeout=30)
-
-
-def rest_caller(url: str, body: bytes, headers: dict[str, str]) -> Call:
-    parts = urlsplit(url)
-    connection = HTTPConnection(parts.hostname, parts.port, timeout=30)
-
-    def call() -> bytes:
-        connection.request("POST", parts.path, body=body, headers=headers)
-        response = connection.getresponse()
-        payload = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"{url} answered {response.status}: {payload[:300]!r}")
-        return payload
-
-    return call
 
 
 # --- h2load ---------------------------------------------------------------------------------
@@ -251,7 +235,7 @@ def measure(arguments: argparse.Namespace, root: Path) -> list[Figures]:
         makers: dict[str, Callable[[], Call]] = {
             NATIVE: lambda: native_caller(address, requests.native),
             V2_GRPC: lambda: v2_caller(address, requests.v2),
-            V2_REST: lambda: rest_caller(rest_url, requests.rest_body, requests.rest_headers),
+            V2_REST: lambda: http_caller(rest_url, requests.rest_body, requests.rest_headers),
         }
         print(f"measuring from Python (predictor {address}, gateway {url})...", flush=True)
         actions = {"floor": floor, **{path: make() for path, make in makers.items()}}

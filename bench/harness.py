@@ -20,7 +20,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from http.client import HTTPConnection
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 CREDIT_FRAUD = REPO / "examples" / "data" / "credit_fraud_sample.csv"
@@ -117,6 +119,25 @@ def gateway_process(predictor_address: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(30)
+
+
+def http_caller(url: str, body: bytes | None, headers: dict[str, str] | None = None) -> Call:
+    """Requests to `url` (GET without a body, else POST) on one keep-alive connection of
+    http.client, the standard library's lean client: little client work per request."""
+    parts = urlsplit(url)
+    connection = HTTPConnection(parts.hostname, parts.port, timeout=30)
+    method = "GET" if body is None else "POST"
+    sent_headers = headers or ({} if body is None else {"content-type": "application/json"})
+
+    def call() -> bytes:
+        connection.request(method, parts.path, body=body, headers=sent_headers)
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered {response.status}: {payload[:300]!r}")
+        return payload
+
+    return call
 
 
 # --- the benchmark model --------------------------------------------------------------------
