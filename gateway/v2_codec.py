@@ -11,18 +11,22 @@ the JSON header (its length in the `Inference-Header-Content-Length` request hea
 by each binary input's bytes, in input order, each input saying its size in its
 `binary_data_size` parameter. Outputs go binary when the output's `binary_data` parameter, or
 else the request's `binary_data_output` parameter, is true; the answer is then laid out the same
-way (its header length in the `Inference-Header-Content-Length` response header).
+way (its header length in the `Inference-Header-Content-Length` response header). Request
+bodies may come gzip- or deflate-compressed (tritonclient's `request_compression_algorithm`).
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import numpy as np
 from inference import grpc_predict_v2_pb2 as v2
 
+from mlplatform.gateway.middleware import body_too_large
 from mlplatform.gateway.responses import dumps
 from mlplatform.gateway.status_mapping import ApiError, invalid_argument
 
@@ -46,6 +50,8 @@ _DATATYPES: dict[str, str] = {
 #: Which numpy kinds JSON data of each datatype family may hold (ints fit a float tensor).
 _ACCEPTED_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
 _LENGTH = struct.Struct("<I")
+#: zlib window bits of each Content-Encoding: gzip's header, zlib's ("deflate" in HTTP).
+_WBITS = {"gzip": 31, "deflate": 15}
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,29 @@ def _flag(parameters: dict[str, Any], name: str, field: str) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise _field_error(f"{field}.{name}", "expected true or false")
     return value
+
+
+def decompressed(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """The body as sent before compression (tritonclient's `request_compression_algorithm`:
+    gzip or deflate), at most `limit` bytes (413 beyond, as for any body); 415 for other
+    encodings."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding not in _WBITS:
+        raise ApiError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"unsupported Content-Encoding {encoding!r:.40}; send gzip, deflate or none",
+            http_status=415,
+        )
+    inflater = zlib.decompressobj(_WBITS[encoding])
+    try:
+        plain = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise _field_error("body", f"not valid {encoding} data ({error})") from None
+    if len(plain) > limit:
+        raise body_too_large(limit)
+    return plain
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:

@@ -25,6 +25,7 @@ from mlplatform.gateway.routes import GatewayRoute
 from mlplatform.gateway.status_mapping import ApiError
 from mlplatform.gateway.v2_codec import (
     HEADER_LENGTH,
+    decompressed,
     infer_call,
     infer_result,
     model_metadata_result,
@@ -73,7 +74,12 @@ async def _infer(request: Request, name: str, version: str) -> Response:
     header_length = request.headers.get(HEADER_LENGTH)
     accepted = (BodyFormat.JSON,) if header_length is None else (BodyFormat.JSON, BodyFormat.BINARY)
     body_format(request.headers.get("content-type"), accepted)
-    header, tail = split_body(await request.body(), header_length)
+    body = decompressed(
+        await request.body(),
+        request.headers.get("content-encoding"),
+        request.app.state.settings.max_body_bytes,
+    )
+    header, tail = split_body(body, header_length)
     call = infer_call(parse_json(header), tail, name, version, request_id)
     response = await _backend(request).model_infer(call.request, request_id, api_key)
     content, json_length = infer_result(response, call)

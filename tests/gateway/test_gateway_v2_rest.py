@@ -89,6 +89,19 @@ def test_tritonclient_http_defaults_ask_for_every_output_in_binary(
     assert result.as_numpy("probabilities").shape == (1, 2)
 
 
+@pytest.mark.parametrize("compression", ["gzip", "deflate"])
+def test_tritonclient_http_compressed_requests(
+    client: triton.InferenceServerClient,
+    rows: pd.DataFrame,
+    model: LoadedModel,
+    compression: str,
+) -> None:
+    result = client.infer(
+        MODEL, triton_inputs(rows, binary=True), request_compression_algorithm=compression
+    )
+    assert result.as_numpy("prediction").tolist() == model.estimator.predict(rows).tolist()
+
+
 def test_tritonclient_http_health_metadata_and_readiness(
     client: triton.InferenceServerClient,
 ) -> None:
@@ -192,6 +205,10 @@ def test_bad_bodies_get_v2_errors_naming_the_tensor(
         headers={"Inference-Header-Content-Length": str(len(header))},
     )
     assert "'Time'" in v2_error(short, 400)
+    brotli = gateway.client.post(infer, content=b"{}", headers={"content-encoding": "br"})
+    assert "Content-Encoding" in v2_error(brotli, 415)
+    broken = gateway.client.post(infer, content=b"{}", headers={"content-encoding": "gzip"})
+    assert "gzip" in v2_error(broken, 400)
     plain_text = gateway.client.post(infer, content=b"{}", headers={"content-type": "text/plain"})
     assert "application/json" in v2_error(plain_text, 415)
     assert "no_such_model" in v2_error(gateway.client.get("/v2/models/no_such_model"), 404)
