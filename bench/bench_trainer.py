@@ -195,6 +195,10 @@ def main() -> int:
     broker_url = os.environ.get("MLP_BROKER_URL", messaging.DEFAULT_BROKER_URL)
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as temp:
         folder = Path(temp)
+        # The pipelines read the sample from this folder: let the trainer read it, as an
+        # operator's MLP_DATA_ROOTS would.
+        roots = [str(folder), os.environ.get("MLP_DATA_ROOTS") or str(REPO / "examples")]
+        os.environ["MLP_DATA_ROOTS"] = ",".join(roots)
         data_path = sample(args.rows, folder)
         # Imports and first-use costs (PyCaret, MLflow's tables) charged to neither side.
         import pycaret.classification  # noqa: F401
