@@ -20,12 +20,13 @@ connection) and, when Debian's h2load is installed, h2load (C, one pre-encoded r
 floor is the model's own `predict` on a one-row DataFrame in this process, timed interleaved
 with every path's sequential calls (one of each in turn), so drifting load weighs on all alike.
 Throughput: `--callers` concurrent callers (threads with a connection each; h2load streams, or
-connections for HTTP/1.1), each path back to back in each of `--rounds` rounds; the ratio to
-native is the median over rounds of ratios within a round.
+connections for HTTP/1.1), each path back to back in each of `--rounds` rounds, and native with
+one caller; a ratio of rates is the median over rounds of ratios within a round.
 
 Targets (issue 23): V2 gRPC p50 within 0.3 ms of native p50; V2 gRPC throughput with 8 callers
-at least 90% of native's. Also (issue 5): native p50 within 1 ms of the floor; logging costs
-under 5% of p50. V2 REST has no target; its gap to native is printed.
+at least 90% of native's. Also (issue 5): native p50 within 1 ms of the floor; native with 8
+callers at least 5x its 1-caller rate; logging costs under 5% of p50. V2 REST has no target;
+its gap to native is printed.
 """
 
 from __future__ import annotations
@@ -71,10 +72,12 @@ from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
 
 MODEL = "bench_sklearn_rf"
 NATIVE, V2_GRPC, V2_REST, LOGGED = "native gRPC", "V2 gRPC", "V2 REST", "native, logging on"
+ONE_CALLER = "native, 1 caller"
 TARGET_V2_P50_GAP_MS = 0.3
 TARGET_V2_RATE_SHARE = 0.90
 TARGET_NATIVE_ABOVE_FLOOR_MS = 1.0
 TARGET_LOGGING_SHARE = 0.05
+TARGET_CONCURRENT_SPEEDUP = 5.0
 
 
 @dataclass
@@ -200,7 +203,7 @@ def figures_of(
     client: str, timings: dict[str, list[float]], rates: dict[str, list[float]]
 ) -> list[Figures]:
     floor = percentile(timings["floor"], 0.5)
-    return [
+    rows = [
         Figures(
             path,
             client,
@@ -212,6 +215,7 @@ def figures_of(
         for path in timings
         if path != "floor"
     ]
+    return [*rows, Figures(ONE_CALLER, client, rates=rates[ONE_CALLER])]
 
 
 def measure(arguments: argparse.Namespace, root: Path) -> list[Figures]:
@@ -243,8 +247,11 @@ def measure(arguments: argparse.Namespace, root: Path) -> list[Figures]:
         timings = interleaved(actions, arguments.calls, warm_up=min(50, arguments.calls))
         rates = rounds(
             {
-                path: lambda make=make: rate(make, arguments.callers, seconds)
-                for path, make in makers.items()
+                **{
+                    path: lambda make=make: rate(make, arguments.callers, seconds)
+                    for path, make in makers.items()
+                },
+                ONE_CALLER: lambda: rate(makers[NATIVE], 1, seconds),
             },
             arguments.rounds,
         )
@@ -267,7 +274,13 @@ def measure(arguments: argparse.Namespace, root: Path) -> list[Figures]:
         }  # fmt: skip
         timings = h2load_interleaved(floor, clients, arguments.calls)
         rates = rounds(
-            {path: lambda c=c: c.rate(seconds, arguments.callers) for path, c in clients.items()},
+            {
+                **{
+                    path: lambda c=c: c.rate(seconds, arguments.callers)
+                    for path, c in clients.items()
+                },
+                ONE_CALLER: lambda: clients[NATIVE].rate(seconds, 1),
+            },
             arguments.rounds,
         )
         return rows + figures_of("h2load", timings, rates)
@@ -295,7 +308,7 @@ def print_figures(rows: list[Figures], callers: int) -> None:
         )  # fmt: skip
     print_table(
         ["path", "client", "floor", "p50", "p99", "p50-floor", "p50-native",
-         f"{callers} callers req/s", "x native"],
+         f"{callers} callers req/s", "x native"],  # (the 1-caller row: 1 caller's req/s)
         table,
     )  # fmt: skip
     print(
@@ -332,6 +345,15 @@ def target_verdicts(rows: list[Figures], callers: int) -> list[str]:
             lines.append(verdict(
                 f"{client}: native p50 - floor", f"{above:+.2f} ms",
                 f"<= {TARGET_NATIVE_ABOVE_FLOOR_MS:g} ms", above <= TARGET_NATIVE_ABOVE_FLOOR_MS,
+            ))  # fmt: skip
+        one_caller = by_key.get((ONE_CALLER, client))
+        if one_caller is not None and one_caller.rates and native.rates:
+            speedup = statistics.median(
+                a / b for a, b in zip(native.rates, one_caller.rates, strict=True)
+            )
+            lines.append(verdict(
+                f"{client}: native {callers} callers / 1 caller", f"{speedup:.1f}x",
+                f">= {TARGET_CONCURRENT_SPEEDUP:g}x", speedup >= TARGET_CONCURRENT_SPEEDUP,
             ))  # fmt: skip
         logged = by_key.get((LOGGED, client))
         if logged is not None and logged.p50_ms is not None:
