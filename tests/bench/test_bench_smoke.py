@@ -46,7 +46,7 @@ SMOKE_RUNS: dict[str, tuple[list[str], str, tuple[int, ...]]] = {
     "bench_batch.py": (
         "--rows 2000 --workers 1 --files 1 --arrow-rows 1000 --warm-runs 1 --model-threads 1 "
         "--skip-queue".split(),
-        r"in-process +LoadedModel\.predict",
+        r"\| in-process \| LoadedModel\.predict",
         (0,),
     ),
     "bench_trainer.py": (
