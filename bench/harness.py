@@ -92,14 +92,15 @@ def _address_when_serving(process: subprocess.Popen[str]) -> str:
 
 
 @contextmanager
-def gateway_process(predictor_address: str) -> Iterator[str]:
-    """`mlp gateway` in front of `predictor_address`; yields its URL once /healthz answers."""
+def gateway_process(predictor_address: str, *options: str) -> Iterator[str]:
+    """`mlp gateway [options]` in front of `predictor_address`; yields its URL once /healthz
+    answers."""
     import httpx
 
     port = free_port()
     arguments = [mlp_command(), "gateway", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(
-        [*arguments, "--predictor", predictor_address],
+        [*arguments, "--predictor", predictor_address, *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
