@@ -218,3 +218,14 @@ def test_bad_bodies_get_v2_errors_naming_the_tensor(
 def test_health_routes_answer_without_a_model_call(gateway: GatewayUnderTest) -> None:
     assert gateway.client.get("/v2/health/live").json() == {"live": True}
     assert gateway.client.get("/v2/health/ready").json() == {"ready": True}
+
+
+def test_the_documented_infer_examples_work(gateway: GatewayUnderTest) -> None:
+    schema = gateway.client.get("/openapi.json").json()
+    operation = schema["paths"]["/v2/models/{name}/infer"]["post"]
+    examples = operation["requestBody"]["content"]["application/json"]["examples"]
+    assert operation["security"] == [{"bearer": []}, {"apiKey": []}]
+    for name, example in examples.items():
+        response = gateway.client.post(f"/v2/models/{MODEL}/infer", json=example["value"])
+        assert response.status_code == 200, f"example {name}: {response.text}"
+        assert response.json()["outputs"][0]["shape"][0] == 1
