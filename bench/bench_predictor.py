@@ -27,6 +27,9 @@ Targets (issue 23): V2 gRPC p50 within 0.3 ms of native p50; V2 gRPC throughput 
 at least 90% of native's. Also (issue 5): native p50 within 1 ms of the floor; native with 8
 callers at least 5x its 1-caller rate; logging costs under 5% of p50. V2 REST has no target;
 its gap to native is printed.
+
+Over 300 lines: three paths from two clients (h2load's pre-encoded requests included) and the
+verdicts; what every bench shares is in harness.py.
 """
 
 from __future__ import annotations

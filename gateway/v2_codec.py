@@ -13,6 +13,9 @@ by each binary input's bytes, in input order, each input saying its size in its
 else the request's `binary_data_output` parameter, is true; the answer is then laid out the same
 way (its header length in the `Inference-Header-Content-Length` response header). Request
 bodies may come gzip- or deflate-compressed (tritonclient's `request_compression_algorithm`).
+
+Over 300 lines because both directions live here: they share the datatype table and the binary
+layout, and a change to either must be made on both sides at once.
 """
 
 from __future__ import annotations
