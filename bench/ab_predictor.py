@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bench_predictor import loaded_estimator, register_models
+from harness import credit_fraud_features, register_forest, served_estimator
 
 MODEL = "bench_sklearn_rf"
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
@@ -143,9 +143,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as folder, ExitStack() as servers:
         root = Path(folder)
         print("training and registering the forest...", flush=True)
-        tracking_uri, frames = register_models(root, with_pycaret=False)
-        forest = loaded_estimator(tracking_uri, MODEL)  # as the predictor loads it: n_jobs=1
-        row = frames[MODEL].head(1)
+        tracking_uri = register_forest(root, MODEL)
+        forest = served_estimator(tracking_uri, f"{MODEL}@production")  # n_jobs=1, as served
+        row = credit_fraud_features().head(1)
         bodies = {}
         for protocol in protocols:
             bodies[protocol] = root / f"{protocol}.grpc"

@@ -266,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-queue", action="store_true")
     parser.add_argument("--output", type=Path, help="write the table here as Markdown")
     arguments = parser.parse_args(argv)
+    if arguments.warm_runs < 1:
+        parser.error("--warm-runs must be at least 1 (the warm figure is their median)")
     warnings.filterwarnings("ignore")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     load_before = bench_inferer.load_average()

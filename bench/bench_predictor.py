@@ -1,643 +1,384 @@
-"""Benchmark of the online predictor: single-row latency, concurrent throughput, logging cost.
+"""Benchmark of the online predictor: the native protocol, KServe V2 over gRPC and V2 over REST
+(through the gateway), side by side with the in-process floor.
 
     python bench/bench_predictor.py [--calls 2000] [--callers 8] [--rounds 5] [--seconds 10]
-                                    [--skip-pycaret] [--predictor-option=--model-process ...]
+        [--trees 100] [--no-h2load] [--smoke] [--predictor-option=--model-process ...]
 
-For two registered models, a plain scikit-learn pipeline (StandardScaler + 100-tree random
-forest) and a PyCaret pipeline (its `rf`, preprocessing included), both trained on
-examples/data/credit_fraud_sample.csv (30 features) and registered in a temporary MLflow store:
+One model, StandardScaler + a `--trees` random forest on examples/data/credit_fraud_sample.csv
+(30 features), registered in a temporary MLflow store and served by `mlp predictor` (logging
+off) with `mlp gateway` in front, each in its own process. One-row requests:
 
-- in-process floor: the loaded model's `predict` on a one-row DataFrame (n_jobs=1, as served),
-  and on 8 rows (what batching exploits);
-- p50/p99 over `--calls` sequential single-row gRPC calls to `mlp predictor` running in its own
-  process, from two clients: Python (a pre-built request, a blocking stub) and, when Debian's
-  h2load is installed, h2load (C, one pre-encoded request, one stream at a time). Floor and
-  calls are interleaved round by round, so the changing load of a shared machine hits both
-  alike. With the Python client, also the p50 of a second predictor with logging on (to a
-  SQLite store);
-- throughput with `--callers` concurrent callers (Python threads with a channel each, h2load
-  streams) over the same client's sequential throughput, in `--rounds` rounds that measure the
-  two back to back: this VM's speed swings by up to 2x from minute to minute, so a ratio of
-  rates taken minutes apart says more about the machine than about batching. Each rate counts
-  `--seconds`/`--rounds` seconds of calls that follow half a second of uncounted ones. The
-  median and the range of the rounds' ratios are printed.
+- native: `Predictor/Predict` with a Frame;
+- V2 gRPC: `GRPCInferenceService/ModelInfer`, one FP64 tensor per column in
+  `raw_input_contents` (what tritonclient.grpc sends);
+- V2 REST: `POST /v2/models/NAME/infer` on the gateway with Triton's binary tensor data, inputs
+  and outputs (what tritonclient.http sends by default);
+- native, logging on: a second predictor logging to a SQLite store.
 
-Each client's own cost is printed beside the figures: the same measurements against a trivial
-server that answers without a model. And for each model, the same sequential calls also go to
-a bare server, interleaved with the predictor's calls: the same model behind a grpc.aio
-handler that only calls its `predict` on a prepared one-row DataFrame (no decoding, checking,
-batching, metrics or encoding). Its p50 minus the floor ("grpc+client") is what gRPC, the
-client and the caches a model call leaves cold cost around that model on this VM (it grows
-with the model's time here: see the README); the predictor's p50 minus the bare server's
-("own") is the predictor's own code.
-Targets (issue 5): sequential p50 within 1 ms of the floor; concurrent throughput at least 5x
-the sequential throughput; logging on costs under 5% of p50.
+Two clients: Python (pre-built requests, blocking gRPC stubs, http.client on one keep-alive
+connection) and, when Debian's h2load is installed, h2load (C, one pre-encoded request). The
+floor is the model's own `predict` on a one-row DataFrame in this process, timed interleaved
+with every path's sequential calls (one of each in turn), so drifting load weighs on all alike.
+Throughput: `--callers` concurrent callers (threads with a connection each; h2load streams, or
+connections for HTTP/1.1), each path back to back in each of `--rounds` rounds, and native with
+one caller; a ratio of rates is the median over rounds of ratios within a round.
+
+Targets (issue 23): V2 gRPC p50 within 0.3 ms of native p50; V2 gRPC throughput with 8 callers
+at least 90% of native's. Also (issue 5): native p50 within 1 ms of the floor; native with 8
+callers at least 5x its 1-caller rate; logging costs under 5% of p50. V2 REST has no target;
+its gap to native is printed.
+
+Over 300 lines: three paths from two clients (h2load's pre-encoded requests included) and the
+verdicts; what every bench shares is in harness.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-import pandas as pd
+import orjson
+from inference import grpc_predict_v2_pb2 as v2
+from inference import grpc_predict_v2_pb2_grpc as v2_grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import (
+    Call,
+    credit_fraud_features,
+    gateway_process,
+    http_caller,
+    interleaved,
+    load_report,
+    percentile,
+    predictor_process,
+    print_table,
+    rate,
+    register_forest,
+    rounds,
+    served_estimator,
+    show,
+    timed,
+    verdict,
+)
 
 from mlplatform.client.frames import dataframe_to_frame
 from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "examples" / "data" / "credit_fraud_sample.csv"
-#: Seconds of calls before a throughput measurement starts counting (connections open, the
-#: batcher adapts), for both clients. Measured here, 600-call runs of 8 h2load streams counted
-#: from their first call came out 13-33% below 6,000-call runs alternating with them.
-WARM_UP_S = 0.5
-LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+MODEL = "bench_sklearn_rf"
+NATIVE, V2_GRPC, V2_REST, LOGGED = "native gRPC", "V2 gRPC", "V2 REST", "native, logging on"
+ONE_CALLER = "native, 1 caller"
+TARGET_V2_P50_GAP_MS = 0.3
+TARGET_V2_RATE_SHARE = 0.90
+TARGET_NATIVE_ABOVE_FLOOR_MS = 1.0
+TARGET_LOGGING_SHARE = 0.05
+TARGET_CONCURRENT_SPEEDUP = 5.0
 
 
 @dataclass
 class Figures:
-    """One row of the result table: one model (or the trivial server) seen by one client."""
+    """One row of the table: one path seen by one client."""
 
-    label: str
+    path: str
     client: str
     floor_ms: float | None = None
-    floor_8_rows_ms: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
-    logged_p50_ms: float | None = None
-    sequential_rps: float | None = None
-    concurrent_rps: float | None = None
-    #: concurrent over sequential rows/s, one per round of the two measured back to back
-    speedups: list[float] = field(default_factory=list)
-    #: p50 of sequential calls to the bare server, interleaved with the predictor's calls
-    bare_p50_ms: float | None = None
-
-    @property
-    def around_ms(self) -> float | None:
-        """The bare server's p50 over the floor: gRPC and the client around the model."""
-        if self.bare_p50_ms is None or self.floor_ms is None:
-            return None
-        return self.bare_p50_ms - self.floor_ms
-
-    @property
-    def own_ms(self) -> float | None:
-        """The predictor's p50 over the bare server's: what the predictor's own code adds."""
-        if self.p50_ms is None or self.bare_p50_ms is None:
-            return None
-        return self.p50_ms - self.bare_p50_ms
-
-    def add_rounds(self, rounds: list[tuple[float, float]]) -> None:
-        """(sequential, concurrent) rows/s measured back to back, round after round."""
-        self.concurrent_rps = statistics.median(concurrent for _, concurrent in rounds)
-        self.speedups = [concurrent / sequential for sequential, concurrent in rounds]
-
-    def add_sequential(self, calls: list[float]) -> None:
-        """p50, p99 and rows/s of sequential single-row calls that took `calls` seconds."""
-        self.p50_ms = percentile(calls, 0.5)
-        self.p99_ms = percentile(calls, 0.99)
-        self.sequential_rps = len(calls) / sum(calls)
+    #: requests/s with the concurrent callers, one per round
+    rates: list[float] = field(default_factory=list)
 
 
-# --- models --------------------------------------------------------------------------------
+# --- requests -------------------------------------------------------------------------------
 
 
-def register_models(root: Path, with_pycaret: bool) -> tuple[str, dict[str, pd.DataFrame]]:
-    """Train and register the benchmark models; returns the tracking URI and feature frames."""
-    import mlflow
-    import mlflow.sklearn
-    from mlflow import MlflowClient
-    from mlflow.models import infer_signature
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+@dataclass(frozen=True)
+class Requests:
+    """The one-row request of each path, built once."""
 
-    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking_uri)
-    experiment = mlflow.create_experiment("bench", artifact_location=(root / "art").as_uri())
-    data = pd.read_csv(DATA)
-    features = data.drop(columns="Class")
-
-    def register(name: str, estimator: object) -> None:
-        with mlflow.start_run(experiment_id=experiment):
-            info = mlflow.sklearn.log_model(
-                estimator,
-                name="model",
-                signature=infer_signature(features, estimator.predict(features.head(5))),
-                input_example=features.head(2),
-                serialization_format="cloudpickle",
-                registered_model_name=name,
-                pip_requirements=["scikit-learn"],
-            )
-        MlflowClient(tracking_uri).set_registered_model_alias(
-            name, "production", info.registered_model_version
-        )
-
-    forest = make_pipeline(
-        StandardScaler(), RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=-1)
-    )
-    register("bench_sklearn_rf", forest.fit(features, data["Class"]))
-    frames = {"bench_sklearn_rf": features}
-    if with_pycaret:
-        from pycaret.classification import ClassificationExperiment
-
-        experiment_object = ClassificationExperiment()
-        experiment_object.setup(
-            data, target="Class", session_id=0, n_jobs=1, verbose=False, html=False
-        )
-        pipeline = experiment_object.finalize_model(
-            experiment_object.create_model("rf", fold=2, verbose=False)
-        )
-        register("bench_pycaret_rf", pipeline)
-        frames["bench_pycaret_rf"] = features
-    return tracking_uri, frames
+    native: predictor_pb2.PredictRequest
+    v2: v2.ModelInferRequest
+    rest_body: bytes
+    rest_headers: dict[str, str]
 
 
-def loaded_estimator(tracking_uri: str, name: str) -> object:
-    """The model as the predictor loads it (n_jobs set to 1)."""
-    from mlplatform.common.model_loading import ModelReference, load_model
-
-    return load_model(ModelReference.parse(name), tracking_uri).estimator
-
-
-def floor_ms(estimator: object, rows: pd.DataFrame, repeats: int = 300) -> float:
-    """p50 of the model's own predict on `rows`, in this process."""
-    for _ in range(20):
-        estimator.predict(rows)  # type: ignore[attr-defined]
-    return percentile(timed(lambda: estimator.predict(rows), repeats), 0.5)  # type: ignore[attr-defined]
-
-
-# --- servers --------------------------------------------------------------------------------
-
-
-def mlp_command() -> str:
-    """The `mlp` beside this interpreter (the bench runs from the venv, active or not), else
-    the one on PATH."""
-    beside = Path(sys.executable).with_name("mlp")
-    mlp = str(beside) if beside.exists() else shutil.which("mlp")
-    if mlp is None:
-        raise SystemExit("the mlp command is not installed (scripts/setup, or pip install -e .)")
-    return mlp
+def build_requests(row) -> Requests:  # type: ignore[no-untyped-def]
+    native = predictor_pb2.PredictRequest(inputs=dataframe_to_frame(row))
+    infer = v2.ModelInferRequest(model_name=MODEL)
+    header: dict[str, object] = {"inputs": [], "parameters": {"binary_data_output": True}}
+    raws = []
+    for name in row.columns:
+        raw = row[name].to_numpy("<f8").tobytes()
+        infer.inputs.add(name=name, datatype="FP64", shape=[len(row)])
+        infer.raw_input_contents.append(raw)
+        header["inputs"].append(  # type: ignore[attr-defined]
+            {"name": name, "shape": [len(row)], "datatype": "FP64",
+             "parameters": {"binary_data_size": len(raw)}}
+        )  # fmt: skip
+        raws.append(raw)
+    json_header = orjson.dumps(header)
+    headers = {"Inference-Header-Content-Length": str(len(json_header))}
+    return Requests(native, infer, json_header + b"".join(raws), headers)
 
 
-@contextmanager
-def predictor_process(
-    tracking_uri: str, model: str, store_uri: str, log: bool, options: list[str]
-) -> Iterator[str]:
-    """`mlp predictor [options]` in its own process; yields its address once it serves."""
-    mlp = mlp_command()
-    arguments = [mlp, "predictor", "--model", model, "--host", "127.0.0.1", "--port", "0"]
-    arguments += ["--metrics-port", "-1", "--log-predictions" if log else "--no-log-predictions"]
-    arguments += options
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLP_STORE_URI": store_uri}
-    process = subprocess.Popen(
-        arguments, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        yield _address_when_serving(process)
-    finally:
-        process.terminate()
-        process.wait(60)
-
-
-def _address_when_serving(process: subprocess.Popen[str]) -> str:
-    assert process.stderr is not None
-    address = None
-    for line in process.stderr:
-        match = LISTENING.search(line)
-        if match:
-            address = f"127.0.0.1:{match.group(1)}"
-        if address and "serving " in line:
-            threading.Thread(target=process.stderr.read, daemon=True).start()  # keep draining
-            return address
-    raise RuntimeError("the predictor exited before serving its model")
-
-
-class TrivialPredictor(predictor_pb2_grpc.PredictorServicer):
-    """Answers every Predict with a fixed response: what the client and gRPC cost alone.
-
-    With `predict` (the bare server), each call first runs it on the event loop's thread, as
-    the predictor runs its model, and answers its first prediction: the model behind the
-    thinnest handler, without the predictor's code.
-    """
-
-    def __init__(self, predict: Callable[[], object] | None = None) -> None:
-        self.predict = predict
-        self.response = predictor_pb2.PredictResponse(model_name="trivial", model_version="1")
-        self.response.predictions.name = "prediction"
-        self.response.predictions.int64_values.values.append(0)
-
-    async def Predict(self, request, context):  # type: ignore[no-untyped-def]
-        if self.predict is not None:
-            prediction = self.predict()[0]  # type: ignore[index]
-            response = predictor_pb2.PredictResponse(model_name="bare", model_version="1")
-            response.predictions.name = "prediction"
-            response.predictions.int64_values.values.append(int(prediction))
-            return response
-        return self.response
-
-
-def serve_trivial(model: str | None = None, tracking_uri: str | None = None) -> None:
-    """Run the trivial server (this script's `--serve-trivial` mode); prints its port.
-
-    With `model` (registered at `tracking_uri`), the bare server for it, predicting the bench's
-    one-row request.
-    """
-    predict = None
-    if model is not None and tracking_uri is not None:
-        estimator = loaded_estimator(tracking_uri, model)
-        row = pd.read_csv(DATA).drop(columns="Class").head(1)
-        predict = lambda: estimator.predict(row)  # type: ignore[attr-defined]  # noqa: E731
-
-    async def main() -> None:
-        server = grpc.aio.server()
-        predictor_pb2_grpc.add_PredictorServicer_to_server(TrivialPredictor(predict), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        print(port, flush=True)
-        await server.wait_for_termination()
-
-    asyncio.run(main())
-
-
-@contextmanager
-def trivial_process(model: str | None = None, tracking_uri: str | None = None) -> Iterator[str]:
-    """The trivial server (the bare server of `model`) in its own process; its address."""
-    arguments = [sys.executable, __file__, "--serve-trivial"]
-    if model is not None and tracking_uri is not None:
-        arguments += ["--bare-model", model, "--bare-tracking-uri", tracking_uri]
-    process = subprocess.Popen(arguments, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        yield f"127.0.0.1:{int(process.stdout.readline())}"
-    finally:
-        process.terminate()
-        process.wait(30)
-
-
-# --- load -----------------------------------------------------------------------------------
-
-
-def timed(action: Callable[[], object], repeats: int) -> list[float]:
-    """Seconds taken by each of `repeats` runs of `action`."""
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        timings.append(time.perf_counter() - started)
-    return timings
-
-
-def interleaved(actions: list[Callable[[], object]], rounds: int) -> list[list[float]]:
-    """Time each action once per round, round after round.
-
-    Interleaving puts every action under the same machine load (this machine is shared), so a
-    difference between them is theirs, not the neighbours'.
-    """
-    for action in actions:
-        for _ in range(50):
-            action()  # warm-up
-    timings: list[list[float]] = [[] for _ in actions]
-    for _ in range(rounds):
-        for index, action in enumerate(actions):
-            started = time.perf_counter()
-            action()
-            timings[index].append(time.perf_counter() - started)
-    return timings
-
-
-def caller(channel: grpc.Channel, request: predictor_pb2.PredictRequest) -> Callable[[], object]:
-    predict = predictor_pb2_grpc.PredictorStub(channel).Predict
+def native_caller(address: str, request: predictor_pb2.PredictRequest) -> Call:
+    predict = predictor_pb2_grpc.PredictorStub(grpc.insecure_channel(address)).Predict
     return lambda: predict(request, timeout=30)
 
 
-def concurrent(
-    address: str,
-    request: predictor_pb2.PredictRequest,
-    callers: int,
-    seconds: float,
-    warm_up_s: float = WARM_UP_S,
-) -> float:
-    """Rows per second answered to `callers` threads calling back-to-back for `seconds`."""
-    counts = [0] * callers
-    deadline = time.perf_counter() + seconds + warm_up_s
-    start_at = time.perf_counter() + warm_up_s  # not counted: channels connect, threads start
-
-    def caller(index: int) -> None:
-        with grpc.insecure_channel(address) as channel:
-            predict = predictor_pb2_grpc.PredictorStub(channel).Predict
-            while (now := time.perf_counter()) < deadline:
-                predict(request, timeout=30)
-                if now >= start_at:
-                    counts[index] += 1
-
-    threads = [threading.Thread(target=caller, args=(index,)) for index in range(callers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(counts) / seconds
+def v2_caller(address: str, request: v2.ModelInferRequest) -> Call:
+    infer = v2_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(address)).ModelInfer
+    return lambda: infer(request, timeout=30)
 
 
-def sequential_rps(
-    channel: grpc.Channel, request: predictor_pb2.PredictRequest, seconds: float
-) -> float:
-    """Rows per second answered to one caller calling back-to-back for `seconds`."""
-    call = caller(channel, request)
-    calls = 0
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        call()
-        calls += 1
-    return calls / (time.perf_counter() - started)
-
-
-def round_seconds(arguments: argparse.Namespace) -> float:
-    """How long each round measures each rate (after its warm-up)."""
-    return arguments.seconds / arguments.rounds
-
-
-def python_rounds(
-    address: str, request: predictor_pb2.PredictRequest, arguments: argparse.Namespace
-) -> list[tuple[float, float]]:
-    """(sequential, concurrent) rows/s from the Python client, back to back in each round.
-
-    This VM's speed swings by up to 2x from minute to minute: a speed-up is only a speed-up
-    when both rates were measured under the same conditions, so each round measures both.
-    """
-    seconds = round_seconds(arguments)
-    rounds = []
-    with grpc.insecure_channel(address) as channel:
-        for _ in range(arguments.rounds):
-            sequential = sequential_rps(channel, request, seconds)
-            rounds.append((sequential, concurrent(address, request, arguments.callers, seconds)))
-    return rounds
+# --- h2load ---------------------------------------------------------------------------------
 
 
 class H2load:
-    """h2load (Debian's nghttp2-client, a C client: no Python in the way) replaying one
-    pre-encoded gRPC request (1-byte flag, 4-byte length, message) to one server."""
+    """h2load (Debian's nghttp2-client, C) replaying one pre-encoded request: gRPC over
+    HTTP/2 (one connection, streams at a time), or HTTP/1.1 (`h1`: connections at a time)."""
 
-    def __init__(
-        self, program: str, address: str, request: predictor_pb2.PredictRequest, folder: Path
-    ) -> None:
-        message = request.SerializeToString()
+    def __init__(self, url: str, body: bytes, headers: dict[str, str], folder: Path, h1: bool):
         folder.mkdir(parents=True, exist_ok=True)
-        self.body = folder / "request.grpc"
-        self.body.write_bytes(b"\x00" + len(message).to_bytes(4, "big") + message)
-        self.log = folder / "h2load.log"
-        self.program = program
-        self.url = f"http://{address}/mlplatform.v1.Predictor/Predict"
+        self.body, self.log = folder / "request.bin", folder / "h2load.log"
+        self.body.write_bytes(body)
+        self.url, self.h1 = url, h1
+        self.headers = [
+            option for name, value in headers.items() for option in ("-H", f"{name}: {value}")
+        ]
 
     @classmethod
-    def find(
-        cls, address: str, request: predictor_pb2.PredictRequest, folder: Path
-    ) -> H2load | None:
-        """The client for `address`, or None when h2load is not installed."""
-        program = shutil.which("h2load")
-        return None if program is None else cls(program, address, request, folder)
+    def grpc(cls, address: str, method: str, message: bytes, folder: Path) -> H2load:
+        framed = b"\x00" + len(message).to_bytes(4, "big") + message
+        headers = {"content-type": "application/grpc", "te": "trailers"}
+        return cls(f"http://{address}{method}", framed, headers, folder, h1=False)
 
-    def run(self, streams: int, *options: str) -> str:
-        """h2load's report of one run; RuntimeError when any call failed."""
-        arguments = [self.program, "-c", "1", "-m", str(streams), *options]
-        arguments += ["-d", str(self.body), "-H", "content-type: application/grpc"]
-        output = subprocess.run(
-            [*arguments, "-H", "te: trailers", self.url], capture_output=True, text=True, check=True
-        ).stdout
+    def run(self, concurrency: int, *options: str) -> str:
+        spread = ["-c", str(concurrency)] if self.h1 else ["-c", "1", "-m", str(concurrency)]
+        arguments = ["h2load", *spread, *(["--h1"] if self.h1 else []), *options]
+        arguments += ["-d", str(self.body), *self.headers, self.url]
+        output = subprocess.run(arguments, capture_output=True, text=True, check=True).stdout
         if " 0 failed, 0 errored, 0 timeout" not in output:
             raise RuntimeError(f"h2load calls failed:\n{output}")
         return output
 
     def sequential(self, calls: int) -> list[float]:
-        """Seconds taken by each of `calls` one-at-a-time calls on a fresh connection (the
-        connection's first call, which also opens the HTTP/2 session, is made but not kept)."""
+        """Seconds of each of `calls` one-at-a-time calls (the connection's first call, which
+        opens it, is made but not kept)."""
         self.log.unlink(missing_ok=True)  # h2load appends to an existing log
         self.run(1, "-n", str(calls + 1), f"--log-file={self.log}")
         lines = self.log.read_text().splitlines()[1:]  # start, status, microseconds
-        if len(lines) != calls:
-            raise RuntimeError(f"h2load logged {len(lines) + 1} calls; expected {calls + 1}")
         return [int(line.split("\t")[2]) / 1e6 for line in lines]
 
-    def rate(self, seconds: float, streams: int) -> float:
-        """Rows/s over `seconds` of calls, `streams` at a time, after `WARM_UP_S` of calls
-        that are not counted (as the Python client's rounds do)."""
-        output = self.run(
-            streams,
-            f"--duration={round(seconds * 1000)}ms",
-            f"--warm-up-time={round(WARM_UP_S * 1000)}ms",
-        )
+    def rate(self, seconds: float, concurrency: int) -> float:
+        warm_up = f"--warm-up-time={500}ms"
+        output = self.run(concurrency, f"--duration={round(seconds * 1000)}ms", warm_up)
         match = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output)
         if match is None:
             raise RuntimeError(f"no rate in h2load's output:\n{output}")
         return float(match.group(1))
 
-    def rounds(self, streams: int, rounds: int, seconds: float) -> list[tuple[float, float]]:
-        """(sequential, concurrent) rows/s, back to back in each round (see python_rounds):
-        `seconds` of calls one at a time, then `seconds` of `streams` at a time."""
-        return [(self.rate(seconds, 1), self.rate(seconds, streams)) for _ in range(rounds)]
+
+def h2load_interleaved(
+    floor: Call, clients: dict[str, H2load], calls: int, block: int = 100
+) -> dict[str, list[float]]:
+    """Floor timings and each client's sequential calls, alternating in blocks of `block`."""
+    timings: dict[str, list[float]] = {"floor": [], **{label: [] for label in clients}}
+    while len(timings["floor"]) < calls:
+        count = min(block, calls - len(timings["floor"]))
+        timings["floor"] += timed(floor, count)
+        for label, client in clients.items():
+            timings[label] += client.sequential(count)
+    return timings
 
 
-def percentile(timings: list[float], share: float) -> float:
-    ordered = sorted(timings)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+# --- measuring ------------------------------------------------------------------------------
 
 
-def measure_model(
-    label: str,
-    tracking_uri: str,
-    store_uri: str,
-    features: pd.DataFrame,
-    arguments: argparse.Namespace,
+def figures_of(
+    client: str, timings: dict[str, list[float]], rates: dict[str, list[float]]
 ) -> list[Figures]:
-    """Floor, sequential latency (logging off and on) and throughput, per client."""
-    estimator = loaded_estimator(tracking_uri, label)
-    python, h2 = Figures(label, "python"), Figures(label, "h2load")
-    python.floor_8_rows_ms = h2.floor_8_rows_ms = floor_ms(estimator, features.head(8), 100)
-    row = features.head(1)
-    request = predictor_pb2.PredictRequest(inputs=dataframe_to_frame(row))
+    floor = percentile(timings["floor"], 0.5)
+    rows = [
+        Figures(
+            path,
+            client,
+            floor,
+            percentile(timings[path], 0.5),
+            percentile(timings[path], 0.99),
+            rates.get(path, []),
+        )
+        for path in timings
+        if path != "floor"
+    ]
+    return [*rows, Figures(ONE_CALLER, client, rates=rates[ONE_CALLER])]
+
+
+def measure(arguments: argparse.Namespace, root: Path) -> list[Figures]:
+    tracking_uri = register_forest(root, MODEL, arguments.trees)
+    estimator = served_estimator(tracking_uri, MODEL)
+    row = credit_fraud_features().head(1)
+    requests = build_requests(row)
 
     def floor() -> object:
         return estimator.predict(row)  # type: ignore[attr-defined]
 
+    store_uri = f"sqlite:///{root / 'store.db'}"
+    seconds = arguments.seconds / arguments.rounds
+    options = arguments.option
     with (
-        predictor_process(tracking_uri, label, store_uri, False, arguments.option) as plain,
-        predictor_process(tracking_uri, label, store_uri, True, arguments.option) as logged,
-        trivial_process(label, tracking_uri) as bare,
-        grpc.insecure_channel(plain) as plain_channel,
-        grpc.insecure_channel(logged) as logged_channel,
-        grpc.insecure_channel(bare) as bare_channel,
+        predictor_process(tracking_uri, MODEL, store_uri, options=options) as address,
+        predictor_process(tracking_uri, MODEL, store_uri, log=True, options=options) as logged,
+        gateway_process(address) as url,
     ):
-        floor_calls, calls, logged_calls, bare_calls = interleaved(
-            [
-                floor,
-                caller(plain_channel, request),
-                caller(logged_channel, request),
-                caller(bare_channel, request),
-            ],
-            arguments.calls,
+        rest_url = f"{url}/v2/models/{MODEL}/infer"
+        makers: dict[str, Callable[[], Call]] = {
+            NATIVE: lambda: native_caller(address, requests.native),
+            V2_GRPC: lambda: v2_caller(address, requests.v2),
+            V2_REST: lambda: http_caller(rest_url, requests.rest_body, requests.rest_headers),
+        }
+        print(f"measuring from Python (predictor {address}, gateway {url})...", flush=True)
+        actions = {"floor": floor, **{path: make() for path, make in makers.items()}}
+        actions[LOGGED] = native_caller(logged, requests.native)
+        timings = interleaved(actions, arguments.calls, warm_up=min(50, arguments.calls))
+        rates = rounds(
+            {
+                **{
+                    path: lambda make=make: rate(make, arguments.callers, seconds)
+                    for path, make in makers.items()
+                },
+                ONE_CALLER: lambda: rate(makers[NATIVE], 1, seconds),
+            },
+            arguments.rounds,
         )
-        python.floor_ms = percentile(floor_calls, 0.5)
-        python.add_sequential(calls)
-        python.logged_p50_ms = percentile(logged_calls, 0.5)
-        python.bare_p50_ms = percentile(bare_calls, 0.5)
-        python.add_rounds(python_rounds(plain, request, arguments))
-        h2load = H2load.find(plain, request, arguments.workdir)
-        if h2load is None:
-            return [python]
-        bare_h2load = H2load(h2load.program, bare, request, arguments.workdir / "bare")
-        floor_calls, calls, bare_calls = h2load_interleaved(
-            floor, [h2load, bare_h2load], arguments.calls
+        rows = figures_of("python", timings, rates)
+        if arguments.no_h2load or shutil.which("h2load") is None:
+            return rows
+        print("measuring from h2load...", flush=True)
+        clients = {
+            NATIVE: H2load.grpc(
+                address, "/mlplatform.v1.Predictor/Predict",
+                requests.native.SerializeToString(), root / "native",
+            ),
+            V2_GRPC: H2load.grpc(
+                address, "/inference.GRPCInferenceService/ModelInfer",
+                requests.v2.SerializeToString(), root / "v2",
+            ),
+            V2_REST: H2load(
+                rest_url, requests.rest_body, requests.rest_headers, root / "rest", h1=True
+            ),
+        }  # fmt: skip
+        timings = h2load_interleaved(floor, clients, arguments.calls)
+        rates = rounds(
+            {
+                **{
+                    path: lambda c=c: c.rate(seconds, arguments.callers)
+                    for path, c in clients.items()
+                },
+                ONE_CALLER: lambda: clients[NATIVE].rate(seconds, 1),
+            },
+            arguments.rounds,
         )
-        h2.floor_ms = percentile(floor_calls, 0.5)
-        h2.add_sequential(calls)
-        h2.bare_p50_ms = percentile(bare_calls, 0.5)
-        h2.add_rounds(h2load.rounds(arguments.callers, arguments.rounds, round_seconds(arguments)))
-    return [python, h2]
+        return rows + figures_of("h2load", timings, rates)
 
 
-def h2load_interleaved(
-    floor: Callable[[], object], clients: list[H2load], calls: int, per_round: int = 100
-) -> list[list[float]]:
-    """`calls` floor timings, then `calls` sequential calls per h2load client, alternating in
-    rounds of `per_round`."""
-    timings: list[list[float]] = [[] for _ in range(len(clients) + 1)]
-    while len(timings[0]) < calls:
-        count = min(per_round, calls - len(timings[0]))
-        timings[0] += timed(floor, count)
-        for index, client in enumerate(clients, start=1):
-            timings[index] += client.sequential(count)
-    return timings
+# --- output ---------------------------------------------------------------------------------
 
 
-def measure_client(
-    request: predictor_pb2.PredictRequest, arguments: argparse.Namespace
-) -> list[Figures]:
-    """The same load against a server that answers without a model: each client's own cost."""
-    python = Figures("client vs trivial", "python")
-    with trivial_process() as address, grpc.insecure_channel(address) as channel:
-        [calls] = interleaved([caller(channel, request)], arguments.calls)
-        python.add_sequential(calls)
-        python.add_rounds(python_rounds(address, request, arguments))
-        h2load = H2load.find(address, request, arguments.workdir)
-        if h2load is None:
-            return [python]
-        h2 = Figures("client vs trivial", "h2load")
-        h2.add_sequential(h2load.sequential(arguments.calls))
-        h2.add_rounds(h2load.rounds(arguments.callers, arguments.rounds, round_seconds(arguments)))
-    return [python, h2]
-
-
-def show(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def print_table(rows: list[Figures], callers: int) -> None:
-    header = (
-        f"{'':<20}{'client':>8}{'floor':>8}{'floor 8':>9}{'p50':>8}{'p99':>8}"
-        f"{'p50-floor':>11}{'grpc+client':>13}{'own':>7}{'p50 logged':>12}{'seq rows/s':>12}"
-        f"{f'{callers} callers rows/s':>20}{'x seq':>7}{'rounds':>12}"
-    )
-    print(header)
-    print("-" * len(header))
+def print_figures(rows: list[Figures], callers: int) -> None:
+    natives = {row.client: row for row in rows if row.path == NATIVE}
+    table = []
     for row in rows:
-        speedup = spread = above_floor = None
-        if row.speedups:
-            speedup = statistics.median(row.speedups)
-            spread = f"{min(row.speedups):.1f}-{max(row.speedups):.1f}"
-        if row.p50_ms is not None and row.floor_ms is not None:
-            above_floor = row.p50_ms - row.floor_ms
-        print(
-            f"{row.label:<20}{row.client:>8}{show(row.floor_ms):>8}{show(row.floor_8_rows_ms):>9}"
-            f"{show(row.p50_ms):>8}{show(row.p99_ms):>8}{show(above_floor):>11}"
-            f"{show(row.around_ms):>13}{show(row.own_ms):>7}"
-            f"{show(row.logged_p50_ms):>12}{show(row.sequential_rps, 0):>12}"
-            f"{show(row.concurrent_rps, 0):>20}{show(speedup, 1):>7}{spread or '-':>12}"
-        )
+        native = natives[row.client]
+        share = None
+        if row.rates and native.rates:
+            ratios = [a / b for a, b in zip(row.rates, native.rates, strict=True)]
+            share = f"{statistics.median(ratios):.0%}"
+        table.append(
+            [
+                row.path, row.client, show(row.floor_ms), show(row.p50_ms), show(row.p99_ms),
+                show(row.p50_ms - row.floor_ms) if row.p50_ms and row.floor_ms else None,
+                show(row.p50_ms - native.p50_ms) if row.p50_ms and native.p50_ms else None,
+                show(statistics.median(row.rates), 0) if row.rates else None, share,
+            ]
+        )  # fmt: skip
+    print_table(
+        ["path", "client", "floor", "p50", "p99", "p50-floor", "p50-native",
+         f"{callers} callers req/s", "x native"],  # (the 1-caller row: 1 caller's req/s)
+        table,
+    )  # fmt: skip
     print(
-        "(times in ms; floor = model.predict in process, interleaved with that client's calls; "
-        "p50/p99 = sequential single-row gRPC calls; grpc+client = p50 of the bare server "
-        "(the model behind a handler that only calls predict), interleaved with the "
-        "predictor's calls, minus the floor; own = p50 minus the bare server's p50; "
-        "python: a blocking stub, "
-        f"{callers} callers = {callers} threads; h2load: one stream, then {callers} "
-        "concurrent streams; x seq = median over rounds of concurrent rows/s divided by "
-        "sequential rows/s measured just before it, with the rounds' range)"
+        "(times in ms, one-row requests; floor = model.predict in process, interleaved with "
+        "the client's calls; req/s = median over rounds; x native = median over rounds of the "
+        "rate over native's rate in the same round)"
     )
-
-
-#: Issue 5's targets: sequential p50 at most this far above the floor (ms), this many times
-#: the sequential rows/s under concurrent callers, and logging costing under this share of p50.
-TARGET_ABOVE_FLOOR_MS = 1.0
-TARGET_SPEEDUP = 5.0
-TARGET_LOGGING_SHARE = 0.05
 
 
 def target_verdicts(rows: list[Figures], callers: int) -> list[str]:
-    """One line per measured model and client: each target's figure, met or missed.
-
-    Printed because the figures sit near the targets and this VM's noise moves them across:
-    a reader should not have to do the arithmetic to see which side a run fell on.
-    """
-
-    def verdict(met: bool) -> str:
-        return "met" if met else "MISSED"
-
+    """One line per target and client: its figure, the target, met or MISSED."""
+    by_key = {(row.path, row.client): row for row in rows}
     lines = []
-    for row in rows:
-        if row.floor_ms is None or row.p50_ms is None:
-            continue  # the trivial server: no model, no targets
-        above = row.p50_ms - row.floor_ms
-        parts = [
-            f"p50 - floor {above:+.2f} ms (<= {TARGET_ABOVE_FLOOR_MS:g}): "
-            f"{verdict(above <= TARGET_ABOVE_FLOOR_MS)}"
-        ]
-        if row.around_ms is not None and row.own_ms is not None:
-            parts[0] += (
-                f" (the model behind a bare gRPC handler {row.around_ms:+.2f}, "
-                f"the predictor's own code {row.own_ms:+.2f})"
+    for client in dict.fromkeys(row.client for row in rows):
+        native, v2_row = by_key.get((NATIVE, client)), by_key.get((V2_GRPC, client))
+        if native is None or native.p50_ms is None:
+            continue
+        if v2_row is not None and v2_row.p50_ms is not None:
+            gap = v2_row.p50_ms - native.p50_ms
+            lines.append(verdict(
+                f"{client}: V2 gRPC p50 - native p50", f"{gap:+.2f} ms",
+                f"<= {TARGET_V2_P50_GAP_MS:g} ms", gap <= TARGET_V2_P50_GAP_MS,
+            ))  # fmt: skip
+        if v2_row is not None and v2_row.rates and native.rates:
+            share = statistics.median(
+                a / b for a, b in zip(v2_row.rates, native.rates, strict=True)
             )
-        if row.speedups:
-            speedup = statistics.median(row.speedups)
-            parts.append(
-                f"{callers} callers {speedup:.2f}x (>= {TARGET_SPEEDUP:g}x): "
-                f"{verdict(speedup >= TARGET_SPEEDUP)}"
+            lines.append(verdict(
+                f"{client}: V2 gRPC {callers}-caller throughput / native", f"{share:.0%}",
+                f">= {TARGET_V2_RATE_SHARE:.0%}", share >= TARGET_V2_RATE_SHARE,
+            ))  # fmt: skip
+        if native.floor_ms is not None:
+            above = native.p50_ms - native.floor_ms
+            lines.append(verdict(
+                f"{client}: native p50 - floor", f"{above:+.2f} ms",
+                f"<= {TARGET_NATIVE_ABOVE_FLOOR_MS:g} ms", above <= TARGET_NATIVE_ABOVE_FLOOR_MS,
+            ))  # fmt: skip
+        one_caller = by_key.get((ONE_CALLER, client))
+        if one_caller is not None and one_caller.rates and native.rates:
+            speedup = statistics.median(
+                a / b for a, b in zip(native.rates, one_caller.rates, strict=True)
             )
-        if row.logged_p50_ms is not None:
-            share = row.logged_p50_ms / row.p50_ms - 1
-            parts.append(
-                f"logging {share:+.1%} of p50 (< {TARGET_LOGGING_SHARE:.0%}): "
-                f"{verdict(share < TARGET_LOGGING_SHARE)}"
-            )
-        lines.append(f"{row.label} from {row.client}: " + "; ".join(parts))
+            lines.append(verdict(
+                f"{client}: native {callers} callers / 1 caller", f"{speedup:.1f}x",
+                f">= {TARGET_CONCURRENT_SPEEDUP:g}x", speedup >= TARGET_CONCURRENT_SPEEDUP,
+            ))  # fmt: skip
+        logged = by_key.get((LOGGED, client))
+        if logged is not None and logged.p50_ms is not None:
+            share = logged.p50_ms / native.p50_ms - 1
+            lines.append(verdict(
+                f"{client}: logging on", f"{share:+.1%} of p50",
+                f"< {TARGET_LOGGING_SHARE:.0%}", share < TARGET_LOGGING_SHARE,
+            ))  # fmt: skip
     return lines
 
 
-def main() -> None:
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--calls", type=int, default=2000, help="sequential calls per path")
     parser.add_argument("--callers", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of throughput")
     parser.add_argument(
-        "--seconds",
-        type=float,
-        default=10.0,
-        help="seconds of sequential, and of concurrent, calls over all rounds, per client",
+        "--seconds", type=float, default=10.0, help="seconds of throughput per path, all rounds"
     )
-    parser.add_argument(
-        "--rounds", type=int, default=5, help="rounds of sequential then concurrent calls"
-    )
-    parser.add_argument("--skip-pycaret", action="store_true")
+    parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--no-h2load", action="store_true", help="the Python client only")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the bench runs")
     parser.add_argument(
         "--predictor-option",
         dest="option",
@@ -645,44 +386,24 @@ def main() -> None:
         default=[],
         help="an option for `mlp predictor`, e.g. --predictor-option=--model-process",
     )
-    parser.add_argument("--serve-trivial", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--bare-model", help=argparse.SUPPRESS)
-    parser.add_argument("--bare-tracking-uri", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.smoke:
+        arguments.calls, arguments.rounds, arguments.seconds, arguments.trees = 20, 1, 0.2, 5
     if arguments.rounds < 1 or arguments.calls < 1:
         parser.error("--rounds and --calls need at least 1")
-    if round_seconds(arguments) < 0.1:
-        parser.error("--seconds needs at least 0.1 s per round (--seconds / --rounds)")
-    if arguments.serve_trivial:
-        serve_trivial(arguments.bare_model, arguments.bare_tracking_uri)
-        return
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a clean table
-    rows: list[Figures] = []
-    load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="bench-predictor-") as folder:
-        root = Path(folder)
-        arguments.workdir = root
-        print("training and registering the models...", flush=True)
-        tracking_uri, frames = register_models(root, not arguments.skip_pycaret)
-        store_uri = f"sqlite:///{root / 'store.db'}"
-        for name, features in frames.items():
-            print(f"measuring {name}...", flush=True)
-            rows += measure_model(name, tracking_uri, store_uri, features, arguments)
-        print("measuring the clients against a trivial server...", flush=True)
-        request = predictor_pb2.PredictRequest(
-            inputs=dataframe_to_frame(frames["bench_sklearn_rf"].head(1))
-        )
-        rows += measure_client(request, arguments)
-    print()
-    print_table(rows, arguments.callers)
-    print("\ntargets (issue 5):")
-    for line in target_verdicts(rows, arguments.callers):
-        print(f"  {line}")
-    load_after = os.getloadavg()
-    print(
-        f"load average before/after (1 min): {load_before[0]:.2f} / {load_after[0]:.2f} on "
-        f"{os.cpu_count()} CPUs (other work on the machine skews every figure)"
-    )
+    return arguments
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    with load_report(), tempfile.TemporaryDirectory(prefix="bench-predictor-") as folder:
+        print("training and registering the model...", flush=True)
+        rows = measure(arguments, Path(folder))
+        print()
+        print_figures(rows, arguments.callers)
+        print("\ntargets (issue 23: V2 beside native; issue 5: native beside the floor):")
+        for line in target_verdicts(rows, arguments.callers):
+            print(f"  {line}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from mlplatform.common.metrics_endpoint import METRICS_OFF
-from mlplatform.gateway import monitor_pages, routes
+from mlplatform.gateway import monitor_pages, routes, v2_routes
 from mlplatform.gateway.auth import ApiKeyMiddleware
 from mlplatform.gateway.metrics import GatewayMetrics, MetricsMiddleware
 from mlplatform.gateway.middleware import (
@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 DESCRIPTION = """\
 REST in front of the mlplatform Predictor (gRPC). `POST /predict` takes JSON rows;
 `POST /invocations` speaks MLflow's scoring-server protocol, so clients of `mlflow models serve`
-work unchanged.
+work unchanged; `/v2/...` speaks KServe's Open Inference Protocol (V2), so tritonclient.http and
+other V2 clients do (V2's errors carry `{"error": message}`).
 
 Errors carry the gRPC status of the failure, mapped to HTTP as grpc-gateway maps it
 (INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404,
@@ -65,7 +66,7 @@ def _version() -> str:
 
 async def _api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
-    return error_response(error, request_id_of(request.scope))
+    return error_response(error, request_id_of(request.scope), request.url.path)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -77,7 +78,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
         http_status=error.status_code,
         headers=dict(error.headers or {}),
     )
-    return error_response(api_error, request_id_of(request.scope))
+    return error_response(api_error, request_id_of(request.scope), request.url.path)
 
 
 async def _validation_error(request: Request, error: Exception) -> Response:
@@ -86,7 +87,9 @@ async def _validation_error(request: Request, error: Exception) -> Response:
         (".".join(str(part) for part in problem.get("loc", ())), str(problem.get("msg", "")))
         for problem in error.errors()
     ]
-    return error_response(invalid_arguments(violations), request_id_of(request.scope))
+    return error_response(
+        invalid_arguments(violations), request_id_of(request.scope), request.url.path
+    )
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -117,6 +120,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.settings = settings
     app.state.api_keys = settings.api_key_store()
     app.include_router(routes.router)
+    app.include_router(v2_routes.router)
     app.include_router(monitor_pages.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)

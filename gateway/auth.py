@@ -82,7 +82,7 @@ class ApiKeyMiddleware:
             verdict = self.keys.check(presented_key(*_headers(scope)), needed)
             if verdict is not Verdict.ALLOWED:
                 refusal = _refusal(verdict, refusal_message(verdict, needed))
-                response = error_response(refusal, request_id_of(scope))
+                response = error_response(refusal, request_id_of(scope), scope["path"])
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -2,7 +2,9 @@
 
 - JSON: `application/json` and the structured-syntax `application/*+json` types
   (RFC 6839), on `/predict` and `/invocations`; CSV: `text/csv`, on `/invocations` only (as
-  MLflow's scoring server reads it).
+  MLflow's scoring server reads it); `application/octet-stream`, on the V2 infer routes only
+  when `Inference-Header-Content-Length` says where the JSON header ends (Triton's binary
+  tensor data).
 - A request without a Content-Type is read as JSON: HTTP clients sending raw bytes (Python's
   `requests` with `data=`, httpx with `content=`) send none.
 - Anything else is 415 in the gateway's one error shape, naming the accepted types. That
@@ -32,11 +34,13 @@ class BodyFormat(StrEnum):
 
     JSON = "json"
     CSV = "csv"
+    BINARY = "binary"
 
 
 _ACCEPTED_NAMES = {
     BodyFormat.JSON: "application/json (or an application/*+json type)",
     BodyFormat.CSV: "text/csv",
+    BodyFormat.BINARY: "application/octet-stream (with Inference-Header-Content-Length)",
 }
 
 
@@ -47,6 +51,8 @@ def _format_of(media_type: str) -> BodyFormat | None:
         return BodyFormat.JSON
     if media_type == "text/csv":
         return BodyFormat.CSV
+    if media_type == "application/octet-stream":
+        return BodyFormat.BINARY
     return None
 
 

@@ -96,7 +96,8 @@ class BodySizeLimitMiddleware:
         limit = self.max_body_bytes
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await error_response(body_too_large(limit), request_id_of(scope))(scope, receive, send)
+            refusal = error_response(body_too_large(limit), request_id_of(scope), scope["path"])
+            await refusal(scope, receive, send)
             return
         received = 0
 

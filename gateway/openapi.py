@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from mlplatform.gateway.auth import SECURITY_SCHEMES
+from mlplatform.gateway.v2_openapi import V2InferBody, infer_examples
 
 Scalar = float | int | str | bool | None
 
@@ -242,6 +243,11 @@ REQUEST_BODIES: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {
     ("/predict", "post"): (PredictBody, PREDICT_EXAMPLES),
     ("/invocations", "post"): (InvocationsBody, INVOCATIONS_EXAMPLES),
     ("/outcomes", "post"): (OutcomesBody, OUTCOMES_EXAMPLES),
+    ("/v2/models/{name}/infer", "post"): (V2InferBody, infer_examples(EXAMPLE_ROW)),
+    ("/v2/models/{name}/versions/{version}/infer", "post"): (
+        V2InferBody,
+        infer_examples(EXAMPLE_ROW),
+    ),
 }
 _REF_TEMPLATE = "#/components/schemas/{model}"
 

@@ -11,8 +11,13 @@ encrypted (and presents the gateway's client certificate to a predictor requirin
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from inference import grpc_predict_v2_pb2 as v2
+from inference import grpc_predict_v2_pb2_grpc as v2_grpc
 
 from mlplatform.client.tls import TlsFiles, secure_aio_channel
 from mlplatform.gateway.status_mapping import error_from_rpc
@@ -55,6 +60,29 @@ class PredictorBackend:
         self._model_info = predictor_pb2_grpc.PredictorStub(self.channel).GetModelInfo
         self._record_outcomes = predictor_pb2_grpc.PredictorStub(self.channel).RecordOutcomes
         self._health = health_pb2_grpc.HealthStub(self.channel).Check
+        self.v2 = v2_grpc.GRPCInferenceServiceStub(self.channel)
+
+    async def call(
+        self,
+        method: Callable[..., Awaitable[Any]],
+        request: Any,
+        request_id: str,
+        api_key: str | None,
+    ) -> Any:
+        """`method` (a stub method on this channel, e.g. `self.v2.ModelInfer`) called with the
+        deadline, the request id and the key; ApiError as for `predict`."""
+        try:
+            return await method(
+                request, timeout=self.timeout_s, metadata=call_metadata(request_id, api_key)
+            )
+        except grpc.aio.AioRpcError as error:
+            raise error_from_rpc(error, request_id, self.timeout_s) from None
+
+    async def model_infer(
+        self, request: v2.ModelInferRequest, request_id: str, api_key: str | None
+    ) -> v2.ModelInferResponse:
+        """KServe V2 ModelInfer on the predictor; ApiError as for `predict`."""
+        return await self.call(self.v2.ModelInfer, request, request_id, api_key)
 
     async def predict(
         self, request: predictor_pb2.PredictRequest, api_key: str | None

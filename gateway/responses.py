@@ -34,8 +34,18 @@ class JsonResponse(JSONResponse):
         return dumps(content)
 
 
-def error_response(error: ApiError, request_id: str) -> JsonResponse:
-    """The response of `error`: its HTTP status, the error body, the request id header."""
+def is_v2_path(path: str) -> bool:
+    """True for the KServe V2 routes, whose clients read V2's error body."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def error_response(error: ApiError, request_id: str, path: str = "") -> JsonResponse:
+    """The response of `error`: its HTTP status, the error body, the request id header.
+
+    Under `/v2` the body is V2's `{"error": message}` (what tritonclient and KServe clients
+    read); the status, the message and the request id header stay the same."""
     body = error.body(request_id)
     headers = {REQUEST_ID_HEADER: body["request_id"], **error.headers}
+    if is_v2_path(path):
+        return JsonResponse({"error": body["message"]}, error.http_status, headers)
     return JsonResponse(body, status_code=error.http_status, headers=headers)

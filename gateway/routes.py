@@ -69,13 +69,13 @@ class GatewayRoute(APIRoute):
             except ClientDisconnect:  # nobody reads this answer; nothing went wrong here
                 request_id = request_id_of(request.scope)
                 cancelled = ApiError(grpc.StatusCode.CANCELLED, "the client disconnected")
-                return error_response(cancelled, request_id)
+                return error_response(cancelled, request_id, request.url.path)
             except Exception:
                 request_id = request_id_of(request.scope)
                 logger.exception(
                     "request %s: %s %s failed", request_id, request.method, request.url.path
                 )
-                return error_response(internal_error(request_id), request_id)
+                return error_response(internal_error(request_id), request_id, request.url.path)
 
         return guarded
 

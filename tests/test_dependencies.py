@@ -44,6 +44,7 @@ IMPORTED_WHEN_PRESENT = {
     "Cython": "pydantic.v1's check whether it runs compiled",
     "ujson": "fastapi's UJSONResponse, when ujson is installed",
     "watchfiles": "uvicorn's reloader, when watchfiles is installed",
+    "brotli": "httpx's and urllib3's br decoding, when brotli is installed (tritonclient[http])",
     "sniffio": "httpx's check for trio, when sniffio is installed",
 }
 OWN_MODULES = {"mlplatform", "inference", "__future__"}

@@ -23,58 +23,39 @@ def bench() -> ModuleType:
 
 
 def test_each_target_is_met_or_missed_by_its_own_figure(bench: ModuleType) -> None:
-    met = bench.Figures(
-        "forest", "python", floor_ms=2.0, p50_ms=2.9, logged_p50_ms=2.95, speedups=[4.0, 5.2, 5.5]
-    )
-    missed = bench.Figures(
-        "forest", "h2load", floor_ms=2.0, p50_ms=3.2, logged_p50_ms=3.4, speedups=[4.9, 4.95, 5.3]
-    )
-    [first, second] = bench.target_verdicts([met, missed], 8)
-    assert first == (
-        "forest from python: p50 - floor +0.90 ms (<= 1): met; "
-        "8 callers 5.20x (>= 5x): met; logging +1.7% of p50 (< 5%): met"
-    )
-    assert second == (
-        "forest from h2load: p50 - floor +1.20 ms (<= 1): MISSED; "
-        "8 callers 4.95x (>= 5x): MISSED; logging +6.2% of p50 (< 5%): MISSED"
-    )
-
-
-def test_rows_without_a_model_or_figures_get_no_verdict(bench: ModuleType) -> None:
-    trivial = bench.Figures("client vs trivial", "h2load", p50_ms=0.3, speedups=[2.0])
-    latency_only = bench.Figures("forest", "h2load", floor_ms=2.0, p50_ms=2.5)
-    assert bench.target_verdicts([trivial, latency_only], 8) == [
-        "forest from h2load: p50 - floor +0.50 ms (<= 1): met"
+    rows = [
+        bench.Figures(bench.NATIVE, "python", 2.0, 2.9, 4.0, [1000.0, 1200.0]),
+        bench.Figures(bench.V2_GRPC, "python", 2.0, 3.1, 4.0, [950.0, 1000.0]),
+        bench.Figures(bench.LOGGED, "python", 2.0, 2.95, 4.0),
+        bench.Figures(bench.ONE_CALLER, "python", rates=[200.0, 230.0]),
+        bench.Figures(bench.NATIVE, "h2load", 2.0, 3.2, 4.0, [1000.0, 1000.0]),
+        bench.Figures(bench.V2_GRPC, "h2load", 2.0, 3.6, 4.0, [800.0, 900.0]),
+        bench.Figures(bench.V2_REST, "h2load", 2.0, 5.0, 6.0, [500.0, 500.0]),
+    ]
+    assert bench.target_verdicts(rows, 8) == [
+        "python: V2 gRPC p50 - native p50: +0.20 ms (<= 0.3 ms): met",
+        "python: V2 gRPC 8-caller throughput / native: 89% (>= 90%): MISSED",
+        "python: native p50 - floor: +0.90 ms (<= 1 ms): met",
+        "python: native 8 callers / 1 caller: 5.1x (>= 5x): met",
+        "python: logging on: +1.7% of p50 (< 5%): met",
+        "h2load: V2 gRPC p50 - native p50: +0.40 ms (<= 0.3 ms): MISSED",
+        "h2load: V2 gRPC 8-caller throughput / native: 85% (>= 90%): MISSED",
+        "h2load: native p50 - floor: +1.20 ms (<= 1 ms): MISSED",
     ]
 
 
-def test_the_p50_verdict_splits_the_gap_between_grpc_and_the_predictors_own_code(
-    bench: ModuleType,
-) -> None:
-    row = bench.Figures("forest", "h2load", floor_ms=3.0, p50_ms=4.4, bare_p50_ms=3.8)
-    assert row.around_ms == pytest.approx(0.8)
-    assert row.own_ms == pytest.approx(0.6)
-    assert bench.target_verdicts([row], 8) == [
-        "forest from h2load: p50 - floor +1.40 ms (<= 1): MISSED (the model behind a bare gRPC "
-        "handler +0.80, the predictor's own code +0.60)"
-    ]
+def test_the_v2_rest_body_is_what_tritonclient_http_sends(bench: ModuleType) -> None:
+    import json
 
+    import pandas as pd
 
-def test_the_bare_server_answers_its_models_prediction(bench: ModuleType, tmp_path: Path) -> None:
-    """The bench's forest, registered in a real MLflow store, behind the bare server in its own
-    process, called over gRPC on a loopback port."""
-    import grpc
-
-    from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
-
-    tracking_uri, frames = bench.register_models(tmp_path, with_pycaret=False)
-    row = frames["bench_sklearn_rf"].head(1)
-    expected = bench.loaded_estimator(tracking_uri, "bench_sklearn_rf").predict(row)[0]
-    request = predictor_pb2.PredictRequest()
-    with (
-        bench.trivial_process("bench_sklearn_rf", tracking_uri) as bare,
-        grpc.insecure_channel(bare) as channel,
-    ):
-        response = predictor_pb2_grpc.PredictorStub(channel).Predict(request, timeout=30)
-    assert response.model_name == "bare"
-    assert list(response.predictions.int64_values.values) == [int(expected)]
+    row = pd.DataFrame({"a": [1.5], "b": [-2.0]})
+    requests = bench.build_requests(row)
+    length = int(requests.rest_headers["Inference-Header-Content-Length"])
+    header = json.loads(requests.rest_body[:length])
+    assert header["parameters"] == {"binary_data_output": True}
+    assert [tensor["parameters"]["binary_data_size"] for tensor in header["inputs"]] == [8, 8]
+    assert (
+        requests.rest_body[length:]
+        == requests.v2.raw_input_contents[0] + (requests.v2.raw_input_contents[1])
+    )

@@ -124,7 +124,39 @@ def test_a_valid_key_is_let_through_to_the_guarded_predictor(
     assert auth_gateway.client.get("/models/credit_fraud", headers=headers).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/ping", "/docs", "/openapi.json"])
+def test_kserve_v2_routes_need_a_key_and_answer_in_v2s_error_shape(
+    auth_gateway: GatewayUnderTest, row: pd.DataFrame
+) -> None:
+    infer_body = {
+        "inputs": [
+            {"name": name, "shape": [1], "datatype": "FP64", "data": [float(value)]}
+            for name, value in row.iloc[0].items()
+        ]
+    }
+    refused = auth_gateway.client.post("/v2/models/credit_fraud/infer", json=infer_body)
+    assert refused.status_code == 401, refused.text
+    assert set(refused.json()) == {"error"}
+    assert auth_gateway.client.get("/v2").status_code == 401
+    key = {"X-API-Key": "key-one"}
+    answered = auth_gateway.client.post(
+        "/v2/models/credit_fraud/infer", json=infer_body, headers=key
+    )
+    assert answered.status_code == 200, answered.text
+    assert auth_gateway.client.get("/v2/models/credit_fraud", headers=key).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/healthz",
+        "/readyz",
+        "/ping",
+        "/docs",
+        "/openapi.json",
+        "/v2/health/live",
+        "/v2/health/ready",
+    ],
+)
 def test_health_and_docs_stay_open(auth_gateway: GatewayUnderTest, path: str) -> None:
     assert auth_gateway.client.get(path).status_code == 200
 

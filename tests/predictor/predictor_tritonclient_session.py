@@ -57,6 +57,10 @@ def main(address: str, model: str, rows_path: str) -> None:
         client.infer("no_such_model", inputs)
     except InferenceServerException as error:
         answer["wrong_model_status"] = error.status()
+    try:
+        client.infer(model, inputs[1:])  # the first column left out
+    except InferenceServerException as error:
+        answer["missing_column_error"] = [error.status(), error.message()]
     print(json.dumps(answer))
 
 

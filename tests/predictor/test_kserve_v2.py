@@ -77,6 +77,8 @@ def test_tritonclient_reads_metadata_and_infers_with_probabilities(
     )
     assert (answer["id"], answer["model_version"]) == ("triton-1", "1")
     assert answer["wrong_model_status"] == "StatusCode.NOT_FOUND"
+    status, message = answer["missing_column_error"]
+    assert status == "StatusCode.INVALID_ARGUMENT" and "'mean_radius'" in message
 
 
 @needs_tritonclient
