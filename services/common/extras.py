@@ -16,6 +16,7 @@ EXTRAS = {
     "kaggle": "the load_data_from_kaggle step (the Kaggle client)",
     "spark": "mlp batch spark (pyspark)",
     "monitor": "mlp monitor's drift statistics and reports (Evidently)",
+    "compiled": "compiled serving, --compile onnx (skl2onnx, onnxmltools, ONNX Runtime)",
 }
 
 
