@@ -67,6 +67,15 @@ def predictor(
         "--tls-client-ca",
         help="PEM CA: clients must present a certificate it signed (mutual TLS).",
     ),
+    compile_mode: str = typer.Option(
+        None,
+        "--compile",
+        help="auto (default): serve the model compiled by ONNX Runtime when it gives the same "
+        "answers, else scikit-learn; onnx: compiled or not at all; off: never compile.",
+    ),
+    compile_tolerance: float = typer.Option(
+        None, "--compile-tolerance", help="Largest probability difference allowed (1e-6)."
+    ),
 ) -> None:
     """Serve a registered model over gRPC (Predictor, KServe V2, health, reflection).
 
@@ -102,6 +111,8 @@ def predictor(
         "tls_cert": tls_cert,
         "tls_key": tls_key,
         "tls_client_ca": tls_client_ca,
+        "compile": compile_mode,
+        "compile_tolerance": compile_tolerance,
     }
     try:
         settings = PredictorSettings(

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from mlplatform.common.compiled_serving import CompileOptions
 from mlplatform.common.model_loading import (
     LoadedModel,
     ModelLoadError,
@@ -96,8 +97,11 @@ class ModelWatcher:
         on_swap: list[SwapListener] | None = None,
         on_load_outcome: Callable[[str], None] | None = None,
         required_tag: ModelTagRequirement | None = None,
+        compile_options: CompileOptions | None = None,
     ) -> None:
         self.slot = slot
+        #: How each version is compiled before it is swapped in (see common.compiled_serving).
+        self.compile_options = compile_options
         #: A version without this tag is not loaded; the current model keeps serving.
         self.required_tag = required_tag
         self.tracking_uri = tracking_uri
@@ -135,7 +139,13 @@ class ModelWatcher:
             return False  # it failed its warm-up, which is deterministic: wait for a new version
         try:
             model = await asyncio.to_thread(
-                load_model, reference, self.tracking_uri, version, self._client, self.required_tag
+                load_model,
+                reference,
+                self.tracking_uri,
+                version,
+                self._client,
+                self.required_tag,
+                self.compile_options,
             )
         except Exception:
             self._report("failed")
@@ -155,9 +165,10 @@ class ModelWatcher:
         previous = self.slot.swap(model)
         self._report("loaded")
         logger.info(
-            "serving %s version %s (was %s)",
+            "serving %s version %s by %s (was %s)",
             reference,
             version,
+            model.backend,
             previous.version if previous else "nothing",
         )
         await self._record_serving(model)

@@ -169,6 +169,8 @@ def encode_model_info(model: LoadedModel) -> predictor_pb2.GetModelInfoResponse:
             )
             for spec in model.input_schema
         ],
+        backend=model.backend,
+        compile_reason=model.compile_reason,
     )
 
 
