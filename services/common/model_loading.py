@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from mlplatform.common.compiled_serving import (
+    GRAPH_FILE,
     ONNXRUNTIME,
     SKLEARN,
     CompileMode,
@@ -377,7 +378,9 @@ def _compile_into(
             f"{model.name} (version {model.version})", f"--compile onnx: {error}"
         ) from None
     model.compiled, model.compile_reason = outcome.compiled, outcome.reason
-    model.compile_check = outcome.check
+    if outcome.check is not None:
+        graph_from = GRAPH_FILE if outcome.from_artifact else "compiled at load"
+        model.compile_check = {**outcome.check, "graph_from": graph_from}
 
 
 def check_required_tag(

@@ -99,14 +99,27 @@ def _nan_fill_converter(scope: Any, operator: Any, container: Any) -> None:
 _TREE_DOUBLE_ATTRIBUTES = ("nodes_values", "class_weights", "target_weights", "base_values")
 
 
-def _double_trees(converter: Any) -> Any:
-    """`converter` (skl2onnx's forest converter) emitting double thresholds for double input.
+def _as_double_tree_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Tree attributes with every threshold and weight as a double tensor (ai.onnx.ml 3)."""
+    for name in _TREE_DOUBLE_ATTRIBUTES:
+        value = attributes.get(name)
+        if value is not None and not isinstance(value, str):
+            attributes[f"{name}_as_tensor"] = from_array(
+                np.asarray(attributes.pop(name), dtype=np.float64)
+            )
+    attributes.pop("nodes_hitrates", None)  # unused by ONNX Runtime
+    return attributes
 
-    skl2onnx writes tree thresholds as float32 attributes whatever the input type, so a double
+
+def _double_trees(converter: Any, opset_argument: bool = True) -> Any:
+    """`converter` (skl2onnx's forests, onnxmltools' LightGBM) emitting double thresholds.
+
+    Both write tree thresholds as float32 attributes whatever the input type, so a double
     value just above a threshold can fall on the other side of its float32 rounding (measured:
-    12 of 849 labels of a 100-tree forest differed). ai.onnx.ml opset 3 takes the thresholds as
-    double tensors; the converter is called for opset 3 (it then keeps float64 arrays) and each
-    float64 array becomes its `_as_tensor` attribute.
+    12 of 849 labels of a 100-tree forest differed; a LightGBM probability moved by 0.004).
+    ai.onnx.ml opset 3 takes thresholds and weights as double tensors: each tree node is
+    added with them. The trees' scores stay float32 (ONNX's tree operators output float),
+    which the check's tolerance covers.
     """
 
     def convert(scope: Any, operator: Any, container: Any) -> None:
@@ -115,21 +128,33 @@ def _double_trees(converter: Any) -> Any:
             return
         add_node = container.add_node
 
-        def add_double_node(*arguments: Any, **attributes: Any) -> Any:
-            for name in _TREE_DOUBLE_ATTRIBUTES:
-                value = attributes.get(name)
-                if isinstance(value, np.ndarray) and value.dtype == np.float64:
-                    attributes[f"{name}_as_tensor"] = from_array(attributes.pop(name))
-            attributes.pop("nodes_hitrates", None)  # unused by ONNX Runtime
-            return add_node(*arguments, **attributes)
+        def add_double_node(op_type: str, *arguments: Any, **attributes: Any) -> Any:
+            if op_type.startswith("TreeEnsemble"):
+                attributes = _as_double_tree_attributes(attributes)
+                attributes["op_version"] = 3
+            return add_node(op_type, *arguments, **attributes)
 
         container.add_node = add_double_node
         try:
-            converter(scope, operator, container, op_version=3)
+            if opset_argument:
+                converter(scope, operator, container, op_version=3)
+            else:
+                converter(scope, operator, container)
         finally:
             container.add_node = add_node
 
     return convert
+
+
+def _float_probabilities(shape_calculator: Any) -> Any:
+    """A classifier's shapes, its probabilities float32 (what the tree operator outputs)."""
+
+    def calculate(operator: Any) -> None:
+        shape_calculator(operator)
+        if len(operator.outputs) > 1:
+            operator.outputs[1].type = FloatTensorType(operator.outputs[1].type.shape)
+
+    return calculate
 
 
 def _register_converters() -> None:
@@ -175,15 +200,15 @@ def _register_converters() -> None:
     update_registered_converter(
         LGBMClassifier,
         "LightGbmLGBMClassifier",
-        calculate_linear_classifier_output_shapes,
-        convert_lightgbm,
+        _float_probabilities(calculate_linear_classifier_output_shapes),
+        _double_trees(convert_lightgbm, opset_argument=False),
         options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
     )
     update_registered_converter(
         LGBMRegressor,
         "LightGbmLGBMRegressor",
         calculate_linear_regressor_output_shapes,
-        convert_lightgbm,
+        _double_trees(convert_lightgbm, opset_argument=False),
         options={"split": None},
     )
 

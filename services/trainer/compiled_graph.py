@@ -27,13 +27,23 @@ from mlplatform.common.model_loading import ModelReference, load_model
 logger = logging.getLogger(__name__)
 
 
+def _logged_model_id(model_version: Any) -> str | None:
+    """The logged model a version was registered from (MLflow 3 leaves `model_id` empty on
+    some stores; the version's `models:/<id>` source names it too)."""
+    model_id = getattr(model_version, "model_id", None)
+    source = model_version.source or ""
+    if not model_id and source.startswith("models:/m-"):
+        model_id = source.removeprefix("models:/")
+    return model_id or None
+
+
 def log_compiled_graph(client: Any, tracking_uri: str, model_name: str, version: str) -> str:
     """Compile registered `model_name` `version` and log its graph beside it; returns what
     happened, for the step's findings. Never raises: the model is registered already."""
     import mlflow.artifacts
 
     try:
-        model_id = getattr(client.get_model_version(model_name, version), "model_id", None)
+        model_id = _logged_model_id(client.get_model_version(model_name, version))
         if not model_id:
             return "skipped: the version has no logged model to hold the graph"
         model = load_model(
