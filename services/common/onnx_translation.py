@@ -29,6 +29,7 @@ try:
     from onnx.numpy_helper import from_array
     from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
     from skl2onnx import convert_sklearn, update_registered_converter
+    from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.algebra.onnx_ops import OnnxIsNaN, OnnxWhere
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
     from skl2onnx.common.shape_calculator import (
@@ -255,21 +256,28 @@ def translate(estimator: Any, column_names: list[str]) -> Pipeline:
             inner = step.transformer
             include = step._include
             if (
-                _only_touches_target(inner)
+                getattr(step, "_train_only", False)  # PyCaret skips it when predicting
+                or _only_touches_target(inner)
                 or include == []
-                or type(inner).__name__ in ("CleanColumnNames",)
+                or type(inner).__name__ == "CleanColumnNames"
             ):
                 continue
-            if include is not None and (current is None or list(include) != current):
-                covered = "?" if current is None else str(len(current))
+            if include is not None and list(include) != current:
+                where = (
+                    f"{len(include)} of {len(current)} columns"
+                    if current is not None
+                    else f"{len(include)} columns after a step that changed the columns"
+                )
                 raise UntranslatableError(
-                    f"step {name!r} applies {type(inner).__name__} to {len(include)} of "
-                    f"{covered} columns; a subset wrapper has no ONNX converter"
+                    f"step {name!r} applies {type(inner).__name__} to {where}; "
+                    "a subset wrapper has no ONNX converter"
                 )
             step, kind = inner, type(inner).__name__
         if isinstance(step, SimpleImputer):
             step = _as_nan_fill(step)
             kind = type(step).__name__
+        if type(step) not in sklearn_operator_name_map:
+            raise UntranslatableError(f"step {name!r} ({kind}) has no ONNX converter")
         if kind not in _SHAPE_KEEPING:
             current = None
         plain.append((name, step))
