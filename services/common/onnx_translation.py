@@ -147,13 +147,14 @@ def _double_trees(converter: Any, opset_argument: bool = True) -> Any:
     return convert
 
 
-def _float_probabilities(shape_calculator: Any) -> Any:
-    """A classifier's shapes, its probabilities float32 (what the tree operator outputs)."""
+def _float_scores(shape_calculator: Any, position: int) -> Any:
+    """A tree model's shapes with its output at `position` (a classifier's probabilities, a
+    regressor's values) float32, what ONNX's tree operators output whatever the input type."""
 
     def calculate(operator: Any) -> None:
         shape_calculator(operator)
-        if len(operator.outputs) > 1:
-            operator.outputs[1].type = FloatTensorType(operator.outputs[1].type.shape)
+        scores = operator.outputs[position]
+        scores.type = FloatTensorType(scores.type.shape)
 
     return calculate
 
@@ -181,7 +182,7 @@ def _register_converters() -> None:
         update_registered_converter(
             forest,
             alias,
-            calculate_linear_classifier_output_shapes,
+            _float_scores(calculate_linear_classifier_output_shapes, 1),
             _double_trees(convert_sklearn_random_forest_classifier),
             options=classifier_options,
         )
@@ -190,7 +191,7 @@ def _register_converters() -> None:
         update_registered_converter(
             forest,
             alias,
-            calculate_linear_regressor_output_shapes,
+            _float_scores(calculate_linear_regressor_output_shapes, 0),
             _double_trees(convert_sklearn_random_forest_regressor_converter),
             options=regressor_options,
         )
@@ -201,14 +202,14 @@ def _register_converters() -> None:
     update_registered_converter(
         LGBMClassifier,
         "LightGbmLGBMClassifier",
-        _float_probabilities(calculate_linear_classifier_output_shapes),
+        _float_scores(calculate_linear_classifier_output_shapes, 1),
         _double_trees(convert_lightgbm, opset_argument=False),
         options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
     )
     update_registered_converter(
         LGBMRegressor,
         "LightGbmLGBMRegressor",
-        calculate_linear_regressor_output_shapes,
+        _float_scores(calculate_linear_regressor_output_shapes, 0),
         _double_trees(convert_lightgbm, opset_argument=False),
         options={"split": None},
     )

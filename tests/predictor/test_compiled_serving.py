@@ -202,3 +202,14 @@ def test_the_trainers_graph_is_used_only_for_the_pickle_it_came_from(
     reloaded = load_model(reference, registry.tracking_uri, compile_options=CompileOptions())
     assert reloaded.backend == "onnxruntime"
     assert reloaded.compile_check["graph_from"] == "compiled at load"
+
+
+def test_a_regressor_is_served_compiled(predictor_of, registry: Registry) -> None:
+    rows = registry.diabetes_features.sample(40, random_state=4)
+    predictor = predictor_of("diabetes_ridge", compile="onnx")
+    assert model_info(predictor).backend == "onnxruntime"
+    stub = predictor_pb2_grpc.PredictorStub(predictor.channel)
+    response = stub.Predict(predictor_pb2.PredictRequest(inputs=dataframe_to_frame(rows)))
+    served_values = column_to_series(response.predictions, len(rows)).to_numpy()
+    original = load_model(ModelReference.parse("diabetes_ridge"), registry.tracking_uri)
+    np.testing.assert_allclose(served_values, original.estimator.predict(rows), rtol=TOLERANCE)
