@@ -11,6 +11,8 @@ Shared by the online predictor and the batch inferer. What it does beyond `mlflo
 - Reads the problem type and the class labels. PyCaret label-encodes the target inside its
   pipeline, so the final estimator's `classes_` are codes; the labels come back through the
   pipeline's `inverse_transform`.
+- With `--compile auto|onnx`, compiles the model and checks it before it is returned (the
+  logic lives in compiled_serving; `LoadedModel.predict` then asks the compiled form).
 
 Longer than ~300 lines on purpose: everything between a registry reference and a model ready
 to serve (resolution, tag checks, flavor loading, thread limits, class labels) is one job
