@@ -147,11 +147,21 @@ def encode_predictions(result: PredictionResult) -> predictor_pb2.PredictRespons
         request_id=result.request_id,
     )
     response.predictions.CopyFrom(encode_prediction_column(result.predictions))
-    if result.probabilities is not None:
-        probabilities = pd.DataFrame(
-            result.probabilities, columns=list(result.model.class_names), copy=False
-        )
-        response.probabilities.CopyFrom(dataframe_to_frame(probabilities))
+    probabilities = result.probabilities
+    if probabilities is None:
+        return response
+    if np.isnan(probabilities).any():  # missing values need the generic encoder's mask
+        frame = pd.DataFrame(probabilities, columns=list(result.model.class_names), copy=False)
+        response.probabilities.CopyFrom(dataframe_to_frame(frame))
+        return response
+    # Straight from the matrix, a double column per class: through a DataFrame and the generic
+    # encoder this took 0.23 ms of a one-row answer (measured with a compiled forest, whose
+    # model call takes 0.04 ms).
+    response.probabilities.row_count = len(probabilities)
+    for position, name in enumerate(result.model.class_names):
+        column = response.probabilities.columns.add()
+        column.name = name
+        column.double_values.values.extend(probabilities[:, position].tolist())
     return response
 
 
