@@ -83,6 +83,8 @@ class ModelInfoResult(BaseModel):
     problem_type: str = Field(description="classification or regression.")
     classes: list[str]
     input_schema: list[ColumnInfo]
+    backend: str = Field(description="onnxruntime (compiled) or sklearn.")
+    compile_reason: str = Field(description="Why the model is not served compiled, if it is not.")
 
 
 class DataFrameSplit(BaseModel):

@@ -167,4 +167,6 @@ def model_info_result(response: predictor_pb2.GetModelInfoResponse) -> dict[str,
             }
             for column in response.input_schema
         ],
+        "backend": response.backend,
+        "compile_reason": response.compile_reason,
     }

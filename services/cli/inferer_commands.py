@@ -243,6 +243,20 @@ def inferer(
         help="KEY[=VALUE]: predict only with versions that have this registry tag "
         "(mlp.pipeline_id: only what the platform's trainer registered).",
     ),
+    compile_mode: str = typer.Option(
+        "auto",
+        "--compile",
+        envvar="MLP_INFERER_COMPILE",
+        help="auto: predict with the model compiled by ONNX Runtime when it gives the same "
+        "answers, else scikit-learn; onnx: compiled or not at all; off: never compile.",
+    ),
+    compile_tolerance: float = typer.Option(
+        1e-6,
+        "--compile-tolerance",
+        envvar="MLP_INFERER_COMPILE_TOLERANCE",
+        min=0,
+        help="Largest probability difference the compile check allows.",
+    ),
     log_level: str = log_level_option(),
     log_format: str | None = log_format_option(),
     metrics_host: str = METRICS_HOST_OPTION,
@@ -254,6 +268,7 @@ def inferer(
     MLP_INFERER_METRICS_HOST and MLP_INFERER_METRICS_PORT set the metrics endpoint too.
     """
     from mlplatform.cli.trainer_commands import serve_worker_metrics, stop_on_signals
+    from mlplatform.common.compiled_serving import CompileMode, CompileOptions
     from mlplatform.common.consumer import QueueWorker, worker_name
     from mlplatform.common.metrics_endpoint import InfererMetricsSettings
     from mlplatform.common.model_tags import ModelTagRequirement
@@ -265,6 +280,7 @@ def inferer(
 
     try:
         required_tag = ModelTagRequirement.parse(require_model_tag) if require_model_tag else None
+        compile_options = CompileOptions(CompileMode(compile_mode), compile_tolerance)
     except ValueError as error:
         typer.echo(f"mlp inferer: {error}", err=True)
         raise typer.Exit(2) from None
@@ -278,7 +294,10 @@ def inferer(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.resolved_store_uri)
     models = ModelCache(
-        settings.resolved_mlflow_tracking_uri, recheck_seconds, required_tag=required_tag
+        settings.resolved_mlflow_tracking_uri,
+        recheck_seconds,
+        required_tag=required_tag,
+        compile_options=compile_options,
     )
     writer = ProcessChunkWriter(settings.resolved_store_uri)
     writer.warm_up()

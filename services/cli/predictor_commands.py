@@ -118,6 +118,19 @@ def predictor(
         envvar="MLP_PREDICTOR_TLS_CLIENT_CA",
         help="PEM CA: clients must present a certificate it signed (mutual TLS).",
     ),
+    compile_mode: str = typer.Option(
+        None,
+        "--compile",
+        envvar="MLP_PREDICTOR_COMPILE",
+        help="auto (default): serve the model compiled by ONNX Runtime when it gives the same "
+        "answers, else scikit-learn; onnx: compiled or not at all; off: never compile.",
+    ),
+    compile_tolerance: float = typer.Option(
+        None,
+        "--compile-tolerance",
+        envvar="MLP_PREDICTOR_COMPILE_TOLERANCE",
+        help="Largest probability difference allowed (1e-6).",
+    ),
     log_level: str = log_level_option(),
     log_format: str | None = log_format_option(),
 ) -> None:
@@ -155,6 +168,8 @@ def predictor(
         "tls_cert": tls_cert,
         "tls_key": tls_key,
         "tls_client_ca": tls_client_ca,
+        "compile": compile_mode,
+        "compile_tolerance": compile_tolerance,
     }
     try:
         settings = PredictorSettings(

@@ -17,6 +17,7 @@ EXTRAS = {
     "spark": "mlp batch spark (pyspark)",
     "monitor": "mlp monitor's drift statistics and reports (Evidently)",
     "tracing": "OpenTelemetry tracing (the SDK, OTLP exporters, FastAPI and gRPC instrumentation)",
+    "compiled": "compiled serving, --compile onnx (skl2onnx, onnxmltools, ONNX Runtime)",
 }
 
 

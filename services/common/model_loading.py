@@ -11,6 +11,8 @@ Shared by the online predictor and the batch inferer. What it does beyond `mlflo
 - Reads the problem type and the class labels. PyCaret label-encodes the target inside its
   pipeline, so the final estimator's `classes_` are codes; the labels come back through the
   pipeline's `inverse_transform`.
+- With `--compile auto|onnx`, compiles the model and checks it before it is returned (the
+  logic lives in compiled_serving; `LoadedModel.predict` then asks the compiled form).
 
 Longer than ~300 lines on purpose: everything between a registry reference and a model ready
 to serve (resolution, tag checks, flavor loading, thread limits, class labels) is one job
@@ -25,11 +27,23 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mlplatform.common.compiled_serving import (
+    GRAPH_FILE,
+    ONNXRUNTIME,
+    SKLEARN,
+    CompileMode,
+    CompileOptions,
+    CompileRefusedError,
+    baseline_features,
+    compile_loaded,
+    file_digest,
+)
 from mlplatform.common.input_schema import (
     CheckedRows,
     ColumnKind,
@@ -114,11 +128,22 @@ class LoadedModel:
     classes: tuple[Any, ...] = ()
     input_example: pd.DataFrame | None = None
     loaded_at: float = field(default_factory=time.time)
+    #: The ONNX Runtime form that answers `predict` when the model compiled exactly (see
+    #: compiled_serving); None when scikit-learn answers, for `compile_reason`.
+    compiled: Any = None
+    compile_reason: str = ""
+    #: What the check found (rows, mismatches, largest difference), when it ran.
+    compile_check: dict[str, Any] | None = None
     #: The schema's all-double layout, worked out once (see input_schema.DoublesLayout).
     doubles_layout: DoublesLayout | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.doubles_layout = DoublesLayout.of(self.input_schema)
+
+    @property
+    def backend(self) -> str:
+        """What answers predictions: "onnxruntime" or "sklearn"."""
+        return SKLEARN if self.compiled is None else ONNXRUNTIME
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -141,6 +166,9 @@ class LoadedModel:
         """Predict already-checked rows; probabilities only for classifiers that were asked."""
         estimator = self.estimator
         want_probabilities = with_probabilities and self.problem_type is ProblemType.CLASSIFICATION
+        if self.compiled is not None:
+            predictions, probabilities = self.compiled.predict_output(features, want_probabilities)
+            return ModelOutput(predictions=predictions, probabilities=probabilities)
         if want_probabilities and _is_plain_sklearn_pipeline(estimator):
             # Transform once and ask the final step for both outputs: half the preprocessing.
             transformed = estimator[:-1].transform(features)
@@ -278,11 +306,14 @@ def load_model(
     version: str | None = None,
     client: Any = None,
     required_tag: ModelTagRequirement | None = None,
+    compile_options: CompileOptions | None = None,
 ) -> LoadedModel:
     """Load `reference` (at `version` when given, else where it points now) from the registry.
 
     With `required_tag`, a version without that tag is refused (ModelLoadError) before
-    anything of it is downloaded.
+    anything of it is downloaded. With `compile_options` (not `off`), the model is compiled
+    and checked before it is returned (see compiled_serving); in `onnx` mode a model that
+    does not compile is a ModelLoadError.
     """
     import mlflow.artifacts
     import mlflow.sklearn
@@ -307,29 +338,54 @@ def load_model(
                 raise ModelLoadError(shown, "the model has no scikit-learn flavor")
             estimator = mlflow.sklearn.load_model(local_path)
             input_example = _input_example(metadata, local_path)
+            input_schema = schema_from_signature(metadata.signature, shown)
+            threads_limited = limit_threads(estimator)
+            problem_type, classes = problem_type_and_classes(estimator)
+            model = LoadedModel(
+                name=reference.name,
+                version=str(version),
+                alias=reference.alias,
+                estimator=estimator,
+                input_schema=input_schema,
+                problem_type=problem_type,
+                classes=classes,
+                input_example=input_example,
+            )
+            if compile_options is not None and compile_options.mode is not CompileMode.OFF:
+                _compile_into(model, compile_options, Path(local_path), metadata, client)
+            else:
+                model.compile_reason = "compiling is off (--compile off)"
     except MlflowException as error:
         raise ModelLoadError(shown, error.message) from None
-    input_schema = schema_from_signature(metadata.signature, shown)
-    threads_limited = limit_threads(estimator)
-    problem_type, classes = problem_type_and_classes(estimator)
     logger.info(
-        "loaded %s in %.1f s: %s, %d inputs, n_jobs set to 1 on %d estimators",
+        "loaded %s in %.1f s: %s, %d inputs, n_jobs set to 1 on %d estimators, served by %s",
         shown,
         time.perf_counter() - started,
         problem_type,
         len(input_schema),
         threads_limited,
+        model.backend,
     )
-    return LoadedModel(
-        name=reference.name,
-        version=str(version),
-        alias=reference.alias,
-        estimator=estimator,
-        input_schema=input_schema,
-        problem_type=problem_type,
-        classes=classes,
-        input_example=input_example,
-    )
+    return model
+
+
+def _compile_into(
+    model: LoadedModel, options: CompileOptions, local_path: Path, metadata: Any, client: Any
+) -> None:
+    """Compile `model` in place (its `compiled`, or its `compile_reason`)."""
+    pickled = local_path / metadata.flavors["sklearn"].get("pickled_model", "model.pkl")
+    digest = file_digest(pickled) if pickled.is_file() else None
+    known_rows = baseline_features(client, model.name, model.version)
+    try:
+        outcome = compile_loaded(model, options, local_path, digest, known_rows)
+    except CompileRefusedError as error:
+        raise ModelLoadError(
+            f"{model.name} (version {model.version})", f"--compile onnx: {error}"
+        ) from None
+    model.compiled, model.compile_reason = outcome.compiled, outcome.reason
+    if outcome.check is not None:
+        graph_from = GRAPH_FILE if outcome.from_artifact else "compiled at load"
+        model.compile_check = {**outcome.check, "graph_from": graph_from}
 
 
 def check_required_tag(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mlplatform.common.compiled_serving import CompileOptions
 from mlplatform.common.model_loading import (
     LoadedModel,
     ModelReference,
@@ -38,10 +39,13 @@ class ModelCache:
         recheck_seconds: float = 30.0,
         loader: Callable[..., LoadedModel] = load_model,
         required_tag: ModelTagRequirement | None = None,
+        compile_options: CompileOptions | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
         #: Versions without this registry tag are refused (`--require-model-tag`).
         self.required_tag = required_tag
+        #: How loaded versions are compiled (`--compile`); None loads them uncompiled.
+        self.compile_options = compile_options
         self.recheck_seconds = recheck_seconds
         self._loader = loader
         self._client: Any = None
@@ -69,6 +73,7 @@ class ModelCache:
                 version=version,
                 client=client,
                 required_tag=self.required_tag,
+                compile_options=self.compile_options,
             )
             self._entries[key] = _Entry(model, now)
             return model

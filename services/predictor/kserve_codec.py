@@ -194,6 +194,10 @@ def model_metadata(model: LoadedModel) -> v2.ModelMetadataResponse:
             tensor(name=PROBABILITIES_OUTPUT, datatype="FP64", shape=[-1, len(model.classes)])
         )
     return v2.ModelMetadataResponse(
+        parameters={
+            "backend": v2.InferParameter(string_param=model.backend),
+            "compile_reason": v2.InferParameter(string_param=model.compile_reason),
+        },
         name=model.name,
         versions=[model.version],
         platform=PLATFORM,

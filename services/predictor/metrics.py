@@ -94,8 +94,9 @@ class PredictorMetrics:
         )
         self.model_loaded = Gauge(
             "mlp_predictor_model_loaded",
-            "1 for the model version being served.",
-            ("model_name", "model_version"),
+            "1 for the model version being served, by what serves it (backend: onnxruntime "
+            "when compiled, sklearn otherwise).",
+            ("model_name", "model_version", "backend"),
             registry=self.registry,
         )
         self.model_loads = Counter(
@@ -143,8 +144,8 @@ class PredictorMetrics:
     def model_swapped(self, current: LoadedModel, previous: LoadedModel | None) -> None:
         """Point the served-model gauge at `current`."""
         if previous is not None:
-            self.model_loaded.remove(previous.name, previous.version)
-        self.model_loaded.labels(current.name, current.version).set(1)
+            self.model_loaded.remove(previous.name, previous.version, previous.backend)
+        self.model_loaded.labels(current.name, current.version, current.backend).set(1)
 
     # -- endpoint ----------------------------------------------------------------------------
 

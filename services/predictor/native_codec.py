@@ -122,11 +122,20 @@ def encode_response(result: PredictionResult) -> predictor_pb2.PredictResponse:
         request_id=result.request_id,
     )
     response.predictions.CopyFrom(encode_prediction_column(result.predictions))
-    if result.probabilities is not None:
-        probabilities = pd.DataFrame(
-            result.probabilities, columns=list(result.model.class_names), copy=False
-        )
-        response.probabilities.CopyFrom(dataframe_to_frame(probabilities))
+    probabilities = result.probabilities
+    if probabilities is None:
+        return response
+    if np.isnan(probabilities).any():  # missing values need the generic encoder's mask
+        frame = pd.DataFrame(probabilities, columns=list(result.model.class_names), copy=False)
+        response.probabilities.CopyFrom(dataframe_to_frame(frame))
+        return response
+    # Straight from the matrix, a double column per class: through a DataFrame and the generic
+    # encoder this is most of a one-row answer once the model itself is compiled.
+    response.probabilities.row_count = len(probabilities)
+    for position, name in enumerate(result.model.class_names):
+        column = response.probabilities.columns.add()
+        column.name = name
+        column.double_values.values.extend(probabilities[:, position].tolist())
     return response
 
 
@@ -144,4 +153,6 @@ def encode_model_info(model: LoadedModel) -> predictor_pb2.GetModelInfoResponse:
             )
             for spec in model.input_schema
         ],
+        backend=model.backend,
+        compile_reason=model.compile_reason,
     )

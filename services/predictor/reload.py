@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mlplatform.common.log_setup import RepeatedMessages
+from mlplatform.common.compiled_serving import CompileOptions
 from mlplatform.common.model_loading import (
     LoadedModel,
     ModelLoadError,
@@ -71,10 +72,12 @@ def model_to_serve(
     version: str,
     client: Any,
     required_tag: ModelTagRequirement | None,
+    compile_options: CompileOptions | None = None,
 ) -> LoadedModel:
     """Where a registered version enters the predictor: the one place a loaded model is
-    turned into what serves (anything with `predict(frame, with_probabilities)`)."""
-    return load_model(reference, tracking_uri, version, client, required_tag)
+    turned into what serves (anything with `predict(frame, with_probabilities)`), compiled
+    by ONNX Runtime when `compile_options` allow and the check passes."""
+    return load_model(reference, tracking_uri, version, client, required_tag, compile_options)
 
 
 class ModelWatcher:
@@ -89,8 +92,11 @@ class ModelWatcher:
         on_swap: list[SwapListener] | None = None,
         on_load_outcome: Callable[[str], None] | None = None,
         required_tag: ModelTagRequirement | None = None,
+        compile_options: CompileOptions | None = None,
     ) -> None:
         self.slot = slot
+        #: How each version is compiled before it is swapped in (see common.compiled_serving).
+        self.compile_options = compile_options
         #: A version without this tag is not loaded; the current model keeps serving.
         self.required_tag = required_tag
         self.tracking_uri = tracking_uri
@@ -136,6 +142,7 @@ class ModelWatcher:
                 version,
                 self._client,
                 self.required_tag,
+                self.compile_options,
             )
         except Exception:
             self._report("failed")
@@ -155,9 +162,10 @@ class ModelWatcher:
         previous = self.slot.swap(model)
         self._report("loaded")
         logger.info(
-            "serving %s version %s (was %s)",
+            "serving %s version %s by %s (was %s)",
             reference,
             version,
+            model.backend,
             previous.version if previous else "nothing",
         )
         await self._record_serving(model)

@@ -256,6 +256,7 @@ async def start_predictor(
         on_swap=[on_swap],
         on_load_outcome=lambda outcome: metrics.model_loads.labels(outcome).inc(),
         required_tag=settings.required_tag,
+        compile_options=settings.compile_options,
     )
     metrics_port = None
     if settings.metrics_port >= 0:

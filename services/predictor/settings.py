@@ -6,9 +6,12 @@ The store and the MLflow registry come from the shared settings (`MLP_STORE_URI`
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlplatform.common.compiled_serving import DEFAULT_TOLERANCE, CompileMode, CompileOptions
 from mlplatform.common.model_tags import ModelTagRequirement
 
 
@@ -79,6 +82,22 @@ class PredictorSettings(BaseSettings):
         default="",
         description="PEM CA bundle: clients must present a certificate it signed (mutual TLS).",
     )
+
+    compile: Literal["auto", "onnx", "off"] = Field(
+        default="auto",
+        description="Serve the model compiled by ONNX Runtime when it gives the same answers "
+        "(auto: else scikit-learn, saying why), only compiled (onnx), or never (off).",
+    )
+    compile_tolerance: float = Field(
+        default=DEFAULT_TOLERANCE,
+        ge=0,
+        description="Largest difference of a probability (or value) the compile check allows.",
+    )
+
+    @property
+    def compile_options(self) -> CompileOptions:
+        """How loaded models are compiled."""
+        return CompileOptions(CompileMode(self.compile), self.compile_tolerance)
 
     @model_validator(mode="after")
     def _one_place_for_the_model(self) -> PredictorSettings:

@@ -43,6 +43,11 @@ SMOKE_RUNS: dict[str, tuple[list[str], str, tuple[int, ...]]] = {
         r"scikit-learn RF, 100 trees +[\d,]+ +[\d,]+ +\d+%",
         (0,),
     ),
+    "bench_compiled.py": (
+        "--models bench_forest --calls 20 --rounds 1 --seconds 0.5".split(),
+        r"target forest p50 <= 0\.6 ms end to end: [\d.]+ ms, (met|missed)",
+        (0,),
+    ),
     "bench_batch.py": (
         "--rows 2000 --workers 1 --files 1 --arrow-rows 1000 --warm-runs 1 --model-threads 1 "
         "--skip-queue".split(),

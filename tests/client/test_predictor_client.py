@@ -121,6 +121,9 @@ def test_sync_client_reports_model_info(served: tuple[str, object]) -> None:
         ("tenure", "double", True),
         ("plan", "string", True),
     ]
+    # A text column: scikit-learn serves it, and says why.
+    assert info.backend == "sklearn"
+    assert info.compile_reason.startswith("column 'plan' is text")
 
 
 def test_invalid_input_raises_predictor_error_with_the_offending_columns(

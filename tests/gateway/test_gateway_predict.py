@@ -104,6 +104,8 @@ def test_model_info(gateway: GatewayUnderTest) -> None:
     assert info["classes"] == ["0", "1"]
     assert [column["name"] for column in info["input_schema"]] == list(credit_fraud_features())
     assert {column["type"] for column in info["input_schema"]} == {"double"}
+    # A scaler and a forest compile: ONNX Runtime answers.
+    assert (info["backend"], info["compile_reason"]) == ("onnxruntime", "")
 
 
 def test_health_and_readiness(gateway: GatewayUnderTest) -> None:

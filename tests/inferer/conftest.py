@@ -104,10 +104,11 @@ def running_inferer(
     handled: list[str] | None = None,
     chunk_rows: int = 256,
     required_tag: ModelTagRequirement | None = None,
+    models: ModelCache | None = None,
 ) -> Iterator[QueueWorker]:
     """An inferer worker in a thread; `handled` collects the worker's name per message."""
     inferer = InfererHandler(
-        ModelCache(tracking_uri, recheck_seconds=0.2, required_tag=required_tag),
+        models or ModelCache(tracking_uri, recheck_seconds=0.2, required_tag=required_tag),
         store,
         chunk_rows=chunk_rows,
     )

@@ -22,8 +22,11 @@ from sklearn.preprocessing import StandardScaler
 from mlplatform.client import messaging
 from mlplatform.client.batches import batch_parts, submit_batch
 from mlplatform.client.frames import dataframe_to_frame
+from mlplatform.common.compiled_serving import CompileOptions
+from mlplatform.common.model_loading import ModelReference
 from mlplatform.common.model_tags import TRAINER_TAG, ModelTagRequirement
 from mlplatform.common.store import BatchStatus, Store
+from mlplatform.inferer.model_cache import ModelCache
 from mlplatform.v1 import messages_pb2
 from tests.inferer.conftest import Registry, register, running_inferer
 from tests.support.queues import BROKER_URL
@@ -81,6 +84,37 @@ def test_batch_rows_are_predicted_once_each_with_probabilities(
     logged_inputs = pd.DataFrame([by_row[i].input_row for i in range(1000)])
     pd.testing.assert_frame_equal(logged_inputs, rows, check_exact=True)
     assert {record.model_version for record in records} == {"1"}
+
+
+def test_a_compiled_model_predicts_the_batch_as_the_pipeline_does(
+    registry: Registry, store: Store, batch_queue: messaging.WorkQueue
+) -> None:
+    rows = rows_of(registry, 300)
+    models = ModelCache(registry.tracking_uri, compile_options=CompileOptions())
+    with running_inferer(batch_queue, store, registry.tracking_uri, models=models):
+        submission = submit_batch(
+            rows,
+            "cancer@production",
+            broker_url=BROKER_URL,
+            rows_per_message=300,
+            include_probabilities=True,
+            queue=batch_queue,
+        )
+        batch = wait_until(lambda: batch_done(store, submission.batch_id), 60, "the batch")
+    assert batch.status == BatchStatus.SUCCEEDED
+    # A scaler and a logistic regression compile to a double graph: ONNX Runtime predicted.
+    assert models.get(ModelReference.parse("cancer@production")).backend == "onnxruntime"
+    by_row = {
+        record.row_index: record
+        for record in store.query_predictions(batch_id=submission.batch_id, limit=1000)
+    }
+    assert [by_row[i].prediction for i in range(300)] == registry.model.predict(rows).tolist()
+    logged_probabilities = np.array(
+        [[by_row[i].probabilities[name] for name in ("0", "1")] for i in range(300)]
+    )
+    np.testing.assert_allclose(
+        logged_probabilities, registry.model.predict_proba(rows), rtol=0, atol=1e-6
+    )
 
 
 def test_redelivered_part_writes_no_duplicate_rows(

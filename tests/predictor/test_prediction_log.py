@@ -124,8 +124,9 @@ def test_every_row_is_logged_with_its_own_inputs_prediction_and_probabilities(
             str(column): expected_input(row[column]) for column in rows.columns
         }, f"row {position}"
         assert record.prediction == expected_predictions[position] == answered[position]
+        # cancer_rf is served compiled: probabilities within the compile check's tolerance.
         assert record.probabilities == {
-            name: pytest.approx(expected_probabilities[position][column], rel=0, abs=1e-9)
+            name: pytest.approx(expected_probabilities[position][column], rel=0, abs=1e-6)
             for column, name in enumerate(class_names)
         }, f"row {position}"
         assert record.latency_ms is not None and record.latency_ms > 0

@@ -338,3 +338,12 @@ def test_registered_version_has_its_monitoring_baseline(
     assert set(baseline.holdout_metrics) >= {"accuracy", "f1", "auc"}
     parent = client.get_run(record.mlflow_run_id)
     assert baseline.holdout_metrics["f1"] == pytest.approx(parent.data.metrics["holdout_F1"])
+
+
+def test_registering_says_whether_the_model_compiles(example_run: dict[str, Any]) -> None:
+    register = example_run["record"].step("register_model")
+    assert register is not None
+    # The example's pipeline holds our trigonometry transformer, which has no ONNX converter:
+    # registered all the same, and predictors serve it by scikit-learn.
+    assert register.findings["compiled"].startswith("not compiled (served by scikit-learn): ")
+    assert "TrigonometryFeatures" in register.findings["compiled"]

@@ -4,6 +4,7 @@ promotion policy says so (see promotion.py)."""
 from __future__ import annotations
 
 from mlplatform.trainer.baseline import store_baseline
+from mlplatform.trainer.compiled_graph import log_compiled_graph
 from mlplatform.trainer.promotion import decide
 from mlplatform.trainer.steps.base import Findings, PipelineContext, StepFailure, step
 from mlplatform.trainer.steps.train import main_metric
@@ -68,5 +69,9 @@ def register_model(spec: pipeline_pb2.RegisterModel, context: PipelineContext) -
         "version": registered.version,
         "alias": registered.alias,
         "promotion": context.promotion,
+        # After the baseline: the compile check runs on its sample.
         "baseline": store_baseline(context),
+        "compiled": log_compiled_graph(
+            tracking.client, tracking.tracking_uri, registered.name, registered.version
+        ),
     }

@@ -81,6 +81,11 @@ class ModelInfo:
     problem_type: str
     classes: tuple[str, ...]
     input_schema: tuple[ColumnInfo, ...]
+    #: What answers predictions: "onnxruntime" (compiled) or "sklearn"; empty from a predictor
+    #: that predates compiled serving.
+    backend: str = ""
+    #: Why the model is not served compiled ("" when it is).
+    compile_reason: str = ""
 
 
 class PredictorError(Exception):
@@ -159,6 +164,8 @@ def _model_info(response: predictor_pb2.GetModelInfoResponse) -> ModelInfo:
             ColumnInfo(column.name, _COLUMN_TYPES.get(column.type, "unspecified"), column.required)
             for column in response.input_schema
         ),
+        backend=response.backend,
+        compile_reason=response.compile_reason,
     )
 
 

@@ -146,6 +146,8 @@ class GetModelInfoResponse(_message.Message):
     PROBLEM_TYPE_FIELD_NUMBER: _builtins.int
     CLASSES_FIELD_NUMBER: _builtins.int
     INPUT_SCHEMA_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    COMPILE_REASON_FIELD_NUMBER: _builtins.int
     model_name: _builtins.str
     """Registered model name."""
     model_version: _builtins.str
@@ -154,6 +156,12 @@ class GetModelInfoResponse(_message.Message):
     """Registry alias the predictor follows."""
     problem_type: _pipeline_pb2.ProblemType.ValueType
     """Classification or regression."""
+    backend: _builtins.str
+    """What answers predictions: "onnxruntime" (the registered pipeline compiled, and checked
+    to give the same labels and probabilities) or "sklearn" (the pipeline itself).
+    """
+    compile_reason: _builtins.str
+    """Why the model is not served compiled (empty when it is)."""
     @_builtins.property
     def classes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Class labels, for classifiers, in the order of the probability columns."""
@@ -171,10 +179,12 @@ class GetModelInfoResponse(_message.Message):
         problem_type: _pipeline_pb2.ProblemType.ValueType = ...,
         classes: _abc.Iterable[_builtins.str] | None = ...,
         input_schema: _abc.Iterable[_frame_pb2.ColumnSchema] | None = ...,
+        backend: _builtins.str = ...,
+        compile_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "classes", b"classes", "input_schema", b"input_schema", "model_name", b"model_name", "model_version", b"model_version", "problem_type", b"problem_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "backend", b"backend", "classes", b"classes", "compile_reason", b"compile_reason", "input_schema", b"input_schema", "model_name", b"model_name", "model_version", b"model_version", "problem_type", b"problem_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
