@@ -48,6 +48,11 @@ SMOKE_RUNS: dict[str, tuple[list[str], str, tuple[int, ...]]] = {
         r"target forest p50 <= 0\.6 ms end to end: [\d.]+ ms, (met|missed)",
         (0,),
     ),
+    "bench_inferer_stages.py": (
+        "--rows 2000 --rows-per-message 500 --chunk-rows 500".split(),
+        r"one inferer can reach \d+% of the in-process rate",
+        (0,),
+    ),
     "bench_batch.py": (
         "--rows 2000 --workers 1 --files 1 --arrow-rows 1000 --warm-runs 1 --model-threads 1 "
         "--skip-queue".split(),
