@@ -36,6 +36,8 @@ from mlplatform.predictor.prediction_service import PredictionResult
 PREDICTION_OUTPUT = "prediction"
 PROBABILITIES_OUTPUT = "probabilities"
 PLATFORM = "mlflow_sklearn"
+#: The request parameter naming the input tensor that holds the caller's key for each row.
+KEY_COLUMN_PARAMETER = "key_column"
 
 
 def request_to_columns(request: v2.ModelInferRequest) -> Columns:
@@ -146,6 +148,19 @@ def requested_outputs(request: v2.ModelInferRequest, model: LoadedModel) -> tupl
         if name not in known:
             raise UnknownOutputError(name, known)
     return named or known
+
+
+def key_column(request: v2.ModelInferRequest) -> str:
+    """The key column the request's `key_column` parameter names; empty when it names none."""
+    if KEY_COLUMN_PARAMETER not in request.parameters:
+        return ""
+    parameter = request.parameters[KEY_COLUMN_PARAMETER]
+    if parameter.WhichOneof("parameter_choice") != "string_param":
+        raise FrameError(
+            "expected a string parameter: the name of the input tensor holding each row's key",
+            KEY_COLUMN_PARAMETER,
+        )
+    return parameter.string_param
 
 
 def decode_request(
