@@ -48,8 +48,8 @@ def _missing_key_column(key_column: str) -> InvalidInputError:
 def _column_keys(values: ColumnValues) -> list[str | None]:
     """Every key of one column, a Series (whose missing values may be pd.NA) or an array."""
     if isinstance(values, pd.Series):
-        values = values.astype(object).where(values.notna(), None)
-    return key_texts(values)
+        return key_texts(values.astype(object).where(values.notna(), None))
+    return key_texts(values.tolist())  # plain Python values: no numpy scalar per key
 
 
 def split_key_column(rows: pd.DataFrame, key_column: str) -> tuple[pd.DataFrame, list[str | None]]:
@@ -69,9 +69,18 @@ def split_key_rows(
         if key_column not in rows.names:
             raise _missing_key_column(key_column)
         position = rows.names.index(key_column)
-        keys = key_texts(rows.matrix[:, position])
+        matrix = rows.matrix
+        keys = _column_keys(matrix[:, position])
         names = rows.names[:position] + rows.names[position + 1 :]
-        return DoublesRows(np.delete(rows.matrix, position, axis=1), names), keys
+        # A key column first or last leaves a view; one in between, the two sides joined
+        # (np.delete does the same, slower: it dominates a one-row request's cost).
+        if position == len(names):
+            rest = matrix[:, :position]
+        elif position == 0:
+            rest = matrix[:, 1:]
+        else:
+            rest = np.concatenate((matrix[:, :position], matrix[:, position + 1 :]), axis=1)
+        return DoublesRows(rest, names), keys
     if key_column not in rows.values:
         raise _missing_key_column(key_column)
     values = dict(rows.values)

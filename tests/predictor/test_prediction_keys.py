@@ -107,15 +107,16 @@ def label_by_key(stack: KeyedStack, keys: list[str]) -> predictor_pb2.RecordOutc
 
 
 def assert_logged_and_labelled(
-    stack: KeyedStack, request_id: str, rows: pd.DataFrame, keys: list[str]
+    stack: KeyedStack, request_id: str, rows: pd.DataFrame, keys: list[str | None]
 ) -> None:
     records = logged(stack, request_id, len(rows))
     assert [key for key, _ in records] == keys
     for (_, input_row), (_, row) in zip(records, rows.iterrows(), strict=True):
         assert KEY not in input_row
         assert input_row == pytest.approx(row.to_dict())
-    reply = label_by_key(stack, keys)
-    assert (reply.matched, reply.labelled, reply.replaced) == (len(keys), len(keys), 0)
+    present = [key for key in keys if key is not None]
+    reply = label_by_key(stack, present)
+    assert (reply.matched, reply.labelled, reply.replaced) == (len(present), len(present), 0)
 
 
 def violations(error: grpc.RpcError) -> list[tuple[str, str]]:
@@ -131,8 +132,13 @@ def violations(error: grpc.RpcError) -> list[tuple[str, str]]:
     [
         # Text keys: the frame is read column by column (Columns).
         (["n-a", "n-b", "n-c", "n-d"], ["n-a", "n-b", "n-c", "n-d"], 0),
-        # Whole-number double keys, last: the all-double matrix (DoublesRows) loses a column.
+        # Whole-number double keys: the all-double matrix (DoublesRows) loses its last, first
+        # or a middle column.
         ([9001.0, 9002.0, 9003.0, 9004.0], ["9001", "9002", "9003", "9004"], 30),
+        ([8001.0, 8002.0, 8003.0, 8004.0], ["8001", "8002", "8003", "8004"], 0),
+        ([6001.0, 6002.0, 6003.0, 6004.0], ["6001", "6002", "6003", "6004"], 15),
+        # A missing key leaves its row without one (the frame is then read column by column).
+        ([5001.0, 5002.5, np.nan, 5004.0], ["5001", "5002.5", None, "5004"], 15),
     ],
 )
 def test_native_predict_logs_each_rows_key_and_outcomes_find_it(
@@ -140,7 +146,7 @@ def test_native_predict_logs_each_rows_key_and_outcomes_find_it(
     rows: pd.DataFrame,
     unkeyed_predictions: list[object],
     keys: list[object],
-    stored: list[str],
+    stored: list[str | None],
     at: int,
 ) -> None:
     request_id = f"native-{stored[0]}"
