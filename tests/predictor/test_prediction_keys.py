@@ -18,11 +18,11 @@ import grpc
 import numpy as np
 import pandas as pd
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 from inference import grpc_predict_v2_pb2 as v2
 from inference import grpc_predict_v2_pb2_grpc as v2_grpc
 from predictor_harness import BackgroundLoop, PredictorUnderTest, start_test_predictor, wait_until
 from predictor_registry import Registry
+from test_bad_input import violations
 from typer.testing import CliRunner
 
 from mlplatform.cli.main import app
@@ -117,14 +117,6 @@ def assert_logged_and_labelled(
     present = [key for key in keys if key is not None]
     reply = label_by_key(stack, present)
     assert (reply.matched, reply.labelled, reply.replaced) == (len(present), len(present), 0)
-
-
-def violations(error: grpc.RpcError) -> list[tuple[str, str]]:
-    trailer = dict(error.trailing_metadata())["grpc-status-details-bin"]
-    status = status_pb2.Status.FromString(trailer)
-    bad_request = error_details_pb2.BadRequest()
-    status.details[0].Unpack(bad_request)
-    return [(item.field, item.description) for item in bad_request.field_violations]
 
 
 @pytest.mark.parametrize(
@@ -228,34 +220,27 @@ def test_v2_infer_refuses_a_key_column_parameter_that_is_not_text(
     assert [field for field, _ in violations(caught.value)] == ["key_column"]
 
 
-def test_rest_predict_takes_key_column_from_the_query(
-    stack: KeyedStack, rows: pd.DataFrame, unkeyed_predictions: list[object]
+@pytest.mark.parametrize(
+    ("path", "field", "orient"),
+    [("/predict", "records", "records"), ("/invocations", "dataframe_split", "split")],
+)
+def test_rest_takes_key_column_from_the_query(
+    stack: KeyedStack,
+    rows: pd.DataFrame,
+    unkeyed_predictions: list[object],
+    path: str,
+    field: str,
+    orient: str,
 ) -> None:
-    keys = ["r-1", "r-2", "r-3", "r-4"]
+    keys = [f"{path}-{row}" for row in range(len(rows))]
+    body = {field: with_keys(rows, keys).to_dict(orient)}
+    request_id = f"{path[1:]}-keyed"
     reply = stack.gateway.client.post(
-        "/predict",
-        params={"key_column": KEY},
-        json={"records": with_keys(rows, keys).to_dict("records")},
-        headers={"X-Request-ID": "rest-keyed"},
+        path, params={"key_column": KEY}, json=body, headers={"X-Request-ID": request_id}
     )
     assert reply.status_code == 200, reply.text
     assert reply.json()["predictions"] == unkeyed_predictions
-    assert_logged_and_labelled(stack, "rest-keyed", rows, keys)
-
-
-def test_rest_invocations_take_key_column_from_the_query(
-    stack: KeyedStack, rows: pd.DataFrame, unkeyed_predictions: list[object]
-) -> None:
-    keys = ["i-1", "i-2", "i-3", "i-4"]
-    reply = stack.gateway.client.post(
-        "/invocations",
-        params={"key_column": KEY},
-        json={"dataframe_split": with_keys(rows, keys).to_dict("split")},
-        headers={"X-Request-ID": "invocations-keyed"},
-    )
-    assert reply.status_code == 200, reply.text
-    assert reply.json()["predictions"] == unkeyed_predictions
-    assert_logged_and_labelled(stack, "invocations-keyed", rows, keys)
+    assert_logged_and_labelled(stack, request_id, rows, keys)
 
 
 def test_v2_rest_passes_the_key_column_parameter_on(
