@@ -69,7 +69,7 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         request_id = request.id or new_request_id()
         async with self.service.call("ModelInfer", request_id, context) as call:
             model = call.model(request.model_name, request.model_version)
-            rows, wanted = kserve_codec.decode_request(request, model)
             key_column = kserve_codec.key_column(request)
+            rows, wanted = kserve_codec.decode_request(request, model, key_column)
             result = await call.predict(model, rows, PROBABILITIES_OUTPUT in wanted, key_column)
             return kserve_codec.encode_response(result, wanted)

@@ -208,6 +208,39 @@ def test_v2_infer_takes_the_key_column_parameter(
     assert_logged_and_labelled(stack, request_id, rows, stored)
 
 
+def matrix_request(rows: pd.DataFrame, keys: list[str], request_id: str) -> object:
+    """One [rows, columns] FP64 tensor, then the key tensor, naming it a key column."""
+    request = v2.ModelInferRequest(model_name=MODEL, id=request_id)
+    request.parameters["key_column"].string_param = KEY
+    request.inputs.add(name="input-0", datatype="FP64", shape=list(rows.shape))
+    request.raw_input_contents.append(rows.to_numpy(np.float64).tobytes())
+    request.inputs.add(name=KEY, datatype="BYTES", shape=[len(keys)])
+    request.raw_input_contents.append(raw_bytes(keys))
+    request.outputs.add(name="prediction")
+    return request
+
+
+def test_v2_infer_takes_a_key_tensor_beside_the_matrix(
+    stack: KeyedStack, rows: pd.DataFrame, unkeyed_predictions: list[object]
+) -> None:
+    keys = ["m-1", "m-2", "m-3", "m-4"]
+    stub = v2_grpc.GRPCInferenceServiceStub(stack.predictor.channel)
+    response = stub.ModelInfer(matrix_request(rows, keys, "v2-matrix-keyed"), timeout=30)
+    predictions = np.frombuffer(response.raw_output_contents[0], "<i8").tolist()
+    assert predictions == unkeyed_predictions
+    assert_logged_and_labelled(stack, "v2-matrix-keyed", rows, keys)
+
+
+def test_v2_infer_refuses_a_key_tensor_that_does_not_fit_the_matrix(
+    stack: KeyedStack, rows: pd.DataFrame
+) -> None:
+    stub = v2_grpc.GRPCInferenceServiceStub(stack.predictor.channel)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ModelInfer(matrix_request(rows, ["m-1", "m-2"], "v2-matrix-short"), timeout=30)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(caught.value) == [(KEY, "holds 2 keys; the matrix has 4 rows")]
+
+
 def test_v2_infer_refuses_a_key_column_parameter_that_is_not_text(
     stack: KeyedStack, rows: pd.DataFrame
 ) -> None:
