@@ -11,8 +11,9 @@ Tensor data comes either typed (`contents.*_contents`) or raw (`raw_input_conten
 little-endian, row-major; BYTES elements as a 4-byte little-endian length then the bytes),
 which is what tritonclient sends (`kserve_tensors` reads and writes tensor data). Raw FP64 data
 is read into `DoublesRows` in one numpy operation, whichever form it takes; everything else
-into `Columns` (so is a matrix with a key tensor beside it: keys may be text). Errors are `FrameError`s naming the tensor (the column), so they map to
-INVALID_ARGUMENT like any other undecodable frame.
+into `Columns` (so is a matrix with a key tensor beside it: keys may be text). Errors are
+`FrameError`s naming the tensor (the column), so they map to INVALID_ARGUMENT like any other
+undecodable frame.
 """
 
 from __future__ import annotations
