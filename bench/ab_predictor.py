@@ -16,7 +16,9 @@ figures taken in the same rounds are compared.
 
 Protocols: `native` is `Predictor/Predict` with one `Frame`; `v2` is `ModelInfer` with one FP64
 tensor per column, raw contents (what tritonclient sends), asking for `prediction` only, like
-the native call; `v2-matrix` is one [rows, columns] FP64 tensor (a build must accept it).
+the native call; `v2-matrix` is one [rows, columns] FP64 tensor (a build must accept it);
+`native-keyed` is `native` with one more double column named as the key column (`key_column`),
+which the predictor takes off before the model (a build must accept it).
 Needs h2load (Debian's nghttp2-client).
 """
 
@@ -44,6 +46,7 @@ MODEL = "bench_sklearn_rf"
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 PATHS = {
     "native": "/mlplatform.v1.Predictor/Predict",
+    "native-keyed": "/mlplatform.v1.Predictor/Predict",
     "v2": "/inference.GRPCInferenceService/ModelInfer",
     "v2-matrix": "/inference.GRPCInferenceService/ModelInfer",
 }
@@ -58,6 +61,11 @@ def request_body(protocol: str, row: pd.DataFrame) -> bytes:
 
     if protocol == "native":
         message = predictor_pb2.PredictRequest(inputs=dataframe_to_frame(row))
+    elif protocol == "native-keyed":
+        keyed = row.assign(order_id=np.arange(1001.0, 1001.0 + len(row)))
+        message = predictor_pb2.PredictRequest(
+            inputs=dataframe_to_frame(keyed), key_column="order_id"
+        )
     else:
         message = v2.ModelInferRequest(model_name=MODEL, outputs=[{"name": "prediction"}])
         if protocol == "v2":

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from importlib import metadata
 
 import grpc
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
@@ -53,6 +53,13 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME_HEADER = "x-model-name"
 MODEL_VERSION_HEADER = "x-model-version"
+#: `?key_column=C`: column C holds the caller's own key for each row (docs/outcomes.md).
+KEY_COLUMN_QUERY = Query(
+    default="",
+    description="A column holding your own key for each row (an order number): not a model "
+    "input; each row's prediction is logged under it, so outcomes can name it by "
+    "`prediction_key`. 400 when the rows have no such column.",
+)
 
 
 class GatewayRoute(APIRoute):
@@ -100,15 +107,17 @@ def _body_format(request: Request, accepted: tuple[BodyFormat, ...]) -> BodyForm
     response_class=JsonResponse,
     responses={200: {"model": PredictResult}, **BODY_ERROR_RESPONSES},
 )
-async def predict(request: Request) -> Response:
+async def predict(request: Request, key_column: str = KEY_COLUMN_QUERY) -> Response:
     """Predicts every row, in order. Rows go as `records` (one object per row) or as `columns`
     and `data`; `include_probabilities` adds one `{class: probability}` object per row.
     The body is JSON (`Content-Type: application/json`; 415 for other types). The request id
-    is the caller's `X-Request-ID` when given."""
+    is the caller's `X-Request-ID` when given. `?key_column=C` names a column of your own keys
+    (see docs/outcomes.md)."""
     api_key = auth.api_key_of(request)
     request_id = request.state.request_id
     _body_format(request, (BodyFormat.JSON,))
     grpc_request = predict_request(parse_json(await request.body()), request_id)
+    grpc_request.key_column = key_column
     response = await _backend(request).predict(grpc_request, api_key)
     return JsonResponse(predict_result(response))
 
@@ -129,12 +138,13 @@ async def _invocation(request: Request) -> Invocation:
     response_class=JsonResponse,
     responses={200: {"model": InvocationsResult}, **BODY_ERROR_RESPONSES},
 )
-async def invocations(request: Request) -> Response:
+async def invocations(request: Request, key_column: str = KEY_COLUMN_QUERY) -> Response:
     """`mlflow models serve`'s endpoint: `dataframe_split`, `dataframe_records`, `instances` or
     `inputs` (or a CSV body), answered as `{"predictions": [...]}`. `params.predict_method`
     `predict_proba` answers one list of class probabilities per row. Rows without column names
     take the model's input columns in order. The served model's name and version are in the
-    `X-Model-Name` and `X-Model-Version` headers, the body staying MLflow's."""
+    `X-Model-Name` and `X-Model-Version` headers, the body staying MLflow's. `?key_column=C`
+    names a column of your own keys, as for `/predict`."""
     api_key = auth.api_key_of(request)
     request_id = request.state.request_id
     invocation = await _invocation(request)
@@ -148,6 +158,7 @@ async def invocations(request: Request) -> Response:
         inputs=frame,
         include_probabilities=invocation.wants_probabilities,
         request_id=request_id,
+        key_column=key_column,
     )
     response = await backend.predict(grpc_request, api_key)
     return JsonResponse(

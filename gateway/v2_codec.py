@@ -35,6 +35,8 @@ from mlplatform.gateway.status_mapping import ApiError, invalid_argument
 
 HEADER_LENGTH = "inference-header-content-length"
 BINARY_SIZE = "binary_data_size"
+#: The request parameter naming the caller's key column, passed on to the predictor.
+KEY_COLUMN = "key_column"
 _DATATYPES: dict[str, str] = {
     "BOOL": "|b1",
     "INT8": "<i1",
@@ -214,6 +216,8 @@ def infer_call(
         )
     except ValueError:  # lone surrogates: protobuf strings are UTF-8
         raise _field_error("id", "not valid Unicode text") from None
+    if KEY_COLUMN in parameters:
+        _set_key_column(request, parameters[KEY_COLUMN])
     offset = 0
     view = memoryview(tail)
     for index, tensor in enumerate(inputs):
@@ -239,6 +243,17 @@ def infer_call(
         except ValueError:
             raise _field_error(f"outputs[{index}].name", "not valid Unicode text") from None
     return InferCall(request, binary_outputs, binary_by_default)
+
+
+def _set_key_column(request: v2.ModelInferRequest, key_column: object) -> None:
+    """Passes the `key_column` request parameter on (the predictor takes that column off)."""
+    field = f"parameters.{KEY_COLUMN}"
+    if not isinstance(key_column, str):
+        raise _field_error(field, "expected a string: the input holding each row's key")
+    try:
+        request.parameters[KEY_COLUMN].string_param = key_column
+    except ValueError:
+        raise _field_error(field, "not valid Unicode text") from None
 
 
 def _list(value: object, field: str) -> list[Any]:

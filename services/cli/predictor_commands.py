@@ -226,6 +226,12 @@ def predict(
         False, "--probabilities", help="Also print class probabilities."
     ),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the answer."),
+    key_column: str = typer.Option(
+        "",
+        "--key-column",
+        help="Column holding your own key per row: not a model input; logged with each "
+        "prediction, for outcomes by prediction_key.",
+    ),
     api_key: str = typer.Option(
         "", "--api-key", envvar="MLP_API_KEY", help="Key for a predictor with API keys set."
     ),
@@ -259,7 +265,9 @@ def predict(
         with PredictorClient(
             address, model_name=model, timeout=timeout, api_key=api_key or None, tls=tls_files
         ) as client:
-            result = client.predict(rows, include_probabilities=probabilities)
+            result = client.predict(
+                rows, include_probabilities=probabilities, key_column=key_column
+            )
     except TlsError as error:
         typer.echo(f"mlp predict: {error}", err=True)
         raise typer.Exit(EXIT_INVALID) from None

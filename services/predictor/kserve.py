@@ -5,7 +5,9 @@ So that standard clients (tritonclient, KServe's and MLServer's) work unchanged.
 named after its registered name; its version is the registered version. Outputs:
 `prediction` (shape [rows]) and, for classifiers, `probabilities` (shape [rows, classes], FP64,
 columns in the order of GetModelInfo's `classes`, also given as a JSON list in the tensor's
-`classes` parameter). A request naming no outputs gets every output the model produces.
+`classes` parameter). A request naming no outputs gets every output the model produces. The
+request parameter `key_column` (a string) names an input tensor holding the caller's key for
+each row: not a model input, it is logged with each row's prediction (docs/outcomes.md).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         request_id = request.id or new_request_id()
         async with self.service.call("ModelInfer", request_id, context) as call:
             model = call.model(request.model_name, request.model_version)
-            rows, wanted = kserve_codec.decode_request(request, model)
-            result = await call.predict(model, rows, PROBABILITIES_OUTPUT in wanted)
+            key_column = kserve_codec.key_column(request)
+            rows, wanted = kserve_codec.decode_request(request, model, key_column)
+            result = await call.predict(model, rows, PROBABILITIES_OUTPUT in wanted, key_column)
             return kserve_codec.encode_response(result, wanted)

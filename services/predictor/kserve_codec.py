@@ -5,12 +5,15 @@ A table travels in one of two forms:
   MLServer's pandas-codec convention;
 - one FP64 tensor of shape `[rows, columns]`, any name, its columns in the order of the model's
   inputs (ModelMetadata's `inputs`, GetModelInfo's `input_schema`).
+When the request's `key_column` parameter names the caller's key column, that column is one
+more tensor of shape `[rows]`, beside the others in either form (the core takes it off).
 Tensor data comes either typed (`contents.*_contents`) or raw (`raw_input_contents`,
 little-endian, row-major; BYTES elements as a 4-byte little-endian length then the bytes),
 which is what tritonclient sends (`kserve_tensors` reads and writes tensor data). Raw FP64 data
 is read into `DoublesRows` in one numpy operation, whichever form it takes; everything else
-into `Columns`. Errors are `FrameError`s naming the tensor (the column), so they map to
-INVALID_ARGUMENT like any other undecodable frame.
+into `Columns` (so is a matrix with a key tensor beside it: keys may be text). Errors are
+`FrameError`s naming the tensor (the column), so they map to INVALID_ARGUMENT like any other
+undecodable frame.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from mlplatform.predictor.prediction_service import PredictionResult
 PREDICTION_OUTPUT = "prediction"
 PROBABILITIES_OUTPUT = "probabilities"
 PLATFORM = "mlflow_sklearn"
+#: The request parameter naming the input tensor that holds the caller's key for each row.
+KEY_COLUMN_PARAMETER = "key_column"
 
 
 def request_to_columns(request: v2.ModelInferRequest) -> Columns:
@@ -94,20 +99,18 @@ def _raw_doubles(request: v2.ModelInferRequest) -> DoublesRows | None:
     return DoublesRows(by_column.T, tuple(names))
 
 
-def _is_matrix(request: v2.ModelInferRequest, model: LoadedModel) -> bool:
-    """Whether the request is one [rows, columns] tensor rather than one tensor per column."""
-    if len(request.inputs) != 1:
-        return False
-    tensor = request.inputs[0]
+def _is_matrix_tensor(tensor: v2.ModelInferRequest.InferInputTensor, model: LoadedModel) -> bool:
+    """Whether `tensor` is a [rows, columns] matrix rather than one column."""
     shape = tensor.shape
     if len(shape) != 2:
         return False
     return shape[1] != 1 or all(spec.name != tensor.name for spec in model.input_schema)
 
 
-def _matrix_rows(request: v2.ModelInferRequest, model: LoadedModel) -> DoublesRows:
-    """The one [rows, columns] FP64 tensor as rows, its columns named after the model's inputs."""
-    tensor = request.inputs[0]
+def _matrix_rows(
+    tensor: v2.ModelInferRequest.InferInputTensor, raw: bytes | None, model: LoadedModel
+) -> DoublesRows:
+    """The [rows, columns] FP64 tensor as rows, its columns named after the model's inputs."""
     rows, width = tensor.shape
     names = tuple(spec.name for spec in model.input_schema)
     if tensor.datatype != "FP64":
@@ -122,13 +125,48 @@ def _matrix_rows(request: v2.ModelInferRequest, model: LoadedModel) -> DoublesRo
             "input, in the order of the model's metadata",
             tensor.name,
         )
-    raw = request.raw_input_contents
-    if len(raw) > 1:
-        raise FrameError(f"{len(raw)} raw_input_contents for 1 input; expected one per input")
-    values = tensor_values(tensor, raw[0] if raw else None)
+    values = tensor_values(tensor, raw)
     if len(values) != rows * width:
         raise FrameError(f"holds {len(values)} values; its shape says {rows * width}", tensor.name)
     return DoublesRows(values.reshape(rows, width), names)
+
+
+def _raw_of(request: v2.ModelInferRequest, index: int) -> bytes | None:
+    """Input `index`'s raw contents; None when the request sends typed contents."""
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise FrameError(
+            f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs; "
+            "expected one per input"
+        )
+    return raw[index] if raw else None
+
+
+def _matrix_form(
+    request: v2.ModelInferRequest, model: LoadedModel, key_column: str
+) -> DoublesRows | Columns | None:
+    """The rows of a [rows, columns] tensor (with the key column's tensor beside it when the
+    request names one); None for one tensor per column."""
+    inputs = request.inputs
+    if len(inputs) == 1 and _is_matrix_tensor(inputs[0], model):
+        return _matrix_rows(inputs[0], _raw_of(request, 0), model)
+    if not key_column or len(inputs) != 2 or key_column not in (inputs[0].name, inputs[1].name):
+        return None
+    key_index = 0 if inputs[0].name == key_column else 1
+    matrix_index = 1 - key_index
+    if not _is_matrix_tensor(inputs[matrix_index], model):
+        return None
+    matrix = _matrix_rows(inputs[matrix_index], _raw_of(request, matrix_index), model)
+    key_tensor = inputs[key_index]
+    rows = tensor_rows(key_tensor)
+    keys = tensor_values(key_tensor, _raw_of(request, key_index))
+    if rows != len(matrix) or len(keys) != rows:
+        raise FrameError(f"holds {len(keys)} keys; the matrix has {len(matrix)} rows", key_column)
+    # Columns, not DoublesRows: the keys may be text. The input check stacks the model's
+    # columns back into one matrix once the key column is off.
+    columns = dict(zip(matrix.names, matrix.matrix.T, strict=True))
+    columns[key_column] = keys
+    return Columns(columns, len(matrix))
 
 
 def output_names(model: LoadedModel) -> tuple[str, ...]:
@@ -148,13 +186,28 @@ def requested_outputs(request: v2.ModelInferRequest, model: LoadedModel) -> tupl
     return named or known
 
 
+def key_column(request: v2.ModelInferRequest) -> str:
+    """The key column the request's `key_column` parameter names; empty when it names none."""
+    if KEY_COLUMN_PARAMETER not in request.parameters:
+        return ""
+    parameter = request.parameters[KEY_COLUMN_PARAMETER]
+    if parameter.WhichOneof("parameter_choice") != "string_param":
+        raise FrameError(
+            "expected a string parameter: the name of the input tensor holding each row's key",
+            KEY_COLUMN_PARAMETER,
+        )
+    return parameter.string_param
+
+
 def decode_request(
-    request: v2.ModelInferRequest, model: LoadedModel
+    request: v2.ModelInferRequest, model: LoadedModel, key_column: str = ""
 ) -> tuple[DoublesRows | Columns, tuple[str, ...]]:
-    """The rows a ModelInfer request carries for `model`, and the outputs it wants."""
+    """The rows a ModelInfer request carries for `model` (the key column's tensor among them
+    when `key_column` names one), and the outputs it wants."""
     wanted = requested_outputs(request, model)
-    if _is_matrix(request, model):
-        return _matrix_rows(request, model), wanted
+    matrix_rows = _matrix_form(request, model, key_column)
+    if matrix_rows is not None:
+        return matrix_rows, wanted
     rows = _raw_doubles(request)
     return (rows if rows is not None else request_to_columns(request)), wanted
 

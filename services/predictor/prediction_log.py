@@ -42,6 +42,8 @@ class LoggedRequest:
     class_names: tuple[str, ...]
     latency_ms: float
     created_at: datetime
+    #: Each row's key, when the request named a key column (see `prediction_keys`).
+    prediction_keys: list[str | None] | None = None
 
     @property
     def rows(self) -> int:
@@ -64,6 +66,7 @@ def to_records(request: LoggedRequest) -> list[PredictionRecord]:
     ]
     predictions = request.predictions.tolist()
     probability_rows = None if request.probabilities is None else request.probabilities.tolist()
+    keys = request.prediction_keys
     records = []
     for row_index, (input_row, prediction) in enumerate(zip(input_rows, predictions, strict=True)):
         probabilities = None
@@ -79,6 +82,7 @@ def to_records(request: LoggedRequest) -> list[PredictionRecord]:
                 source=PredictionSource.ONLINE,
                 request_id=request.request_id,
                 row_index=row_index,
+                prediction_key=None if keys is None else keys[row_index],
                 latency_ms=request.latency_ms,
                 created_at=request.created_at,
             )

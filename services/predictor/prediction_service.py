@@ -7,13 +7,16 @@ codec encode the result:
     async with service.call("Predict", request_id, context) as call:
         model = call.model(request.model_name)
         rows = native_codec.decode_frame(request.inputs)
-        result = await call.predict(model, rows, request.include_probabilities)
+        result = await call.predict(
+            model, rows, request.include_probabilities, request.key_column
+        )
         return native_codec.encode_response(result)
 
-The call does the rest: refusing new calls while shutting down, checking the rows against the
-model's input schema, predicting through the batcher, counting and timing the call, turning
-any error into its one gRPC status (with the offending columns), and, once the reply is sent,
-queueing the result for the prediction log.
+The call does the rest: refusing new calls while shutting down, taking the caller's key column
+(if it names one) off the rows, checking the rows against the model's input schema, predicting
+through the batcher, counting and timing the call, turning any error into its one gRPC status
+(with the offending columns), and, once the reply is sent, queueing the result (with each row's
+key) for the prediction log.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from mlplatform.client.frames import FrameError
 from mlplatform.common.input_schema import CheckedRows, Columns, DoublesRows, ProblemType
 from mlplatform.common.log_setup import pop_ids, push_ids
 from mlplatform.common.model_loading import LoadedModel
+from mlplatform.common.prediction_keys import split_key_rows
 from mlplatform.common.store import utc_now
 from mlplatform.predictor.batching import AdaptiveBatcher
 from mlplatform.predictor.errors import (
@@ -58,7 +62,8 @@ def new_request_id() -> str:
 
 @dataclass(frozen=True, eq=False)
 class PredictionResult:
-    """A request's answer: the model that made it, its rows' predictions, and timing."""
+    """A request's answer: the model that made it, its rows' predictions, and timing;
+    `prediction_keys` holds each row's key when the request named a key column."""
 
     request_id: str
     model: LoadedModel
@@ -66,6 +71,7 @@ class PredictionResult:
     predictions: np.ndarray
     probabilities: np.ndarray | None
     latency_s: float
+    prediction_keys: list[str | None] | None = None
 
 
 class PredictionService:
@@ -187,6 +193,7 @@ class PredictionService:
                 class_names=result.model.class_names,
                 latency_ms=result.latency_s * 1000.0,
                 created_at=utc_now(),
+                prediction_keys=result.prediction_keys,
             )
         )
 
@@ -228,11 +235,20 @@ class PredictionCall:
         return self.served_by
 
     async def predict(
-        self, model: LoadedModel, rows: DoublesRows | Columns, with_probabilities: bool = False
+        self,
+        model: LoadedModel,
+        rows: DoublesRows | Columns,
+        with_probabilities: bool = False,
+        key_column: str = "",
     ) -> PredictionResult:
-        """Check decoded `rows` against `model`'s input schema and predict them."""
+        """Check decoded `rows` against `model`'s input schema and predict them. `key_column`,
+        when given, names the caller's key column: taken off the rows first (the model never
+        sees it; InvalidInputError naming it when the rows lack it), its keys logged per row."""
         if with_probabilities and model.problem_type is ProblemType.REGRESSION:
             raise ProbabilitiesUnavailableError(model.name)
+        keys = None
+        if key_column:
+            rows, keys = split_key_rows(rows, key_column)
         service = self.service
         features = model.check_rows(rows, service.max_request_rows)
         note_prediction(model, len(features))
@@ -246,6 +262,7 @@ class PredictionCall:
             predictions=predictions,
             probabilities=probabilities,
             latency_s=time.perf_counter() - self.started,
+            prediction_keys=keys,
         )
         return self.result
 

@@ -30,7 +30,9 @@ class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
         async with self.service.call("Predict", request_id, context) as call:
             model = call.model(request.model_name)
             rows = native_codec.decode_frame(request.inputs)
-            result = await call.predict(model, rows, request.include_probabilities)
+            result = await call.predict(
+                model, rows, request.include_probabilities, request.key_column
+            )
             return native_codec.encode_response(result)
 
     async def GetModelInfo(

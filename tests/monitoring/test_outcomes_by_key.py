@@ -2,9 +2,10 @@
 POST /outcomes (JSON and CSV) and `mlp outcomes`; reused keys are reported, unknown keys and
 misplaced fields refused whole with the field named.
 
-The keyed predictions are written into the predictor's own store directly: the predictor
-logs keys once its Predict takes a key column (the batch path is covered end to end in
-tests/inferer/test_batch_prediction_keys.py). Their model names are this module's own, so the
+The keyed predictions are written into the predictor's own store directly, so that keys can
+be shared between models and reused; keys logged by the predictor's own Predict, V2 ModelInfer
+and the gateway are covered in tests/predictor/test_prediction_keys.py, the batch path in
+tests/inferer/test_batch_prediction_keys.py. Their model names are this module's own, so the
 other monitoring tests' counts are untouched.
 """
 

@@ -130,13 +130,18 @@ def _error_from(error: grpc.RpcError, trailing: Any) -> PredictorError:
 
 
 def _predict_request(
-    model_name: str, rows: pd.DataFrame, include_probabilities: bool, request_id: str | None
+    model_name: str,
+    rows: pd.DataFrame,
+    include_probabilities: bool,
+    request_id: str | None,
+    key_column: str,
 ) -> predictor_pb2.PredictRequest:
     return predictor_pb2.PredictRequest(
         model_name=model_name,
         inputs=dataframe_to_frame(rows),
         include_probabilities=include_probabilities,
         request_id=request_id or "",
+        key_column=key_column,
     )
 
 
@@ -203,9 +208,13 @@ class PredictorClient:
         include_probabilities: bool = False,
         request_id: str | None = None,
         timeout: float | None = None,
+        key_column: str = "",
     ) -> PredictionResult:
-        """Predict every row of `rows`."""
-        request = _predict_request(self.model_name, rows, include_probabilities, request_id)
+        """Predict every row of `rows`. `key_column` names a column of `rows` holding your own
+        key for each row: not sent to the model, logged with each row's prediction."""
+        request = _predict_request(
+            self.model_name, rows, include_probabilities, request_id, key_column
+        )
         try:
             response = self._stub.Predict(
                 request, timeout=timeout or self.timeout, metadata=self._metadata
@@ -269,9 +278,13 @@ class AsyncPredictorClient:
         include_probabilities: bool = False,
         request_id: str | None = None,
         timeout: float | None = None,
+        key_column: str = "",
     ) -> PredictionResult:
-        """Predict every row of `rows`."""
-        request = _predict_request(self.model_name, rows, include_probabilities, request_id)
+        """Predict every row of `rows`. `key_column` names a column of `rows` holding your own
+        key for each row: not sent to the model, logged with each row's prediction."""
+        request = _predict_request(
+            self.model_name, rows, include_probabilities, request_id, key_column
+        )
         try:
             response = await self._stub.Predict(
                 request, timeout=timeout or self.timeout, metadata=self._metadata
