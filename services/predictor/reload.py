@@ -21,8 +21,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from mlplatform.common.log_setup import RepeatedMessages
 from mlplatform.common.compiled_serving import CompileOptions
+from mlplatform.common.log_setup import RepeatedMessages
 from mlplatform.common.model_loading import (
     LoadedModel,
     ModelLoadError,
