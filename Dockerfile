@@ -39,7 +39,7 @@ RUN pip install -c constraints.txt -r deploy/images/gateway-requirements.txt \
     && pip install --no-deps ./clients/python .
 
 FROM source AS build-ml
-RUN pip install -c constraints.txt ./clients/python ".[mongo,monitor,compiled]"
+RUN pip install -c constraints.txt ./clients/python ".[mongo,monitor,compiled,tracing]"
 
 FROM build-ml AS build-trainer
 RUN pip install -c constraints.txt ".[mongo,kaggle]"
