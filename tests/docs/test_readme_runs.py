@@ -21,7 +21,7 @@ import pytest
 
 from mlplatform.client.messaging import DEFAULT_BROKER_URL
 from mlplatform.stack.local_stack import StackConfig, local_stack
-from tests.e2e.test_platform import free_ports
+from tests.support.ports import stack_ports
 from tests.support.queues import BROKER_URL
 
 pytestmark = [pytest.mark.slow]
@@ -46,7 +46,7 @@ def test_readme_marks_the_quick_start_runnable() -> None:
 
 def test_the_readme_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)  # the README's paths are relative to a checkout
-    mlflow_port, predictor_port, metrics_port, gateway_port = free_ports(4)
+    mlflow_port, predictor_port, metrics_port, gateway_port = stack_ports()
     ports = {"5000": mlflow_port, "50051": predictor_port, "9095": metrics_port}
     ports["8000"] = gateway_port
     home = tmp_path / "home"

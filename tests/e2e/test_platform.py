@@ -9,7 +9,6 @@ version and watch the predictor switch to it without one failed request.
 
 from __future__ import annotations
 
-import socket
 import threading
 import uuid
 from collections import Counter
@@ -27,23 +26,13 @@ from mlplatform.common.settings import Settings
 from mlplatform.common.store import BatchStatus, open_store
 from mlplatform.stack import scenario
 from mlplatform.stack.local_stack import StackConfig, local_stack
+from tests.support.ports import stack_ports
 from tests.support.queues import BROKER_URL
 from tests.trainer.conftest import classification_pipeline, fraud_csv
 from tests.trainer.workers import wait_until
 
 __all__ = ["fraud_csv"]
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
 
 
 def health_status(address: str) -> int:
@@ -56,7 +45,7 @@ def health_status(address: str) -> int:
 
 
 def test_platform_end_to_end(tmp_path: Path, fraud_csv: Path) -> None:
-    mlflow_port, predictor_port, metrics_port, gateway_port = free_ports(4)
+    mlflow_port, predictor_port, metrics_port, gateway_port = stack_ports()
     suffix = uuid.uuid4().hex[:8]
     queues = {
         "MLP_PIPELINES_QUEUE": f"e2e.{suffix}.pipelines",

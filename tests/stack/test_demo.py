@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_platform import free_ports
+from tests.support.ports import stack_ports
 from tests.support.queues import BROKER_URL
 from tests.trainer.conftest import classification_pipeline
 
@@ -26,7 +26,7 @@ def test_demo_prints_the_tour_only(fraud_csv: Path, tmp_path: Path) -> None:
     pipeline = tmp_path / "pipeline.json"
     document = classification_pipeline(fraud_csv, estimators=("dt",), register={})
     pipeline.write_text(json.dumps(document))
-    mlflow_port, predictor_port, metrics_port, gateway_port = free_ports(4)
+    mlflow_port, predictor_port, metrics_port, gateway_port = stack_ports()
     suffix = uuid.uuid4().hex[:8]
     environment = {
         **os.environ,

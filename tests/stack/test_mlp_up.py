@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from mlplatform.stack.processes import ManagedProcess, ServiceSpec
-from tests.e2e.test_platform import free_ports
+from tests.support.ports import free_ports, stack_ports
 from tests.support.prometheus_scrape import names, scrape, value
 from tests.support.queues import BROKER_URL
 from tests.trainer.workers import wait_until
@@ -37,7 +37,7 @@ def _mlp() -> str:
 
 
 def test_up_starts_everything_and_sigterm_stops_it_all(tmp_path: Path) -> None:
-    mlflow_port, predictor_port, metrics_port, gateway_port = free_ports(4)
+    mlflow_port, predictor_port, metrics_port, gateway_port = stack_ports()
     suffix = uuid.uuid4().hex[:8]
     environment = {
         **os.environ,
