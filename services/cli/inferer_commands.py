@@ -1,5 +1,10 @@
 """`mlp inferer` (the batch worker), `mlp batch submit|status` and `mlp batches` (the user's
-side). `mlp batch spark` lives in spark_commands."""
+side). `mlp batch spark` lives in spark_commands.
+
+Over 300 lines: the user's batch commands share how a batch is read, waited for and printed
+(`_read_rows`, `_wait_for_batch`, `print_batch`), and `mlp inferer` is the consumer of what
+`mlp batch submit` publishes. The worker command is the part to move out if this grows.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ DataFrames in, DataFrames out: rows are encoded with `mlplatform.client.frames`,
 back as a Series named `prediction` and probabilities as a DataFrame with one column per class.
 A refused call raises `PredictorError` with the gRPC status, the server's message, the request id,
 and (for invalid input) each offending field, read from the standard rich error details.
+
+Over 300 lines because the sync and asyncio clients stand side by side over one set of request,
+response and error helpers: a change to what a call sends or returns is made to both at once.
 """
 
 from __future__ import annotations
