@@ -283,6 +283,12 @@ def inferer(
     from mlplatform.inferer.model_cache import ModelCache
     from mlplatform.inferer.worker import InfererHandler
 
+    modes = [mode.value for mode in CompileMode]
+    if compile_mode not in modes:
+        typer.echo(
+            f"mlp inferer: --compile: expected one of {modes}; got {compile_mode!r}", err=True
+        )
+        raise typer.Exit(2)
     try:
         required_tag = ModelTagRequirement.parse(require_model_tag) if require_model_tag else None
         compile_options = CompileOptions(CompileMode(compile_mode), compile_tolerance)
