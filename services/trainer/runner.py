@@ -129,17 +129,18 @@ class PipelineRunner:
         )
 
     def _emit(self, event: messages_pb2.PipelineEvent) -> None:
-        """Publishes an event and keeps it on the run's record."""
-        try:
-            self.events.publish(event)
-        except Exception:  # events are a courtesy; the store is the record
-            logger.warning("could not publish an event for %s", event.pipeline_id, exc_info=True)
+        """Keeps an event on the run's record, then publishes it: a follower who sees an event
+        finds it on the record too."""
         try:
             self.store.append_event(event.pipeline_id, run_event_record(event))
         except NotFoundError:
             pass  # a refusal of a run that was never recorded
         except Exception:
             logger.warning("could not store an event for %s", event.pipeline_id, exc_info=True)
+        try:
+            self.events.publish(event)
+        except Exception:  # events are a courtesy; the store is the record
+            logger.warning("could not publish an event for %s", event.pipeline_id, exc_info=True)
 
     def _run_steps(
         self,
