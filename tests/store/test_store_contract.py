@@ -467,6 +467,39 @@ def test_columnar_batch_rows_read_back_as_the_per_row_path_stores_them(
     assert second.probabilities == ({"0": 2 / 9, "1": 3 / 9} if with_probabilities else None)
 
 
+def test_all_double_batch_rows_read_back_as_the_per_row_path_stores_them(store: Store) -> None:
+    """All-double inputs (the usual batch) take their own encoding in some backends: what
+    reads back must not differ from the per-row path, edge values included."""
+    edges = [0.0, -0.0, 1e308, -1e-308, 5e-324, 0.1, math.nan, math.inf, -math.inf, 1.23456789e8]
+    rng = np.random.default_rng(7)
+    matrix = rng.normal(scale=1e6, size=(64, len(edges)))
+    matrix[0] = edges
+    matrix[1] = edges[::-1]
+    features = pd.DataFrame(matrix, columns=[f"f{index}" for index in range(len(edges))])
+
+    def chunk(batch_id: str) -> BatchPredictions:
+        return BatchPredictions(
+            model_name="churn",
+            model_version="1",
+            batch_id=batch_id,
+            row_offset=0,
+            inputs=features,
+            predictions=np.arange(len(features)),
+            created_at=datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC),
+        )
+
+    assert store.append_batch_predictions(chunk("columns")) == len(features)
+    assert store.append_predictions(per_row_records(chunk("columns"), "rows")) == len(features)
+    columnar = store.query_predictions(batch_id="columns")
+    per_row = store.query_predictions(batch_id="rows")
+    assert [record.model_copy(update={"batch_id": "rows"}) for record in columnar] == per_row
+    first = list(columnar[0].input_row.values())
+    assert first[:6] == edges[:6] and first[9] == edges[9] and first[6] is None
+    assert first[7:9] == [None, None] and columnar[1].input_row["f2"] is None
+    assert math.copysign(1.0, first[1]) == -1.0  # -0.0 keeps its sign
+    assert [list(record.input_row.values()) for record in columnar[2:]] == matrix[2:].tolist()
+
+
 def test_columnar_batch_rows_are_idempotent(store: Store) -> None:
     features = pd.DataFrame({"x": np.arange(10, dtype=np.float64)})
 
