@@ -190,6 +190,8 @@ def queue_rows(
             chunk_rows=arguments.queue_chunk_rows,
             rows_per_message=arguments.rows_per_message,
             probabilities=False,
+            # Spark's UDF scores with scikit-learn: the queue path does too, like for like.
+            compile="off",
         )
         publish, total, *_ = bench_inferer.through_broker(
             MODEL, rows, tracking_uri, root, settings, broker_url

@@ -2,15 +2,17 @@
 
     python bench/bench_inferer.py [--rows 100000] [--rows-per-message 5000] [--workers 1]
         [--chunk-rows 2048] [--probabilities] [--inferer process|thread] [--skip-pycaret]
-        [--repeat 3]
+        [--compile auto|off] [--repeat 3]
 
 Two models are trained on 30 float features (scikit-learn's make_classification) and registered
 in a temporary MLflow store the way the trainer registers them: a plain scikit-learn pipeline
 (StandardScaler + 100-tree random forest) and a PyCaret pipeline (its `lightgbm`, preprocessing
 included, exported with `save_model`). For each:
 
-- in-process floor: `LoadedModel.predict` (loaded by `model_loading.load_model`, n_jobs=1 as
-  served) over the same rows in chunks of `--chunk-rows`, the inferer's chunk size;
+- in-process floor: `LoadedModel.predict` (loaded by `model_loading.load_model` as the inferer
+  serves it: n_jobs=1, and compiled by ONNX Runtime when `--compile auto`, the inferer's default,
+  compiles it) over the same rows in chunks of `--chunk-rows`, the inferer's chunk size; the
+  backend that served is printed beside the model;
 - store alone: `Store.append_batch_predictions` of those predictions into a fresh SQLite store,
   in this process, with no broker: the most rows per second the store takes from one writer,
   a ceiling for any inferer writing to it;
@@ -61,6 +63,7 @@ from harness import load_report, mlp_command, print_table, verdict  # beside thi
 
 from mlplatform.client import messaging
 from mlplatform.client.batches import submit_batch
+from mlplatform.common.compiled_serving import CompileMode, CompileOptions
 from mlplatform.common.consumer import QueueWorker
 from mlplatform.common.model_loading import ModelReference, load_model
 from mlplatform.common.store import (
@@ -98,6 +101,7 @@ class Result:
     """One model's figures."""
 
     label: str
+    name: str
     rows: int
     floor_seconds: float
     store_alone_seconds: float
@@ -203,13 +207,32 @@ def register_models(
 
 # --- the in-process floor -----------------------------------------------------------------------
 
+#: The backend each model's floor was served by (`LoadedModel.backend`), by model name.
+BACKENDS: dict[str, str] = {}
+
+
+def compile_options(compile_mode: str) -> CompileOptions | None:
+    """What `mlp inferer --compile MODE` loads models with."""
+    return None if compile_mode == "off" else CompileOptions(CompileMode(compile_mode))
+
 
 def floor_seconds(
-    tracking_uri: str, name: str, rows: pd.DataFrame, chunk_rows: int, probabilities: bool
+    tracking_uri: str,
+    name: str,
+    rows: pd.DataFrame,
+    chunk_rows: int,
+    probabilities: bool,
+    compile_mode: str = "off",
 ) -> tuple[float, list[BatchPredictions]]:
     """Seconds the loaded model's own predict takes over `rows`, chunk by chunk; and the
-    chunks' predictions as the inferer hands them to the store."""
-    model = load_model(ModelReference.parse(f"{name}@{ALIAS}"), tracking_uri)
+    chunks' predictions as the inferer hands them to the store. `compile_mode` is the
+    inferer's `--compile`."""
+    model = load_model(
+        ModelReference.parse(f"{name}@{ALIAS}"),
+        tracking_uri,
+        compile_options=compile_options(compile_mode),
+    )
+    BACKENDS[name] = model.backend
     checked = model.check(rows)
     model.predict(checked.iloc[:chunk_rows], with_probabilities=probabilities)  # warm-up
     outputs = []
@@ -263,6 +286,7 @@ def inferer_threads(
     broker_url: str,
     chunk_rows: int,
     log_path: Path,
+    compile_mode: str,
 ) -> Iterator[None]:
     """`count` inferer workers in threads of this process, logging to `log_path`."""
     log_handler = logging.FileHandler(log_path)
@@ -272,7 +296,8 @@ def inferer_threads(
     workers: list[tuple[QueueWorker, threading.Thread]] = []
     try:
         for number in range(count):
-            handler = InfererHandler(ModelCache(tracking_uri), store, chunk_rows=chunk_rows)
+            models = ModelCache(tracking_uri, compile_options=compile_options(compile_mode))
+            handler = InfererHandler(models, store, chunk_rows=chunk_rows)
             worker = QueueWorker(queue, handler, store, broker_url, name=f"bench-{number}")
             thread = threading.Thread(target=worker.run, name=worker.name, daemon=True)
             thread.start()
@@ -301,6 +326,7 @@ def inferer_processes(
     broker_url: str,
     chunk_rows: int,
     log_path: Path,
+    compile_mode: str,
 ) -> Iterator[None]:
     """`count` `mlp inferer` processes, logging to `log_path`."""
     mlp = mlp_command()
@@ -321,7 +347,7 @@ def inferer_processes(
         for _ in range(count):
             processes.append(
                 subprocess.Popen(
-                    [mlp, "inferer", "--chunk-rows", str(chunk_rows)],
+                    [mlp, "inferer", "--chunk-rows", str(chunk_rows), "--compile", compile_mode],
                     env=environment,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -402,6 +428,7 @@ def through_broker(
     log_path = root / f"inferer-{tag}.log"
     log_path.touch()
     model = f"{name}@{ALIAS}"
+    compile_mode = getattr(arguments, "compile", "auto")  # the inferer's own default
     store = open_store(store_uri)
     try:
         if arguments.inferer == "process":
@@ -413,6 +440,7 @@ def through_broker(
                 broker_url,
                 arguments.chunk_rows,
                 log_path,
+                compile_mode,
             )
         else:
             inferers = inferer_threads(
@@ -423,6 +451,7 @@ def through_broker(
                 broker_url,
                 arguments.chunk_rows,
                 log_path,
+                compile_mode,
             )
         with inferers:
             # One small part per worker, so each has loaded the model before the clock starts.
@@ -488,7 +517,12 @@ def measure_model(
     store_alone = 0.0
     for repeat in range(arguments.repeat):
         floor, chunks = floor_seconds(
-            tracking_uri, name, rows, arguments.chunk_rows, arguments.probabilities
+            tracking_uri,
+            name,
+            rows,
+            arguments.chunk_rows,
+            arguments.probabilities,
+            arguments.compile,
         )
         if repeat == 0:
             store_alone = store_alone_seconds(chunks, root)
@@ -497,7 +531,9 @@ def measure_model(
             name, rows, tracking_uri, root, arguments, broker_url
         )
         runs.append(
-            Result(label, len(rows), floor, store_alone, publish, total, predict, prepare, store)
+            Result(
+                label, name, len(rows), floor, store_alone, publish, total, predict, prepare, store
+            )
         )
     ratios = tuple(run.ratio for run in runs)
     median = sorted(runs, key=lambda run: run.ratio)[len(runs) // 2]
@@ -527,7 +563,8 @@ def print_report(results: list[Result], arguments: argparse.Namespace) -> None:
         ["model", "predict rows/s", "via broker rows/s", "ratio", "store rows/s", "publish s",
          "total s", "predict w-s", "prepare w-s", "store w-s"],
         [
-            [result.label, f"{result.floor_rate:,.0f}", f"{result.broker_rate:,.0f}",
+            [f"{result.label} ({BACKENDS.get(result.name, '?')})",
+             f"{result.floor_rate:,.0f}", f"{result.broker_rate:,.0f}",
              f"{result.ratio:.0%}", f"{result.store_alone_rate:,.0f}",
              f"{result.publish_seconds:.2f}", f"{result.total_seconds:.2f}",
              f"{result.predict_seconds:.2f}", f"{result.prepare_seconds:.2f}",
@@ -563,6 +600,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probabilities", action="store_true", help="ask for probabilities too")
     parser.add_argument("--inferer", choices=("process", "thread"), default="process")
     parser.add_argument("--skip-pycaret", action="store_true")
+    parser.add_argument(
+        "--compile",
+        choices=("auto", "off"),
+        default="auto",
+        help="the inferers' --compile, and how the floor's model is loaded (default: auto)",
+    )
     parser.add_argument(
         "--repeat", type=int, default=3, help="floor and broker runs per model; median reported"
     )

@@ -40,7 +40,7 @@ SMOKE_RUNS: dict[str, tuple[list[str], str, tuple[int, ...]]] = {
     ),
     "bench_inferer.py": (
         "--rows 2000 --rows-per-message 500 --chunk-rows 500 --skip-pycaret --repeat 1".split(),
-        r"scikit-learn RF, 100 trees +[\d,]+ +[\d,]+ +\d+%",
+        r"scikit-learn RF, 100 trees \((onnxruntime|sklearn)\) +[\d,]+ +[\d,]+ +\d+%",
         (0,),
     ),
     "bench_compiled.py": (
