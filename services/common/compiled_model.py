@@ -9,8 +9,7 @@ or values within a tolerance on sample rows.
 `CompiledModel` answers like the loaded pipeline (`predict`, `predict_proba`, `classes_`) on
 the frames the input check produces, plus `predict_output` for both at once (one graph run).
 ONNX Runtime runs each graph on one thread: the predictor's parallelism comes from batching.
-It pickles as its graph (the model process receives models pickled), and rebuilds its session
-when unpickled.
+It pickles as its graph, and rebuilds its session when unpickled.
 """
 
 from __future__ import annotations

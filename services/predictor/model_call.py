@@ -1,8 +1,7 @@
 """One model call for a batch of checked requests: stack their rows, predict, split the output.
 
-Shared by the batcher (on the event loop's thread or the model thread) and the model process's
-child, so that the three places a model can run do exactly the same thing. "The model" is any
-object with `predict(frame, with_probabilities) -> ModelOutput`, as `LoadedModel` has.
+The batcher calls it on the event loop's thread. "The model" is any object with
+`predict(frame, with_probabilities) -> ModelOutput`, as `LoadedModel` has.
 """
 
 from __future__ import annotations
@@ -74,11 +73,7 @@ def predict_together(
     max_batch_size: int,
     on_model_call: ModelCallListener | None = None,
 ) -> list[ModelOutput]:
-    """One model call for every part (chunked by `max_batch_size`), split back per part.
-
-    Runs where the model runs: stacking and splitting stay off the event loop too when the
-    model does.
-    """
+    """One model call for every part (chunked by `max_batch_size`), split back per part."""
     features = concat_rows(parts)
     wants_probabilities = any(with_probabilities)
     outputs = []

@@ -36,7 +36,6 @@ from mlplatform.predictor.auth import ApiKeyInterceptor
 from mlplatform.predictor.batching import AdaptiveBatcher
 from mlplatform.predictor.kserve import InferenceServicer
 from mlplatform.predictor.metrics import PredictorMetrics
-from mlplatform.predictor.model_process import ModelProcess
 from mlplatform.predictor.prediction_log import PredictionLog
 from mlplatform.predictor.prediction_service import PredictionService
 from mlplatform.predictor.reload import ModelSlot, ModelWatcher
@@ -175,17 +174,11 @@ async def start_predictor(
             on_written=metrics.log_written_rows.inc,
         )
         prediction_log.start()
-    model_process = None
-    if settings.model_process:
-        model_process = ModelProcess()
-        await asyncio.to_thread(model_process.start)
     batcher = AdaptiveBatcher(
         max_batch_size=settings.max_batch_size,
         max_wait_s=settings.max_batch_wait_ms / 1000.0,
         enabled=settings.batching,
         observer=metrics,
-        model_thread=settings.model_thread,
-        model_process=model_process,
     )
     batcher.start()
     slot = ModelSlot(reference)
@@ -237,11 +230,6 @@ async def start_predictor(
 
     async def on_swap(current: LoadedModel, previous: LoadedModel | None) -> None:
         metrics.model_swapped(current, previous)
-        if model_process is not None:
-            try:  # ahead of the first batch, which would otherwise pay for it
-                await model_process.load(current)
-            except Exception:
-                logger.exception("sending %s to the model process failed", current.version)
         # Full collections stop walking the model and the libraries (see common.heap); only
         # the first swap, before any call is served, pays for a full collection.
         freeze_long_lived(full_collection=previous is None)
