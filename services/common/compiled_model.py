@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mlplatform.common.extras import missing_extra
-from mlplatform.common.input_schema import ColumnKind, ColumnSpec, ProblemType
+from mlplatform.common.input_schema import ColumnKind, ColumnSpec, DoublesRows, ProblemType
 
 try:
     import onnxruntime
@@ -96,7 +96,11 @@ class CompiledModel:
         """The class labels, in probability-column order (classifiers)."""
         return self.labels
 
-    def _matrix(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def _matrix(self, features: pd.DataFrame | DoublesRows | np.ndarray) -> np.ndarray:
+        if isinstance(features, DoublesRows):
+            if features.names == self.column_names:
+                return np.asarray(features.matrix, dtype=self._dtype)
+            features = features.to_frame()
         if isinstance(features, pd.DataFrame):
             if not features.columns.equals(self._columns):
                 features = features[list(self.column_names)]
@@ -104,7 +108,7 @@ class CompiledModel:
         return np.asarray(features, dtype=self._dtype)
 
     def predict_output(
-        self, features: pd.DataFrame | np.ndarray, with_probabilities: bool = False
+        self, features: pd.DataFrame | DoublesRows | np.ndarray, with_probabilities: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions of `features`' rows, and class probabilities when asked (one run)."""
         outputs = self._session.run(self._output_names, {self._input_name: self._matrix(features)})

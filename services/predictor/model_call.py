@@ -22,20 +22,20 @@ logger = logging.getLogger(__name__)
 ModelCallListener = Callable[[int, float], None]
 
 
-def concat_rows(parts: Sequence[CheckedRows]) -> pd.DataFrame:
-    """Stack checked rows (same columns, same order) row-wise into the model's one DataFrame.
+def concat_rows(parts: Sequence[CheckedRows]) -> CheckedRows:
+    """Stack checked rows (same columns, same order) row-wise into one model call's rows.
 
-    All-double rows (the usual input) stack as matrices, so a batch builds one DataFrame, not
-    one per request; other frames stack column by column (`pd.concat` costs more than the model
-    on small batches).
+    All-double rows (the usual input) stack into one matrix, which a compiled model takes as it
+    is and scikit-learn as one DataFrame per batch (`LoadedModel.predict`); other frames stack
+    column by column (`pd.concat` costs more than the model on small batches).
     """
     if len(parts) == 1:
-        return as_frame(parts[0])
+        return parts[0]
     first = parts[0]
     if isinstance(first, DoublesRows) and all(
         isinstance(part, DoublesRows) and part.names == first.names for part in parts
     ):
-        return DoublesRows(np.concatenate([part.matrix for part in parts]), first.names).to_frame()
+        return DoublesRows(np.concatenate([part.matrix for part in parts]), first.names)
     frames = [as_frame(part) for part in parts]
     columns = {
         name: np.concatenate([frame[name].to_numpy() for frame in frames])
@@ -81,7 +81,7 @@ def predict_together(
         chunk = (
             features
             if len(features) <= max_batch_size
-            else features.iloc[start : start + max_batch_size]
+            else _rows_between(features, start, start + max_batch_size)
         )
         started = time.perf_counter()
         outputs.append(model.predict(chunk, wants_probabilities))
@@ -97,6 +97,12 @@ def predict_together(
             np.concatenate([chunk.predictions for chunk in outputs]), probabilities
         )
     return split_output(output, [len(part) for part in parts], with_probabilities)
+
+
+def _rows_between(rows: CheckedRows, start: int, stop: int) -> CheckedRows:
+    if isinstance(rows, DoublesRows):
+        return DoublesRows(rows.matrix[start:stop], rows.names)
+    return rows.iloc[start:stop]
 
 
 def warm_up(model: LoadedModel) -> None:
