@@ -85,16 +85,6 @@ class AdaptiveBatcher:
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
 
-    @property
-    def probes_made(self) -> int:
-        """Arrival windows waited so far (see batch_policy); tests and diagnostics read it."""
-        return self.policy.probes_made
-
-    @property
-    def stretches_made(self) -> int:
-        """Concurrent batches that waited out their whole window (see batch_policy)."""
-        return self.policy.stretches_made
-
     def start(self) -> None:
         """Start the worker task on the running event loop."""
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="mlp-batcher")

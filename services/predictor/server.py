@@ -171,7 +171,7 @@ async def start_predictor(
         tracking_uri,
         settings.reload_interval_s,
         store=store,
-        on_swap=[on_swap],
+        on_swap=on_swap,
         on_load_outcome=lambda outcome: metrics.model_loads.labels(outcome).inc(),
         required_tag=settings.required_tag,
         compile_options=settings.compile_options,

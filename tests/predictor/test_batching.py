@@ -487,7 +487,7 @@ def test_on_the_loop_thread_a_lone_caller_is_rarely_probed() -> None:
     async def scenario(batcher: AdaptiveBatcher) -> int:
         for value in range(100):
             await batcher.predict(model, rows(float(value)), False)
-        return batcher.probes_made
+        return batcher.policy.probes_made
 
     assert run(scenario, max_batch_size=64) == 6
     assert estimator.call_sizes == [1] * 100
@@ -554,7 +554,7 @@ def test_in_lockstep_stretched_batches_back_off_when_they_find_nobody_more() -> 
 
     async def scenario(batcher: AdaptiveBatcher) -> int:
         await in_lockstep(batcher, model, callers=8, calls=40)
-        return batcher.stretches_made
+        return batcher.policy.stretches_made
 
     assert run(scenario, max_batch_size=64, max_wait_s=2.0) == 5
     assert estimator.call_sizes == [8] * 40
