@@ -54,18 +54,6 @@ def predictor(
     batching: bool = typer.Option(
         None, "--batching/--no-batching", envvar="MLP_PREDICTOR_BATCHING", help="Adaptive batching."
     ),
-    model_thread: bool = typer.Option(
-        None,
-        "--model-thread/--no-model-thread",
-        envvar="MLP_PREDICTOR_MODEL_THREAD",
-        help="Run the model in a worker thread (for models that release the GIL).",
-    ),
-    model_process: bool = typer.Option(
-        None,
-        "--model-process/--no-model-process",
-        envvar="MLP_PREDICTOR_MODEL_PROCESS",
-        help="Run the model in a process of its own (the model and gRPC each get a core).",
-    ),
     max_request_rows: int = typer.Option(
         None,
         "--max-request-rows",
@@ -157,8 +145,6 @@ def predictor(
         "max_batch_size": max_batch_size,
         "max_batch_wait_ms": max_batch_wait_ms,
         "batching": batching,
-        "model_thread": model_thread,
-        "model_process": model_process,
         "max_request_rows": max_request_rows,
         "reload_interval_s": reload_interval,
         "log_predictions": log_predictions,

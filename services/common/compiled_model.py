@@ -9,8 +9,7 @@ or values within a tolerance on sample rows.
 `CompiledModel` answers like the loaded pipeline (`predict`, `predict_proba`, `classes_`) on
 the frames the input check produces, plus `predict_output` for both at once (one graph run).
 ONNX Runtime runs each graph on one thread: the predictor's parallelism comes from batching.
-It pickles as its graph (the model process receives models pickled), and rebuilds its session
-when unpickled.
+It pickles as its graph, and rebuilds its session when unpickled.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mlplatform.common.extras import missing_extra
-from mlplatform.common.input_schema import ColumnKind, ColumnSpec, ProblemType
+from mlplatform.common.input_schema import ColumnKind, ColumnSpec, DoublesRows, ProblemType
 
 try:
     import onnxruntime
@@ -97,7 +96,11 @@ class CompiledModel:
         """The class labels, in probability-column order (classifiers)."""
         return self.labels
 
-    def _matrix(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def _matrix(self, features: pd.DataFrame | DoublesRows | np.ndarray) -> np.ndarray:
+        if isinstance(features, DoublesRows):
+            if features.names == self.column_names:
+                return np.asarray(features.matrix, dtype=self._dtype)
+            features = features.to_frame()
         if isinstance(features, pd.DataFrame):
             if not features.columns.equals(self._columns):
                 features = features[list(self.column_names)]
@@ -105,7 +108,7 @@ class CompiledModel:
         return np.asarray(features, dtype=self._dtype)
 
     def predict_output(
-        self, features: pd.DataFrame | np.ndarray, with_probabilities: bool = False
+        self, features: pd.DataFrame | DoublesRows | np.ndarray, with_probabilities: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions of `features`' rows, and class probabilities when asked (one run)."""
         outputs = self._session.run(self._output_names, {self._input_name: self._matrix(features)})

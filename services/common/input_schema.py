@@ -5,7 +5,8 @@ same messages. The check runs on the decoded DataFrame (so it serves frames from
 DataFrames built in process alike) and returns the frame the model gets: the schema's columns, in
 the schema's order, with the dtypes scikit-learn pipelines accept. `check_input_rows` returns
 all-double rows as `DoublesRows` instead, the same matrix not yet made a DataFrame, so that the
-predictor's batcher builds one DataFrame per batch. Decoders that read all-double input straight
+predictor's batcher stacks a batch into one matrix, which a compiled model takes as it is and
+scikit-learn as one DataFrame. Decoders that read all-double input straight
 into a matrix hand over `DoublesRows` too; the check accepts them as they are when their columns
 are the model's, in its order, and otherwise reads them as columns like any other input.
 
@@ -234,9 +235,9 @@ class DoublesRows:
 
     The one all-double representation: decoders read such input straight into it, the check
     passes it on unchanged when it fits the model, and the batcher stacks the matrices of a
-    batch and builds one DataFrame per model call (a DataFrame per request costs more than the
-    check). `columns`, `to_numpy()` and `len()` answer like the DataFrame's, for the prediction
-    log.
+    batch into one, which a compiled model takes as it is and scikit-learn as one DataFrame per
+    model call (a DataFrame per request costs more than the check). `columns`, `to_numpy()`
+    and `len()` answer like the DataFrame's, for the prediction log.
     """
 
     matrix: np.ndarray

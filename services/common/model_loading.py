@@ -52,6 +52,7 @@ from mlplatform.common.input_schema import (
     DoublesLayout,
     DoublesRows,
     ProblemType,
+    as_frame,
     check_input,
     check_input_rows,
 )
@@ -162,13 +163,17 @@ class LoadedModel:
         """`check`, but all-double rows stay a matrix (see input_schema.DoublesRows)."""
         return check_input_rows(features, self.input_schema, max_rows, self.doubles_layout)
 
-    def predict(self, features: pd.DataFrame, with_probabilities: bool = False) -> ModelOutput:
-        """Predict already-checked rows; probabilities only for classifiers that were asked."""
+    def predict(self, features: CheckedRows, with_probabilities: bool = False) -> ModelOutput:
+        """Predict already-checked rows; probabilities only for classifiers that were asked.
+
+        A compiled model takes all-double rows as their matrix; scikit-learn gets a DataFrame.
+        """
         estimator = self.estimator
         want_probabilities = with_probabilities and self.problem_type is ProblemType.CLASSIFICATION
         if self.compiled is not None:
             predictions, probabilities = self.compiled.predict_output(features, want_probabilities)
             return ModelOutput(predictions=predictions, probabilities=probabilities)
+        features = as_frame(features)
         if want_probabilities and _is_plain_sklearn_pipeline(estimator):
             # Transform once and ask the final step for both outputs: half the preprocessing.
             transformed = estimator[:-1].transform(features)

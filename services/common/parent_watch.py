@@ -1,7 +1,7 @@
 """Child processes of the platform end with their parent.
 
 A child's pipe to its parent does not tell it that the parent died (a pool child holds both
-ends of its task pipe, a model process may be busy), so a daemon thread watches the parent's
+ends of its task pipe), so a daemon thread watches the parent's
 sentinel instead: no orphan lingers after the parent is SIGKILLed.
 """
 

@@ -4,11 +4,10 @@ Requests queue on the event loop; one worker task takes what is queued (as `batc
 decides) and makes one model call (`model_call.predict_together`). Requests that arrive during
 a model call form the next batch by themselves: no timer is needed for that.
 
-Where the model runs: by default on the event loop's own thread. Most models are Python holding
-the GIL, so a model thread buys no parallelism, only two thread hand-offs per call and the loop
-waiting for the GIL. With `model_thread`, the model runs in one worker thread (for models whose
-predict releases the GIL most of the time); with `model_process`, in a process of its own
-(`model_process.py`).
+The model runs on the event loop's own thread. Most models are Python holding the GIL, so a
+model thread buys no parallelism, only two thread hand-offs per call and the loop waiting for the
+GIL; a compiled model answers a row in microseconds, less than a hop to a thread or a process
+costs (bench/PREDICTOR.md has the measurements).
 
 Guarantees: each caller gets exactly its own rows back, and probabilities only when it asked;
 a request never shares a model call that would exceed `max_batch_size` rows (a larger request
@@ -23,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,7 +32,6 @@ from mlplatform.common.model_loading import LoadedModel, ModelOutput
 from mlplatform.predictor.batch_policy import ARRIVAL_WINDOW_S, BatchPolicy
 from mlplatform.predictor.errors import BatcherClosedError
 from mlplatform.predictor.model_call import ModelCallListener, predict_together
-from mlplatform.predictor.model_process import ModelProcess
 from mlplatform.predictor.observability import note_batch
 
 logger = logging.getLogger(__name__)
@@ -81,30 +78,12 @@ class AdaptiveBatcher:
         max_wait_s: float = 0.010,
         enabled: bool = True,
         observer: BatchObserver | None = None,
-        model_thread: bool = False,
-        model_process: ModelProcess | None = None,
     ) -> None:
         self.policy = BatchPolicy(max_batch_size, max_wait_s, enabled)
         self._observer = observer
         self._queue: asyncio.Queue[_Pending | object] = asyncio.Queue()
-        self._executor = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlp-model")
-            if model_thread
-            else None
-        )
-        self._model_process = model_process
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
-
-    @property
-    def probes_made(self) -> int:
-        """Arrival windows waited so far (see batch_policy); tests and diagnostics read it."""
-        return self.policy.probes_made
-
-    @property
-    def stretches_made(self) -> int:
-        """Concurrent batches that waited out their whole window (see batch_policy)."""
-        return self.policy.stretches_made
 
     def start(self) -> None:
         """Start the worker task on the running event loop."""
@@ -121,17 +100,13 @@ class AdaptiveBatcher:
         return await future
 
     async def close(self) -> None:
-        """Predict everything already queued, then stop the worker and its thread."""
+        """Predict everything already queued, then stop the worker."""
         if self._closing:
             return
         self._closing = True
         if self._worker is not None:
             self._queue.put_nowait(_STOP)
             await self._worker
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-        if self._model_process is not None:
-            await asyncio.to_thread(self._model_process.close)
 
     async def _run(self) -> None:
         carried: _Pending | object | None = None
@@ -145,7 +120,7 @@ class AdaptiveBatcher:
             batch, carried = await self._collect(first, stretch)
             self.policy.batch_cut(len(batch) + isinstance(carried, _Pending), stretch)
             try:
-                await self._predict_batch(batch)
+                self._predict_batch(batch)
             except Exception as error:  # a bug here must not strand callers on their futures
                 logger.exception("batch of %d requests failed outside the model", len(batch))
                 for pending in batch:
@@ -163,7 +138,7 @@ class AdaptiveBatcher:
         deadline: float | None = None
         loop = asyncio.get_running_loop()
         queued_through_last = int(first.enqueued_at < policy.last_answered_at)
-        settled = self._executor is not None or self._model_process is not None
+        settled = False
         while policy.takes_more(rows):
             expected = policy.expected_requests(queued_through_last)
             if self._queue.empty() and not settled:
@@ -216,7 +191,7 @@ class AdaptiveBatcher:
                 grew, quiet = True, 0
         return grew
 
-    async def _predict_batch(self, batch: list[_Pending]) -> None:
+    def _predict_batch(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
         if self._observer is not None:
             for pending in batch:
@@ -225,20 +200,20 @@ class AdaptiveBatcher:
         if not live:
             return
         try:
-            outputs = await self._call_model(live[0].model, live)
+            outputs = self._call_model(live[0].model, live)
         except Exception as error:
             if len(live) == 1:
                 _settle(live[0], error=error)
             else:
-                await self._predict_one_by_one(live)
+                self._predict_one_by_one(live)
             return
         for pending, output in zip(live, outputs, strict=True):
             _settle(pending, output=output)
         note_batch(live)
         self.policy.last_answered_at = time.perf_counter()
 
-    async def _call_model(self, model: LoadedModel, batch: list[_Pending]) -> list[ModelOutput]:
-        """predict_together for `batch`: here, in the model thread or in the model process."""
+    def _call_model(self, model: LoadedModel, batch: list[_Pending]) -> list[ModelOutput]:
+        """predict_together for `batch`, timed for the batch policy."""
         listener: ModelCallListener | None = None
         if self._observer is not None:
             observer, requests = self._observer, len(batch)
@@ -248,30 +223,17 @@ class AdaptiveBatcher:
 
         parts = [pending.features for pending in batch]
         flags = [pending.with_probabilities for pending in batch]
-        size = self.policy.max_batch_size
         started = time.perf_counter()
         try:
-            if self._model_process is not None:
-                outputs, calls = await self._model_process.predict_together(
-                    model, parts, flags, size
-                )
-                if listener is not None:
-                    for rows, seconds in calls:
-                        listener(rows, seconds)
-                return outputs
-            if self._executor is None:
-                return predict_together(model, parts, flags, size, listener)
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, predict_together, model, parts, flags, size, listener
-            )
+            return predict_together(model, parts, flags, self.policy.max_batch_size, listener)
         finally:
             self.policy.last_call_s = time.perf_counter() - started
 
-    async def _predict_one_by_one(self, batch: list[_Pending]) -> None:
+    def _predict_one_by_one(self, batch: list[_Pending]) -> None:
         """After a failed batch: each request alone, so only the bad one fails."""
         for pending in batch:
             try:
-                [output] = await self._call_model(pending.model, [pending])
+                [output] = self._call_model(pending.model, [pending])
             except Exception as error:
                 _settle(pending, error=error)
             else:

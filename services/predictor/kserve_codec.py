@@ -46,12 +46,6 @@ KEY_COLUMN_PARAMETER = "key_column"
 def request_to_columns(request: v2.ModelInferRequest) -> Columns:
     """The table a ModelInfer request carries as one tensor per column, each tensor read as
     its datatype says (the general path: any datatype, typed or raw)."""
-    raw_contents = list(request.raw_input_contents)
-    if raw_contents and len(raw_contents) != len(request.inputs):
-        raise FrameError(
-            f"{len(raw_contents)} raw_input_contents for {len(request.inputs)} inputs; "
-            "expected one per input"
-        )
     columns: dict[str, np.ndarray] = {}
     row_count: int | None = None
     for index, tensor in enumerate(request.inputs):
@@ -60,7 +54,7 @@ def request_to_columns(request: v2.ModelInferRequest) -> Columns:
                 "input tensor appears twice; expected one tensor per column", tensor.name
             )
         rows = tensor_rows(tensor)
-        values = tensor_values(tensor, raw_contents[index] if raw_contents else None)
+        values = tensor_values(tensor, _raw_of(request, index))
         if len(values) != rows:
             raise FrameError(f"holds {len(values)} values; its shape says {rows}", tensor.name)
         if row_count is not None and rows != row_count:

@@ -1,8 +1,7 @@
 """One model call for a batch of checked requests: stack their rows, predict, split the output.
 
-Shared by the batcher (on the event loop's thread or the model thread) and the model process's
-child, so that the three places a model can run do exactly the same thing. "The model" is any
-object with `predict(frame, with_probabilities) -> ModelOutput`, as `LoadedModel` has.
+The batcher calls it on the event loop's thread. "The model" is any object with
+`predict(frame, with_probabilities) -> ModelOutput`, as `LoadedModel` has.
 """
 
 from __future__ import annotations
@@ -23,20 +22,20 @@ logger = logging.getLogger(__name__)
 ModelCallListener = Callable[[int, float], None]
 
 
-def concat_rows(parts: Sequence[CheckedRows]) -> pd.DataFrame:
-    """Stack checked rows (same columns, same order) row-wise into the model's one DataFrame.
+def concat_rows(parts: Sequence[CheckedRows]) -> CheckedRows:
+    """Stack checked rows (same columns, same order) row-wise into one model call's rows.
 
-    All-double rows (the usual input) stack as matrices, so a batch builds one DataFrame, not
-    one per request; other frames stack column by column (`pd.concat` costs more than the model
-    on small batches).
+    All-double rows (the usual input) stack into one matrix, which a compiled model takes as it
+    is and scikit-learn as one DataFrame per batch (`LoadedModel.predict`); other frames stack
+    column by column (`pd.concat` costs more than the model on small batches).
     """
     if len(parts) == 1:
-        return as_frame(parts[0])
+        return parts[0]
     first = parts[0]
     if isinstance(first, DoublesRows) and all(
         isinstance(part, DoublesRows) and part.names == first.names for part in parts
     ):
-        return DoublesRows(np.concatenate([part.matrix for part in parts]), first.names).to_frame()
+        return DoublesRows(np.concatenate([part.matrix for part in parts]), first.names)
     frames = [as_frame(part) for part in parts]
     columns = {
         name: np.concatenate([frame[name].to_numpy() for frame in frames])
@@ -74,11 +73,7 @@ def predict_together(
     max_batch_size: int,
     on_model_call: ModelCallListener | None = None,
 ) -> list[ModelOutput]:
-    """One model call for every part (chunked by `max_batch_size`), split back per part.
-
-    Runs where the model runs: stacking and splitting stay off the event loop too when the
-    model does.
-    """
+    """One model call for every part (chunked by `max_batch_size`), split back per part."""
     features = concat_rows(parts)
     wants_probabilities = any(with_probabilities)
     outputs = []
@@ -86,7 +81,7 @@ def predict_together(
         chunk = (
             features
             if len(features) <= max_batch_size
-            else features.iloc[start : start + max_batch_size]
+            else _rows_between(features, start, start + max_batch_size)
         )
         started = time.perf_counter()
         outputs.append(model.predict(chunk, wants_probabilities))
@@ -102,6 +97,12 @@ def predict_together(
             np.concatenate([chunk.predictions for chunk in outputs]), probabilities
         )
     return split_output(output, [len(part) for part in parts], with_probabilities)
+
+
+def _rows_between(rows: CheckedRows, start: int, stop: int) -> CheckedRows:
+    if isinstance(rows, DoublesRows):
+        return DoublesRows(rows.matrix[start:stop], rows.names)
+    return rows.iloc[start:stop]
 
 
 def warm_up(model: LoadedModel) -> None:

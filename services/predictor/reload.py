@@ -38,7 +38,8 @@ from mlplatform.predictor.model_call import warm_up
 
 logger = logging.getLogger(__name__)
 
-SwapListener = Callable[[LoadedModel, LoadedModel | None], Awaitable[None] | None]
+#: Hears of each swap (the new model, the one it replaces), once the new model serves.
+SwapListener = Callable[[LoadedModel, LoadedModel | None], Awaitable[None]]
 
 
 class ModelSlot:
@@ -66,20 +67,6 @@ class ModelSlot:
         return previous
 
 
-def model_to_serve(
-    reference: ModelReference,
-    tracking_uri: str | None,
-    version: str,
-    client: Any,
-    required_tag: ModelTagRequirement | None,
-    compile_options: CompileOptions | None = None,
-) -> LoadedModel:
-    """Where a registered version enters the predictor: the one place a loaded model is
-    turned into what serves (anything with `predict(frame, with_probabilities)`), compiled
-    by ONNX Runtime when `compile_options` allow and the check passes."""
-    return load_model(reference, tracking_uri, version, client, required_tag, compile_options)
-
-
 class ModelWatcher:
     """Loads the model, then follows its alias, swapping versions into a ModelSlot."""
 
@@ -89,7 +76,7 @@ class ModelWatcher:
         tracking_uri: str | None,
         interval_s: float,
         store: Store | None = None,
-        on_swap: list[SwapListener] | None = None,
+        on_swap: SwapListener | None = None,
         on_load_outcome: Callable[[str], None] | None = None,
         required_tag: ModelTagRequirement | None = None,
         compile_options: CompileOptions | None = None,
@@ -102,7 +89,7 @@ class ModelWatcher:
         self.tracking_uri = tracking_uri
         self.interval_s = interval_s
         self._store = store
-        self._listeners = list(on_swap or [])
+        self._on_swap = on_swap
         self._on_load_outcome = on_load_outcome
         self._client: Any = None
         self._stopping = asyncio.Event()
@@ -135,8 +122,9 @@ class ModelWatcher:
         if version == self._failed_version:
             return False  # it failed its warm-up, which is deterministic: wait for a new version
         try:
+            # Compiled by ONNX Runtime when compile_options allow and the check passes.
             model = await asyncio.to_thread(
-                model_to_serve,
+                load_model,
                 reference,
                 self.tracking_uri,
                 version,
@@ -169,10 +157,8 @@ class ModelWatcher:
             previous.version if previous else "nothing",
         )
         await self._record_serving(model)
-        for listener in self._listeners:
-            outcome = listener(model, previous)
-            if outcome is not None:
-                await outcome
+        if self._on_swap is not None:
+            await self._on_swap(model, previous)
         return True
 
     def _report(self, outcome: str) -> None:

@@ -1,5 +1,5 @@
-"""Assembles the predictor: one grpc.aio server with the Predictor, KServe V2, health and
-reflection services on one port, plus the batcher, model watcher, prediction log and metrics.
+"""Assembles the predictor: its gRPC server (`grpc_services`), the batcher, model watcher,
+prediction log and metrics, and runs them from start to graceful shutdown.
 
 Lifecycle: the server answers at once (health NOT_SERVING) while the model loads in the
 background; health turns SERVING with the first model. On SIGTERM (or SIGINT): health goes
@@ -21,55 +21,24 @@ import logging
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import metadata
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-from inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 
 from mlplatform.common.api_keys import ApiKeys
 from mlplatform.common.heap import freeze_long_lived
 from mlplatform.common.model_loading import LoadedModel, ModelReference
 from mlplatform.common.store import Store, open_store
-from mlplatform.predictor.auth import ApiKeyInterceptor
 from mlplatform.predictor.batching import AdaptiveBatcher
-from mlplatform.predictor.kserve import InferenceServicer
+from mlplatform.predictor.grpc_services import HEALTH_SERVICES, PortTakenError, grpc_server
 from mlplatform.predictor.metrics import PredictorMetrics
-from mlplatform.predictor.model_process import ModelProcess
 from mlplatform.predictor.prediction_log import PredictionLog
 from mlplatform.predictor.prediction_service import PredictionService
 from mlplatform.predictor.reload import ModelSlot, ModelWatcher
-from mlplatform.predictor.request_decoding import DecodingGuard
-from mlplatform.predictor.servicer import PredictorServicer
 from mlplatform.predictor.settings import PredictorSettings
 from mlplatform.predictor.tls import server_credentials
-from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
 
 logger = logging.getLogger(__name__)
-
-SERVER_NAME = "mlplatform-predictor"
-PREDICTOR_SERVICE = predictor_pb2.DESCRIPTOR.services_by_name["Predictor"].full_name
-INFERENCE_SERVICE = grpc_predict_v2_pb2.DESCRIPTOR.services_by_name[
-    "GRPCInferenceService"
-].full_name
-HEALTH_SERVICES = ("", PREDICTOR_SERVICE, INFERENCE_SERVICE)
-#: The prediction calls the request metrics count (their `api` label), by method path.
-COUNTED_APIS = {
-    f"/{PREDICTOR_SERVICE}/Predict": "Predict",
-    f"/{INFERENCE_SERVICE}/ModelInfer": "ModelInfer",
-}
-
-
-class PortTakenError(OSError):
-    """The gRPC or metrics port cannot be bound (another process holds it)."""
-
-
-def _server_version() -> str:
-    try:
-        return metadata.version("mlplatform")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @dataclass(eq=False)
@@ -175,73 +144,22 @@ async def start_predictor(
             on_written=metrics.log_written_rows.inc,
         )
         prediction_log.start()
-    model_process = None
-    if settings.model_process:
-        model_process = ModelProcess()
-        await asyncio.to_thread(model_process.start)
     batcher = AdaptiveBatcher(
         max_batch_size=settings.max_batch_size,
         max_wait_s=settings.max_batch_wait_ms / 1000.0,
         enabled=settings.batching,
         observer=metrics,
-        model_thread=settings.model_thread,
-        model_process=model_process,
     )
     batcher.start()
     slot = ModelSlot(reference)
     service = PredictionService(slot, batcher, settings.max_request_rows, metrics, prediction_log)
 
-    message_bytes = settings.max_message_mb * 1024 * 1024
-    server = grpc.aio.server(
-        # Installed only with keys: no per-call cost when authentication is off.
-        interceptors=[ApiKeyInterceptor(keys)] if keys.enabled else None,
-        options=[
-            ("grpc.max_receive_message_length", message_bytes),
-            ("grpc.max_send_message_length", message_bytes),
-            # gRPC's default SO_REUSEPORT lets a second predictor silently share a taken port
-            # (each getting some of the calls); without it, a taken port fails the start.
-            ("grpc.so_reuseport", 0),
-        ],
+    server, health_servicer, port = grpc_server(
+        settings, service, store, keys, metrics, credentials
     )
-
-    def count_undecodable(method: str) -> None:
-        """A prediction call whose body did not parse is counted as refused, like bad rows."""
-        api = COUNTED_APIS.get(method)
-        if api is not None:
-            model = slot.current
-            name, version = (model.name, model.version) if model else (reference.name, "")
-            metrics.request_answered(api, name, version, "INVALID_ARGUMENT", 0.0)
-
-    # Registered through the guard: a body that does not parse is INVALID_ARGUMENT, not UNKNOWN.
-    guarded = DecodingGuard(server, on_refused=count_undecodable)
-    predictor_pb2_grpc.add_PredictorServicer_to_server(PredictorServicer(service, store), guarded)
-    grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-        InferenceServicer(service, SERVER_NAME, _server_version()), guarded
-    )
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (PREDICTOR_SERVICE, INFERENCE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
-        server,
-    )
-    address = f"{settings.host}:{settings.port}"
-    try:
-        if credentials is None:
-            port = server.add_insecure_port(address)
-        else:
-            port = server.add_secure_port(address, credentials)
-    except RuntimeError:  # grpc says "Failed to bind", never why
-        port = 0
-    if port == 0:
-        raise PortTakenError(f"cannot listen on the gRPC port {address}: is it taken?")
 
     async def on_swap(current: LoadedModel, previous: LoadedModel | None) -> None:
         metrics.model_swapped(current, previous)
-        if model_process is not None:
-            try:  # ahead of the first batch, which would otherwise pay for it
-                await model_process.load(current)
-            except Exception:
-                logger.exception("sending %s to the model process failed", current.version)
         # Full collections stop walking the model and the libraries (see common.heap); only
         # the first swap, before any call is served, pays for a full collection.
         freeze_long_lived(full_collection=previous is None)
@@ -253,7 +171,7 @@ async def start_predictor(
         tracking_uri,
         settings.reload_interval_s,
         store=store,
-        on_swap=[on_swap],
+        on_swap=on_swap,
         on_load_outcome=lambda outcome: metrics.model_loads.labels(outcome).inc(),
         required_tag=settings.required_tag,
         compile_options=settings.compile_options,

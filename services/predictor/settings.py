@@ -37,16 +37,6 @@ class PredictorSettings(BaseSettings):
         "arriving concurrently, and never longer than the last model call took; a lone caller "
         "never waits.",
     )
-    model_thread: bool = Field(
-        default=False,
-        description="Run the model in a worker thread instead of the event loop's: pays only "
-        "for models whose predict releases the GIL most of the time.",
-    )
-    model_process: bool = Field(
-        default=False,
-        description="Run the model in a process of its own: the model and the gRPC loop each "
-        "get a core (not with model_thread).",
-    )
     max_request_rows: int = Field(default=10_000, ge=1, description="Most rows in one request.")
     reload_interval_s: float = Field(
         default=10.0, gt=0, description="How often the registry alias is checked."
@@ -100,9 +90,7 @@ class PredictorSettings(BaseSettings):
         return CompileOptions(CompileMode(self.compile), self.compile_tolerance)
 
     @model_validator(mode="after")
-    def _one_place_for_the_model(self) -> PredictorSettings:
-        if self.model_thread and self.model_process:
-            raise ValueError("model_thread and model_process: choose one place for the model")
+    def _parse_required_tag(self) -> PredictorSettings:
         self.required_tag  # noqa: B018 - parsed here so a bad value fails at start
         return self
 

@@ -19,9 +19,9 @@ from inference import grpc_predict_v2_pb2_grpc
 from predictor_harness import BackgroundLoop
 
 from mlplatform.predictor.auth import ApiKeyInterceptor
+from mlplatform.predictor.grpc_services import INFERENCE_SERVICE, PREDICTOR_SERVICE
 from mlplatform.predictor.kserve import InferenceServicer
 from mlplatform.predictor.prediction_service import PredictionService
-from mlplatform.predictor.server import INFERENCE_SERVICE, PREDICTOR_SERVICE
 from mlplatform.predictor.servicer import PredictorServicer
 from mlplatform.v1 import predictor_pb2_grpc
 

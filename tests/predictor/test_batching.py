@@ -1,17 +1,16 @@
 """The adaptive batcher, driven directly (no server) with a stand-in estimator.
 
 `RecordingEstimator` is a stand-in, not a real model: it predicts each row's `x` (so a caller can
-see exactly which rows it got back), records the size of every model call, and can hold a call
-open until released, which makes "requests queue while the model is busy" deterministic. Holding
-a call open needs the model in its own thread (`model_thread=True`); the default, the model on
-the event loop's thread, has a test of its own below.
+see exactly which rows it got back), records the size of every model call, and can run a hook
+inside its next call: the model runs on the event loop's thread, so whatever the hook schedules
+arrives while the model is busy and queues once the call ends, as calls that reach the server
+during a model call do. That makes "requests queue while the model is busy" deterministic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import selectors
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -27,6 +26,7 @@ from mlplatform.common.input_schema import (
     ColumnSpec,
     DoublesRows,
     ProblemType,
+    as_frame,
 )
 from mlplatform.common.model_loading import LoadedModel
 from mlplatform.predictor.batching import AdaptiveBatcher, BatcherClosedError
@@ -40,14 +40,14 @@ class RecordingEstimator:
 
     def __init__(self) -> None:
         self.call_sizes: list[int] = []
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Event()
+        #: Runs (once) inside the next model call.
+        self.during_next_call: Callable[[], None] | None = None
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         self.call_sizes.append(len(features))
-        self.entered.set()
-        self.gate.wait(10)
+        hook, self.during_next_call = self.during_next_call, None
+        if hook is not None:
+            hook()
         values = features["x"].to_numpy()
         if (values < 0).any():
             raise ValueError("negative x")
@@ -82,8 +82,8 @@ def checked_doubles(model: LoadedModel, *values: float) -> DoublesRows:
 
 
 def sleeping_model(seconds: float) -> tuple[RecordingEstimator, LoadedModel]:
-    """A stand-in whose predict first sleeps `seconds`: in a model thread that releases the
-    GIL, on the loop's thread it holds the loop, as a model there does."""
+    """A stand-in whose predict first sleeps `seconds`, holding the loop's thread as a model
+    does."""
     estimator = RecordingEstimator()
     plain_predict = estimator.predict
 
@@ -142,28 +142,38 @@ async def two_groups(
     )
 
 
+async def during_a_model_call(
+    estimator: RecordingEstimator,
+    blocker: Callable[[], Awaitable[object]],
+    calls: Callable[[], list[Awaitable[T]]],
+) -> list[T | BaseException]:
+    """Start `calls` while the model predicts `blocker`'s call; their results once answered."""
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Future[T]] = []
+    estimator.during_next_call = lambda: tasks.extend(loop.create_task(c) for c in calls())  # type: ignore[arg-type]
+    await blocker()
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def hold_model_then_submit(
     batcher: AdaptiveBatcher,
     estimator: RecordingEstimator,
     model: LoadedModel,
     requests: list[tuple[CheckedRows, bool]],
 ) -> list[object]:
-    """Occupy the model with one call, queue `requests` behind it, then release the model."""
-    estimator.gate.clear()
-    blocker = asyncio.ensure_future(batcher.predict(model, rows(0.0), False))
-    await asyncio.to_thread(estimator.entered.wait, 10)
-    tasks = [asyncio.ensure_future(batcher.predict(model, frame, flag)) for frame, flag in requests]
-    await asyncio.sleep(0)  # let every task enqueue before the model is released
-    estimator.gate.set()
-    await blocker
-    return await asyncio.gather(*tasks, return_exceptions=True)
+    """Occupy the model with one call and submit `requests` meanwhile."""
+    return await during_a_model_call(
+        estimator,
+        lambda: batcher.predict(model, rows(0.0), False),
+        lambda: [batcher.predict(model, frame, flag) for frame, flag in requests],
+    )
 
 
 def run(scenario: Callable[[AdaptiveBatcher], Awaitable[T]], **options: Any) -> T:
     """Run `scenario` against a fresh batcher on a fresh event loop."""
 
     async def main() -> T:
-        batcher = AdaptiveBatcher(**{"model_thread": True, **options})
+        batcher = AdaptiveBatcher(**options)
         batcher.start()
         try:
             return await scenario(batcher)
@@ -233,13 +243,12 @@ def test_rows_kept_as_a_matrix_stack_with_frames_in_order() -> None:
     matrix_rows = checked_doubles(model, 1.0, 2.0)
     frame_rows = model.check(rows(3.0))
     for parts in ([matrix_rows, frame_rows], [matrix_rows, matrix_rows]):
-        stacked = concat_rows(parts)
+        stacked = as_frame(concat_rows(parts))
         assert stacked["x"].tolist() == [
             value for part in parts for value in part.to_numpy()[:, 0].tolist()
         ]
         assert stacked.index.equals(pd.RangeIndex(len(stacked)))
-    alone = concat_rows([matrix_rows])
-    assert isinstance(alone, pd.DataFrame) and alone["x"].tolist() == [1.0, 2.0]
+    assert concat_rows([matrix_rows]) is matrix_rows
 
 
 def test_a_batch_never_exceeds_the_limit_and_overflow_waits_for_the_next_call() -> None:
@@ -295,17 +304,14 @@ def test_requests_checked_against_different_models_are_not_mixed() -> None:
     old_model, new_model = stand_in_model(estimator, "1"), stand_in_model(estimator, "2")
 
     async def scenario(batcher: AdaptiveBatcher) -> list[object]:
-        estimator.gate.clear()
-        blocker = asyncio.ensure_future(batcher.predict(old_model, rows(0.0), False))
-        await asyncio.to_thread(estimator.entered.wait, 10)
-        tasks = [
-            asyncio.ensure_future(batcher.predict(model, rows(value), False))
-            for model, value in ((old_model, 1.0), (new_model, 2.0), (new_model, 3.0))
-        ]
-        await asyncio.sleep(0)
-        estimator.gate.set()
-        await blocker
-        return await asyncio.gather(*tasks)
+        return await during_a_model_call(
+            estimator,
+            lambda: batcher.predict(old_model, rows(0.0), False),
+            lambda: [
+                batcher.predict(model, rows(value), False)
+                for model, value in ((old_model, 1.0), (new_model, 2.0), (new_model, 3.0))
+            ],
+        )
 
     results = run(scenario, max_batch_size=64)
     assert estimator.call_sizes == [1, 1, 2]
@@ -332,19 +338,24 @@ def test_closing_finishes_queued_requests_then_refuses_new_ones() -> None:
     model = stand_in_model(estimator)
 
     async def scenario() -> tuple[list[object], AdaptiveBatcher]:
-        batcher = AdaptiveBatcher(max_batch_size=64, model_thread=True)
+        batcher = AdaptiveBatcher(max_batch_size=64)
         batcher.start()
-        estimator.gate.clear()
-        queued = [asyncio.ensure_future(batcher.predict(model, rows(v), False)) for v in (1, 2)]
-        await asyncio.to_thread(estimator.entered.wait, 10)
-        closing = asyncio.ensure_future(batcher.close())
-        await asyncio.sleep(0)
-        estimator.gate.set()
-        await closing
-        return await asyncio.gather(*queued), batcher
+        first: list[object] = []
+
+        async def predict_first() -> None:
+            first.append(await batcher.predict(model, rows(1.0), False))
+
+        # Request 2 is queued, then the batcher closed, while request 1 is being predicted.
+        queued, _closed = await during_a_model_call(
+            estimator,
+            predict_first,
+            lambda: [batcher.predict(model, rows(2.0), False), batcher.close()],
+        )
+        return [*first, queued], batcher
 
     results, batcher = asyncio.run(scenario())
     assert [output.predictions.tolist() for output in results] == [[1.0], [2.0]]
+    assert estimator.call_sizes == [1, 1]
     with pytest.raises(BatcherClosedError):
         asyncio.run(batcher.predict(model, rows(1.0), False))
 
@@ -381,7 +392,7 @@ def test_on_the_loop_thread_calls_arriving_during_a_model_call_share_the_next_on
         await batcher.predict(model, rows(0.0), False)
         return list(await asyncio.gather(*arrived))
 
-    outputs = run(scenario, max_batch_size=64, model_thread=False)
+    outputs = run(scenario, max_batch_size=64)
     assert estimator.call_sizes == [1, 6]
     assert [output.predictions.tolist() for output in outputs] == [  # type: ignore[attr-defined]
         [10.0, 11.0],
@@ -425,7 +436,7 @@ def test_on_the_loop_thread_calls_handed_over_late_are_found_by_a_probe() -> Non
     selector = HandsOverWhenTheLoopSleeps()
 
     async def scenario() -> list[object]:
-        batcher = AdaptiveBatcher(max_batch_size=64, model_thread=False)
+        batcher = AdaptiveBatcher(max_batch_size=64)
         batcher.start()
         arrived: list[asyncio.Future[object]] = []
         all_arrived = asyncio.Event()
@@ -476,9 +487,9 @@ def test_on_the_loop_thread_a_lone_caller_is_rarely_probed() -> None:
     async def scenario(batcher: AdaptiveBatcher) -> int:
         for value in range(100):
             await batcher.predict(model, rows(float(value)), False)
-        return batcher.probes_made
+        return batcher.policy.probes_made
 
-    assert run(scenario, max_batch_size=64, model_thread=False) == 6
+    assert run(scenario, max_batch_size=64) == 6
     assert estimator.call_sizes == [1] * 100
 
 
@@ -496,19 +507,6 @@ def test_in_lockstep_a_batch_stops_waiting_once_every_recent_caller_is_in() -> N
     elapsed = run(scenario, max_batch_size=64, max_wait_s=2.0)
     assert estimator.call_sizes == [8] * 5
     assert elapsed < 2.0  # no batch waited out the 2 s window
-
-
-def test_off_the_loop_thread_two_groups_taking_turns_merge_into_one_model_call() -> None:
-    """Callers 3 and 4 start while 1 and 2 are being predicted, so their calls queue through
-    that model call: two groups that would take turns (2, 2, 2, ...). Their batch waits for 1
-    and 2, answered meanwhile, to come back, and from then on all four share every call."""
-    estimator, model = sleeping_model(0.005)
-
-    async def scenario(batcher: AdaptiveBatcher) -> list[list[float]]:
-        return await two_groups(batcher, model, second_group_after_s=0.0025, round_trip_s=0.0)
-
-    assert run(scenario, max_batch_size=64, max_wait_s=1.0) == TWO_GROUPS_ANSWERS
-    assert estimator.call_sizes == [2, 4, 4, 4, 4]
 
 
 def test_a_concurrent_batch_waits_no_longer_than_the_last_model_call() -> None:
@@ -542,7 +540,7 @@ def test_on_the_loop_thread_two_groups_taking_turns_merge_when_a_batch_stretches
     async def scenario(batcher: AdaptiveBatcher) -> list[list[float]]:
         return await two_groups(batcher, model, second_group_after_s=0.01, round_trip_s=0.003)
 
-    answers = run(scenario, max_batch_size=64, max_wait_s=1.0, model_thread=False)
+    answers = run(scenario, max_batch_size=64, max_wait_s=1.0)
     assert answers == TWO_GROUPS_ANSWERS
     assert estimator.call_sizes == [2, 4, 4, 4, 4]
 
@@ -556,7 +554,7 @@ def test_in_lockstep_stretched_batches_back_off_when_they_find_nobody_more() -> 
 
     async def scenario(batcher: AdaptiveBatcher) -> int:
         await in_lockstep(batcher, model, callers=8, calls=40)
-        return batcher.stretches_made
+        return batcher.policy.stretches_made
 
     assert run(scenario, max_batch_size=64, max_wait_s=2.0) == 5
     assert estimator.call_sizes == [8] * 40

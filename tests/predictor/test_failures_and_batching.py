@@ -2,10 +2,9 @@
 
 The `identity` model predicts each row's `x`, so a response shows exactly whose rows it holds;
 `threshold` is a classifier with probabilities. Both fail on x == 666 and sleep on negative x
-(predictor_model_behaviours), which lets a test hold the model busy while callers queue. A
-sleeping model releases the GIL, the case the predictor's model thread is for, so the
-`threshold` predictor runs its model in one, and again in a model process; the default, the
-model on the event loop's thread, is tested with a model that computes holding the GIL.
+(predictor_model_behaviours), which lets a test hold the model busy while callers queue: the
+model sleeps on the event loop's thread, and the calls that reach gRPC meanwhile queue once it
+ends. A model that computes holding the GIL is tested too.
 """
 
 from __future__ import annotations
@@ -53,11 +52,10 @@ def identity_predictor(
     predictor.stop()
 
 
-@pytest.fixture(scope="module", params=["model_thread", "model_process"])
+@pytest.fixture(scope="module")
 def threshold_predictor(
-    request: pytest.FixtureRequest, background_loop: BackgroundLoop, registry: Registry
+    background_loop: BackgroundLoop, registry: Registry
 ) -> Iterator[PredictorUnderTest]:
-    """The threshold model in a worker thread, and in a process of its own."""
     predictor = start_test_predictor(
         background_loop,
         "threshold",
@@ -65,7 +63,6 @@ def threshold_predictor(
         log_predictions=False,
         max_batch_size=MAX_BATCH,
         max_batch_wait_ms=0,
-        **{request.param: True},
     )
     yield predictor
     predictor.stop()

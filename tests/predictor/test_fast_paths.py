@@ -3,9 +3,10 @@
 Plain path: the shared frame codec (`frame_to_dataframe`) or the V2 codec's tensor-by-tensor
 reader (`request_to_columns`), then the general check. Fast paths: the native codec's one-pass
 matrix, the V2 codec's one-operation matrix (one tensor per column, or one [rows, columns]
-tensor), the check's pass-through of `DoublesRows`, and the batcher's stacking. Both must give
-the same rows bit for bit (NaN, -0.0, the largest and smallest doubles), or refuse the same
-rows naming the same columns. Then over gRPC: both V2 forms and the native frame get the same
+tensor), the check's pass-through of `DoublesRows`, the batcher's stacking, and a compiled
+model taking the batch's matrix rather than a DataFrame. Both must give the same rows (and
+answers) bit for bit (NaN, -0.0, the largest and smallest doubles), or refuse the same rows
+naming the same columns. Then over gRPC: both V2 forms and the native frame get the same
 predictions, and refusals are INVALID_ARGUMENT with the column in BadRequest.
 """
 
@@ -20,8 +21,12 @@ from inference import grpc_predict_v2_pb2 as v2
 from inference import grpc_predict_v2_pb2_grpc as v2_grpc
 from predictor_harness import BackgroundLoop, PredictorUnderTest, start_test_predictor
 from predictor_registry import Registry
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 from mlplatform.client.frames import dataframe_to_frame, frame_to_dataframe
+from mlplatform.common.compiled_model import compile_pipeline
 from mlplatform.common.input_schema import (
     ColumnKind,
     ColumnSpec,
@@ -33,7 +38,7 @@ from mlplatform.common.input_schema import (
 from mlplatform.common.model_loading import LoadedModel, ModelReference, load_model
 from mlplatform.common.store import Store
 from mlplatform.predictor import kserve_codec
-from mlplatform.predictor.model_call import concat_rows
+from mlplatform.predictor.model_call import concat_rows, predict_together
 from mlplatform.predictor.native_codec import decode_frame
 from mlplatform.v1 import frame_pb2, predictor_pb2, predictor_pb2_grpc
 
@@ -167,9 +172,59 @@ def test_stacked_matrices_equal_concatenated_frames() -> None:
             continue
     assert all(isinstance(part, DoublesRows) for part in parts)
     stacked = concat_rows(parts)
+    assert isinstance(stacked, DoublesRows)
+    stacked = stacked.to_frame()
     plain = pd.concat([as_frame(part) for part in parts], ignore_index=True)
     assert stacked.index.equals(plain.index) and list(stacked.columns) == list(plain.columns)
     np.testing.assert_array_equal(bits(stacked), bits(plain))
+
+
+@pytest.fixture(scope="module")
+def compiled_models() -> list[LoadedModel]:
+    """A classifier and a regressor over SCHEMA, compiled by ONNX Runtime."""
+    generator = np.random.default_rng(7)
+    features = pd.DataFrame(generator.normal(size=(300, len(NAMES))), columns=list(NAMES))
+    target = features["amount"] + features["score"] > 0
+    models = []
+    for problem_type, estimator, labels in (
+        (ProblemType.CLASSIFICATION, RandomForestClassifier(8, max_depth=5), target),
+        (ProblemType.REGRESSION, RandomForestRegressor(8, max_depth=5), features["age"] * 3),
+    ):
+        pipeline = Pipeline([("scale", StandardScaler()), ("model", estimator)]).fit(
+            features, labels
+        )
+        classes = (False, True) if problem_type is ProblemType.CLASSIFICATION else ()
+        compiled = compile_pipeline(pipeline, SCHEMA, problem_type)
+        models.append(
+            LoadedModel("m", "1", None, pipeline, SCHEMA, problem_type, classes, compiled=compiled)
+        )
+    return models
+
+
+def test_a_compiled_model_answers_the_stacked_matrix_as_it_answers_the_frames(
+    compiled_models: list[LoadedModel],
+) -> None:
+    """The fast path (a batch's all-double matrix straight to ONNX Runtime) against the plain
+    one (each request's DataFrame): the same predictions and probabilities bit for bit, for
+    one request at a time and for batches stacked and cut into chunks."""
+    parts = []
+    for seed in SEEDS:
+        try:
+            parts.append(MODEL.check_rows(decode_frame(unmasked_frame(random_rows(seed)))))
+        except InvalidInputError:
+            continue
+    assert all(isinstance(part, DoublesRows) for part in parts) and len(parts) >= 8
+    for model in compiled_models:
+        plain = [model.predict(as_frame(part), with_probabilities=True) for part in parts]
+        alone = [predict_together(model, [part], [True], 64)[0] for part in parts]
+        together = predict_together(model, parts, [True] * len(parts), 16)
+        for fast_outputs in (alone, together):
+            for fast, expected in zip(fast_outputs, plain, strict=True):
+                np.testing.assert_array_equal(fast.predictions, expected.predictions)
+                if expected.probabilities is None:
+                    assert fast.probabilities is None
+                else:
+                    np.testing.assert_array_equal(fast.probabilities, expected.probabilities)
 
 
 def test_a_matrix_of_the_wrong_width_or_datatype_is_refused_naming_the_tensor() -> None:
