@@ -19,7 +19,7 @@ store. Each in its own process. One-row requests, without probabilities:
   `raw_input_contents` (what tritonclient.grpc sends), asking for the `prediction` output only
   (as native asks for no probabilities);
 - V2 REST: `POST /v2/models/NAME/infer` on the gateway with Triton's binary tensor data, inputs
-  and outputs (what tritonclient.http sends by default);
+  and the `prediction` output (what tritonclient.http sends by default);
 - native, logging on (`--compile off` only).
 
 Two clients: Python (pre-built requests, blocking gRPC stubs, http.client on one keep-alive
