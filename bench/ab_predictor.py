@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from harness import credit_fraud_features, register_forest, served_estimator
+from harness import BENCH_MODELS, credit_fraud_features, register_models, served_estimator
 
-MODEL = "bench_sklearn_rf"
+MODEL = BENCH_MODELS["forest"]
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 PATHS = {
     "native": "/mlplatform.v1.Predictor/Predict",
@@ -151,7 +151,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as folder, ExitStack() as servers:
         root = Path(folder)
         print("training and registering the forest...", flush=True)
-        tracking_uri = register_forest(root, MODEL)
+        tracking_uri = register_models(root)
         forest = served_estimator(tracking_uri, f"{MODEL}@production")  # n_jobs=1, as served
         row = credit_fraud_features().head(1)
         bodies = {}

@@ -28,6 +28,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_predictor import native_caller
 from harness import (
+    BENCH_MODELS,
     Call,
     credit_fraud_features,
     gateway_process,
@@ -38,7 +39,7 @@ from harness import (
     predictor_process,
     print_table,
     rate,
-    register_forest,
+    register_models,
     served_estimator,
     show,
     verdict,
@@ -47,7 +48,7 @@ from harness import (
 from mlplatform.client.frames import dataframe_to_frame
 from mlplatform.v1 import predictor_pb2
 
-MODEL = "bench_sklearn_rf"
+MODEL = BENCH_MODELS["forest"]
 GRPC, REST, REST_HTTPX = "gRPC Predict", "REST /predict", "REST /predict (httpx)"
 TARGET_P50_GAP_MS = 1.5
 
@@ -78,7 +79,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-gateway-") as folder:
             root = Path(folder)
             print("training and registering the model...", flush=True)
-            tracking_uri = register_forest(root, MODEL, arguments.trees)
+            tracking_uri = register_models(root, trees=arguments.trees)
             estimator = served_estimator(tracking_uri, MODEL)
             row = credit_fraud_features().head(1)
             request = predictor_pb2.PredictRequest(inputs=dataframe_to_frame(row))

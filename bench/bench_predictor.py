@@ -1,47 +1,57 @@
-"""Benchmark of the online predictor: the native protocol, KServe V2 over gRPC and V2 over REST
-(through the gateway), side by side with the in-process floor.
+"""Benchmark of the online predictor: scikit-learn serving and compiled serving, each over the
+native protocol, KServe V2 over gRPC and V2 over REST (through the gateway), side by side with
+the in-process floor.
 
-    python bench/bench_predictor.py [--calls 2000] [--callers 8] [--rounds 5] [--seconds 10]
-        [--trees 100] [--no-h2load] [--smoke] [--predictor-option=--model-process ...]
+    python bench/bench_predictor.py [--models forest[,rf,lightgbm]] [--calls 2000]
+        [--callers 8] [--rounds 5] [--seconds 10] [--trees 100] [--no-h2load] [--smoke]
+        [--predictor-option=--max-batch-wait-ms=5 ...]
 
-One model, StandardScaler + a `--trees` random forest on examples/data/credit_fraud_sample.csv
-(30 features), registered in a temporary MLflow store and served by `mlp predictor` (logging
-off) with `mlp gateway` in front, each in its own process. One-row requests:
+Models (`--models`, registered in a temporary MLflow store, see harness.register_models), on
+examples/data/credit_fraud_sample.csv (30 features): `forest`, StandardScaler + a `--trees`
+random forest (the default); `rf` and `lightgbm`, PyCaret pipelines. Each model is served by
+`mlp predictor` twice, `--compile off` (scikit-learn) and `--compile auto` (ONNX Runtime when
+the model compiles and passes the check; the backend each predictor reports in GetModelInfo is
+printed), each with `mlp gateway` in front, and once more `--compile off` logging to a SQLite
+store. Each in its own process. One-row requests, without probabilities:
 
 - native: `Predictor/Predict` with a Frame;
 - V2 gRPC: `GRPCInferenceService/ModelInfer`, one FP64 tensor per column in
-  `raw_input_contents` (what tritonclient.grpc sends);
+  `raw_input_contents` (what tritonclient.grpc sends), asking for the `prediction` output only
+  (as native asks for no probabilities);
 - V2 REST: `POST /v2/models/NAME/infer` on the gateway with Triton's binary tensor data, inputs
-  and outputs (what tritonclient.http sends by default);
-- native, logging on: a second predictor logging to a SQLite store.
+  and the `prediction` output (what tritonclient.http sends by default);
+- native, logging on (`--compile off` only).
 
 Two clients: Python (pre-built requests, blocking gRPC stubs, http.client on one keep-alive
-connection) and, when Debian's h2load is installed, h2load (C, one pre-encoded request). The
-floor is the model's own `predict` on a one-row DataFrame in this process, timed interleaved
-with every path's sequential calls (one of each in turn), so drifting load weighs on all alike.
-Throughput: `--callers` concurrent callers (threads with a connection each; h2load streams, or
-connections for HTTP/1.1), each path back to back in each of `--rounds` rounds, and native with
-one caller; a ratio of rates is the median over rounds of ratios within a round.
+connection) and, when Debian's h2load is installed (scripts/ensure_h2load), h2load (C, one
+pre-encoded request). In process, timed interleaved with every path's sequential calls (one of
+each in turn; h2load's in blocks), so drifting load weighs on all alike: the floor, the
+pipeline's own `predict` on a one-row DataFrame, and the compiled model's `LoadedModel.predict`
+on the checked row. Each served row's "in process" is its backend's. Throughput: `--callers`
+concurrent callers (threads with a connection each; h2load streams, or connections for
+HTTP/1.1), each path of both backends back to back in each of `--rounds` rounds, and native
+with one caller; a ratio of rates is the median over rounds of ratios within a round.
 
-Targets (issue 23): V2 gRPC p50 within 0.3 ms of native p50; V2 gRPC throughput with 8 callers
-at least 90% of native's. Also (issue 5): native p50 within 1 ms of the floor; native with 8
-callers at least 5x its 1-caller rate; logging costs under 5% of p50. V2 REST has no target;
-its gap to native is printed.
+Targets on the `--compile off` rows (issue 23): V2 gRPC p50 within 0.3 ms of native p50; V2 gRPC
+throughput with 8 callers at least 90% of native's. Also (issue 5): native p50 within 1 ms of
+the floor; native with 8 callers at least 5x its 1-caller rate; logging costs under 5% of p50.
+On the forest's compiled rows (issue 25, read from h2load): native p50 <= 0.6 ms; native
+throughput with 8 callers at least 5x `--compile off`'s. V2 REST has no target; its gap to
+native is printed.
 
-Over 300 lines: three paths from two clients (h2load's pre-encoded requests included) and the
-verdicts; what every bench shares is in harness.py.
+Over 300 lines: three paths, two backends and two clients (h2load's pre-encoded requests
+included) and the verdicts of three issues; what every bench shares is in harness.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,44 +62,60 @@ from inference import grpc_predict_v2_pb2_grpc as v2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (
+    BENCH_MODELS,
     Call,
+    H2load,
+    compiled_model,
     credit_fraud_features,
     gateway_process,
+    h2load_interleaved,
     http_caller,
     interleaved,
     load_report,
+    median_ratio,
     percentile,
     predictor_process,
     print_table,
     rate,
-    register_forest,
+    register_models,
     rounds,
     served_estimator,
     show,
-    timed,
     verdict,
 )
 
 from mlplatform.client.frames import dataframe_to_frame
 from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
 
-MODEL = "bench_sklearn_rf"
+#: `mlp predictor --compile` of each backend's rows.
+OFF, AUTO = "off", "auto"
+IN_PROCESS = "in process"
 NATIVE, V2_GRPC, V2_REST, LOGGED = "native gRPC", "V2 gRPC", "V2 REST", "native, logging on"
 ONE_CALLER = "native, 1 caller"
+PATHS = (NATIVE, V2_GRPC, V2_REST)
+NATIVE_METHOD = "/mlplatform.v1.Predictor/Predict"
+PREDICTION_OUTPUT = "prediction"  # V2's output of the labels
+V2_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 TARGET_V2_P50_GAP_MS = 0.3
 TARGET_V2_RATE_SHARE = 0.90
 TARGET_NATIVE_ABOVE_FLOOR_MS = 1.0
 TARGET_LOGGING_SHARE = 0.05
 TARGET_CONCURRENT_SPEEDUP = 5.0
+TARGET_COMPILED_P50_MS = 0.6
+TARGET_COMPILED_SPEEDUP = 5.0
+
+Key = tuple[str, str]  # (compile, path)
 
 
 @dataclass
 class Figures:
-    """One row of the table: one path seen by one client."""
+    """One row of the table: one path of one backend seen by one client."""
 
+    compile: str
     path: str
     client: str
-    floor_ms: float | None = None
+    #: p50 of the backend's own in-process predict (None on the in-process rows)
+    in_process_ms: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
     #: requests/s with the concurrent callers, one per round
@@ -109,10 +135,17 @@ class Requests:
     rest_headers: dict[str, str]
 
 
-def build_requests(row) -> Requests:  # type: ignore[no-untyped-def]
+def build_requests(row, model: str = BENCH_MODELS["forest"]) -> Requests:  # type: ignore[no-untyped-def]
     native = predictor_pb2.PredictRequest(inputs=dataframe_to_frame(row))
-    infer = v2.ModelInferRequest(model_name=MODEL)
-    header: dict[str, object] = {"inputs": [], "parameters": {"binary_data_output": True}}
+    # V2 names its one output: with none named the server answers every output, probabilities
+    # included, which is more model work than native's answer without them.
+    infer = v2.ModelInferRequest(model_name=model)
+    infer.outputs.add(name=PREDICTION_OUTPUT)
+    header: dict[str, object] = {
+        "inputs": [],
+        "outputs": [{"name": PREDICTION_OUTPUT, "parameters": {"binary_data": True}}],
+        "parameters": {"binary_data_output": True},
+    }
     raws = []
     for name in row.columns:
         raw = row[name].to_numpy("<f8").tobytes()
@@ -138,192 +171,159 @@ def v2_caller(address: str, request: v2.ModelInferRequest) -> Call:
     return lambda: infer(request, timeout=30)
 
 
-# --- h2load ---------------------------------------------------------------------------------
-
-
-class H2load:
-    """h2load (Debian's nghttp2-client, C) replaying one pre-encoded request: gRPC over
-    HTTP/2 (one connection, streams at a time), or HTTP/1.1 (`h1`: connections at a time)."""
-
-    def __init__(self, url: str, body: bytes, headers: dict[str, str], folder: Path, h1: bool):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.body, self.log = folder / "request.bin", folder / "h2load.log"
-        self.body.write_bytes(body)
-        self.url, self.h1 = url, h1
-        self.headers = [
-            option for name, value in headers.items() for option in ("-H", f"{name}: {value}")
-        ]
-
-    @classmethod
-    def grpc(cls, address: str, method: str, message: bytes, folder: Path) -> H2load:
-        framed = b"\x00" + len(message).to_bytes(4, "big") + message
-        headers = {"content-type": "application/grpc", "te": "trailers"}
-        return cls(f"http://{address}{method}", framed, headers, folder, h1=False)
-
-    def run(self, concurrency: int, *options: str) -> str:
-        spread = ["-c", str(concurrency)] if self.h1 else ["-c", "1", "-m", str(concurrency)]
-        arguments = ["h2load", *spread, *(["--h1"] if self.h1 else []), *options]
-        arguments += ["-d", str(self.body), *self.headers, self.url]
-        output = subprocess.run(arguments, capture_output=True, text=True, check=True).stdout
-        if " 0 failed, 0 errored, 0 timeout" not in output:
-            raise RuntimeError(f"h2load calls failed:\n{output}")
-        return output
-
-    def sequential(self, calls: int) -> list[float]:
-        """Seconds of each of `calls` one-at-a-time calls (the connection's first call, which
-        opens it, is made but not kept)."""
-        self.log.unlink(missing_ok=True)  # h2load appends to an existing log
-        self.run(1, "-n", str(calls + 1), f"--log-file={self.log}")
-        lines = self.log.read_text().splitlines()[1:]  # start, status, microseconds
-        return [int(line.split("\t")[2]) / 1e6 for line in lines]
-
-    def rate(self, seconds: float, concurrency: int) -> float:
-        warm_up = f"--warm-up-time={500}ms"
-        output = self.run(concurrency, f"--duration={round(seconds * 1000)}ms", warm_up)
-        match = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output)
-        if match is None:
-            raise RuntimeError(f"no rate in h2load's output:\n{output}")
-        return float(match.group(1))
-
-
-def h2load_interleaved(
-    floor: Call, clients: dict[str, H2load], calls: int, block: int = 100
-) -> dict[str, list[float]]:
-    """Floor timings and each client's sequential calls, alternating in blocks of `block`."""
-    timings: dict[str, list[float]] = {"floor": [], **{label: [] for label in clients}}
-    while len(timings["floor"]) < calls:
-        count = min(block, calls - len(timings["floor"]))
-        timings["floor"] += timed(floor, count)
-        for label, client in clients.items():
-            timings[label] += client.sequential(count)
-    return timings
+def served_backend(address: str) -> str:
+    """What the predictor at `address` says answers: its GetModelInfo backend (and why not
+    compiled)."""
+    with grpc.insecure_channel(address) as channel:
+        info = predictor_pb2_grpc.PredictorStub(channel).GetModelInfo(
+            predictor_pb2.GetModelInfoRequest(), timeout=30
+        )
+    return info.backend + (f" ({info.compile_reason})" if info.compile_reason else "")
 
 
 # --- measuring ------------------------------------------------------------------------------
 
 
 def figures_of(
-    client: str, timings: dict[str, list[float]], rates: dict[str, list[float]]
+    client: str, timings: dict[Key, list[float]], rates: dict[Key, list[float]]
 ) -> list[Figures]:
-    floor = percentile(timings["floor"], 0.5)
-    rows = [
-        Figures(
-            path,
-            client,
-            floor,
-            percentile(timings[path], 0.5),
-            percentile(timings[path], 0.99),
-            rates.get(path, []),
-        )
-        for path in timings
-        if path != "floor"
-    ]
-    return [*rows, Figures(ONE_CALLER, client, rates=rates[ONE_CALLER])]
+    rows = []
+    for key, calls in timings.items():
+        compile_mode, path = key
+        own = None if path == IN_PROCESS else percentile(timings[compile_mode, IN_PROCESS], 0.5)
+        p50, p99 = percentile(calls, 0.5), percentile(calls, 0.99)
+        rows.append(Figures(compile_mode, path, client, own, p50, p99, rates.get(key, [])))
+    ones = [Figures(key[0], key[1], client, rates=values) for key, values in rates.items()]
+    return rows + [row for row in ones if row.path == ONE_CALLER]
 
 
-def measure(arguments: argparse.Namespace, root: Path) -> list[Figures]:
-    tracking_uri = register_forest(root, MODEL, arguments.trees)
-    estimator = served_estimator(tracking_uri, MODEL)
+def measure(
+    arguments: argparse.Namespace, tracking_uri: str, model: str, root: Path
+) -> list[Figures]:
+    estimator = served_estimator(tracking_uri, model)
+    compiled = compiled_model(tracking_uri, model)
     row = credit_fraud_features().head(1)
-    requests = build_requests(row)
-
-    def floor() -> object:
-        return estimator.predict(row)  # type: ignore[attr-defined]
-
+    checked = compiled.check(row)
+    requests = build_requests(row, model)
+    in_process: dict[Key, Call] = {
+        (OFF, IN_PROCESS): lambda: estimator.predict(row),  # type: ignore[attr-defined]
+        (AUTO, IN_PROCESS): lambda: compiled.predict(checked),
+    }
+    print(f"{model} in process: --compile auto loads it as {compiled.backend}", flush=True)
     store_uri = f"sqlite:///{root / 'store.db'}"
     seconds = arguments.seconds / arguments.rounds
-    options = arguments.option
-    with (
-        predictor_process(tracking_uri, MODEL, store_uri, options=options) as address,
-        predictor_process(tracking_uri, MODEL, store_uri, log=True, options=options) as logged,
-        gateway_process(address) as url,
-    ):
-        rest_url = f"{url}/v2/models/{MODEL}/infer"
-        makers: dict[str, Callable[[], Call]] = {
-            NATIVE: lambda: native_caller(address, requests.native),
-            V2_GRPC: lambda: v2_caller(address, requests.v2),
-            V2_REST: lambda: http_caller(rest_url, requests.rest_body, requests.rest_headers),
-        }
-        print(f"measuring from Python (predictor {address}, gateway {url})...", flush=True)
-        actions = {"floor": floor, **{path: make() for path, make in makers.items()}}
-        actions[LOGGED] = native_caller(logged, requests.native)
+    with ExitStack() as servers:
+        addresses, urls = {}, {}
+        for mode in (OFF, AUTO):
+            options = [*arguments.option, "--compile", mode]
+            addresses[mode] = servers.enter_context(
+                predictor_process(tracking_uri, model, store_uri, options=options)
+            )
+            urls[mode] = servers.enter_context(gateway_process(addresses[mode]))
+            backend = served_backend(addresses[mode])
+            print(f"{model}: mlp predictor --compile {mode} serves it by {backend}", flush=True)
+        logged = servers.enter_context(
+            predictor_process(
+                tracking_uri, model, store_uri, log=True,
+                options=[*arguments.option, "--compile", OFF],
+            )
+        )  # fmt: skip
+        rest_urls = {mode: f"{url}/v2/models/{model}/infer" for mode, url in urls.items()}
+        makers: dict[Key, Callable[[], Call]] = {}
+        for mode, address in addresses.items():
+            makers[mode, NATIVE] = lambda a=address: native_caller(a, requests.native)
+            makers[mode, V2_GRPC] = lambda a=address: v2_caller(a, requests.v2)
+            makers[mode, V2_REST] = lambda u=rest_urls[mode]: http_caller(
+                u, requests.rest_body, requests.rest_headers
+            )
+        print(f"measuring {model} from Python...", flush=True)
+        actions = {**in_process, **{key: make() for key, make in makers.items()}}
+        actions[OFF, LOGGED] = native_caller(logged, requests.native)
         timings = interleaved(actions, arguments.calls, warm_up=min(50, arguments.calls))
-        rates = rounds(
-            {
-                **{
-                    path: lambda make=make: rate(make, arguments.callers, seconds)
-                    for path, make in makers.items()
-                },
-                ONE_CALLER: lambda: rate(makers[NATIVE], 1, seconds),
-            },
-            arguments.rounds,
-        )
+        rates = rounds(throughputs(makers, arguments.callers, seconds), arguments.rounds)
         rows = figures_of("python", timings, rates)
         if arguments.no_h2load or shutil.which("h2load") is None:
             return rows
-        print("measuring from h2load...", flush=True)
-        clients = {
-            NATIVE: H2load.grpc(
-                address, "/mlplatform.v1.Predictor/Predict",
-                requests.native.SerializeToString(), root / "native",
-            ),
-            V2_GRPC: H2load.grpc(
-                address, "/inference.GRPCInferenceService/ModelInfer",
-                requests.v2.SerializeToString(), root / "v2",
-            ),
-            V2_REST: H2load(
-                rest_url, requests.rest_body, requests.rest_headers, root / "rest", h1=True
-            ),
-        }  # fmt: skip
-        timings = h2load_interleaved(floor, clients, arguments.calls)
-        rates = rounds(
-            {
-                **{
-                    path: lambda c=c: c.rate(seconds, arguments.callers)
-                    for path, c in clients.items()
-                },
-                ONE_CALLER: lambda: clients[NATIVE].rate(seconds, 1),
-            },
-            arguments.rounds,
-        )
-        return rows + figures_of("h2load", timings, rates)
+        print(f"measuring {model} from h2load...", flush=True)
+        clients: dict[Key, H2load] = {}
+        native = requests.native.SerializeToString()
+        for mode, address in addresses.items():
+            folder = root / model / mode
+            clients[mode, NATIVE] = H2load.grpc(address, NATIVE_METHOD, native, folder / "n")
+            clients[mode, V2_GRPC] = H2load.grpc(
+                address, V2_METHOD, requests.v2.SerializeToString(), folder / "v2"
+            )
+            clients[mode, V2_REST] = H2load(
+                rest_urls[mode], requests.rest_body, requests.rest_headers, folder / "r", h1=True
+            )
+        timings = h2load_interleaved(in_process, clients, arguments.calls)
+        h2load_rates = {
+            key: lambda c=client: c.rate(seconds, arguments.callers)
+            for key, client in clients.items()
+        }
+        for mode in (OFF, AUTO):
+            h2load_rates[mode, ONE_CALLER] = lambda c=clients[mode, NATIVE]: c.rate(seconds, 1)
+        return rows + figures_of("h2load", timings, rounds(h2load_rates, arguments.rounds))
+
+
+def throughputs(
+    makers: dict[Key, Callable[[], Call]], callers: int, seconds: float
+) -> dict[Key, Callable[[], float]]:
+    """Each path's rate with `callers` callers, then each backend's native with one."""
+    measures: dict[Key, Callable[[], float]] = {
+        key: lambda make=make: rate(make, callers, seconds) for key, make in makers.items()
+    }
+    for mode in (OFF, AUTO):
+        measures[mode, ONE_CALLER] = lambda make=makers[mode, NATIVE]: rate(make, 1, seconds)
+    return measures
 
 
 # --- output ---------------------------------------------------------------------------------
 
 
 def print_figures(rows: list[Figures], callers: int) -> None:
-    natives = {row.client: row for row in rows if row.path == NATIVE}
+    by_key = {(row.compile, row.path, row.client): row for row in rows}
     table = []
     for row in rows:
-        native = natives[row.client]
-        share = None
-        if row.rates and native.rates:
-            ratios = [a / b for a, b in zip(row.rates, native.rates, strict=True)]
-            share = f"{statistics.median(ratios):.0%}"
+        served = row.path != IN_PROCESS
+        native = by_key.get((row.compile, NATIVE, row.client)) if served else None
+        off = by_key.get((OFF, row.path, row.client))
         table.append(
             [
-                row.path, row.client, show(row.floor_ms), show(row.p50_ms), show(row.p99_ms),
-                show(row.p50_ms - row.floor_ms) if row.p50_ms and row.floor_ms else None,
-                show(row.p50_ms - native.p50_ms) if row.p50_ms and native.p50_ms else None,
-                show(statistics.median(row.rates), 0) if row.rates else None, share,
+                f"--compile {row.compile}", row.path, row.client, show(row.in_process_ms),
+                show(row.p50_ms, 3), show(row.p99_ms, 3),
+                show(row.p50_ms - row.in_process_ms) if row.p50_ms and row.in_process_ms else None,
+                show(row.p50_ms - native.p50_ms) if row.p50_ms and native and native.p50_ms
+                else None,
+                show(statistics.median(row.rates), 0) if row.rates else None,
+                ratio(row, native, "{:.0%}") if row.path != ONE_CALLER else None,
+                ratio(row, off, "{:.1f}x") if row.compile == AUTO else None,
             ]
         )  # fmt: skip
     print_table(
-        ["path", "client", "floor", "p50", "p99", "p50-floor", "p50-native",
-         f"{callers} callers req/s", "x native"],  # (the 1-caller row: 1 caller's req/s)
+        ["predictor", "path", "client", "in process", "p50", "p99", "p50-in process",
+         "p50-native", f"{callers} callers req/s", "x native", "x off"],
         table,
     )  # fmt: skip
     print(
-        "(times in ms, one-row requests; floor = model.predict in process, interleaved with "
-        "the client's calls; req/s = median over rounds; x native = median over rounds of the "
-        "rate over native's rate in the same round)"
+        "(times in ms, one-row requests; in process = the backend's own predict in this "
+        "process, interleaved with the client's calls: scikit-learn's for --compile off, the "
+        "compiled model's for auto; req/s = median over rounds (1 caller on the 1-caller rows); "
+        "x native, x off = median over rounds of the rate over the same backend's native rate, "
+        "or over --compile off's rate on the same path, in the same round)"
     )
 
 
+def ratio(row: Figures, other: Figures | None, style: str) -> str | None:
+    if not row.rates or other is None or not other.rates:
+        return None
+    return style.format(median_ratio(row.rates, other.rates))
+
+
 def target_verdicts(rows: list[Figures], callers: int) -> list[str]:
-    """One line per target and client: its figure, the target, met or MISSED."""
-    by_key = {(row.path, row.client): row for row in rows}
+    """Issues 23 and 5, on the `--compile off` rows: one line per target and client, its
+    figure, the target, met or MISSED."""
+    by_key = {(row.path, row.client): row for row in rows if row.compile == OFF}
     lines = []
     for client in dict.fromkeys(row.client for row in rows):
         native, v2_row = by_key.get((NATIVE, client)), by_key.get((V2_GRPC, client))
@@ -336,26 +336,22 @@ def target_verdicts(rows: list[Figures], callers: int) -> list[str]:
                 f"<= {TARGET_V2_P50_GAP_MS:g} ms", gap <= TARGET_V2_P50_GAP_MS,
             ))  # fmt: skip
         if v2_row is not None and v2_row.rates and native.rates:
-            share = statistics.median(
-                a / b for a, b in zip(v2_row.rates, native.rates, strict=True)
-            )
+            share = median_ratio(v2_row.rates, native.rates)
             lines.append(verdict(
                 f"{client}: V2 gRPC {callers}-caller throughput / native", f"{share:.0%}",
                 f">= {TARGET_V2_RATE_SHARE:.0%}", share >= TARGET_V2_RATE_SHARE,
             ))  # fmt: skip
-        if native.floor_ms is not None:
-            above = native.p50_ms - native.floor_ms
+        if native.in_process_ms is not None:
+            above = native.p50_ms - native.in_process_ms
             lines.append(verdict(
                 f"{client}: native p50 - floor", f"{above:+.2f} ms",
                 f"<= {TARGET_NATIVE_ABOVE_FLOOR_MS:g} ms", above <= TARGET_NATIVE_ABOVE_FLOOR_MS,
             ))  # fmt: skip
         one_caller = by_key.get((ONE_CALLER, client))
         if one_caller is not None and one_caller.rates and native.rates:
-            speedup = statistics.median(
-                a / b for a, b in zip(native.rates, one_caller.rates, strict=True)
-            )
+            speedup = median_ratio(native.rates, one_caller.rates)
             lines.append(verdict(
-                f"{client}: native {callers} callers / 1 caller", f"{speedup:.1f}x",
+                f"{client}: native {callers} callers / 1 caller", f"{speedup:.2f}x",
                 f">= {TARGET_CONCURRENT_SPEEDUP:g}x", speedup >= TARGET_CONCURRENT_SPEEDUP,
             ))  # fmt: skip
         logged = by_key.get((LOGGED, client))
@@ -368,15 +364,41 @@ def target_verdicts(rows: list[Figures], callers: int) -> list[str]:
     return lines
 
 
+def compiled_verdicts(rows: list[Figures], callers: int) -> list[str]:
+    """Issue 25, on the compiled native rows against `--compile off`'s, per client (the
+    targets are read from h2load's)."""
+    by_key = {(row.compile, row.path, row.client): row for row in rows}
+    lines = []
+    for client in dict.fromkeys(row.client for row in rows):
+        compiled, off = by_key.get((AUTO, NATIVE, client)), by_key.get((OFF, NATIVE, client))
+        if compiled is None or compiled.p50_ms is None:
+            continue
+        lines.append(verdict(
+            f"{client}: compiled native p50", f"{compiled.p50_ms:.3f} ms",
+            f"<= {TARGET_COMPILED_P50_MS:g} ms", compiled.p50_ms <= TARGET_COMPILED_P50_MS,
+        ))  # fmt: skip
+        if off is not None and off.rates and compiled.rates:
+            speedup = median_ratio(compiled.rates, off.rates)
+            lines.append(verdict(
+                f"{client}: compiled native {callers}-caller throughput / --compile off's",
+                f"{speedup:.2f}x", f">= {TARGET_COMPILED_SPEEDUP:g}x",
+                speedup >= TARGET_COMPILED_SPEEDUP,
+            ))  # fmt: skip
+    return lines
+
+
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--models", default="forest", help=f"comma-separated, of {', '.join(BENCH_MODELS)}"
+    )
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls per path")
     parser.add_argument("--callers", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5, help="rounds of throughput")
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="seconds of throughput per path, all rounds"
     )
-    parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--trees", type=int, default=100, help="the forest's trees")
     parser.add_argument("--no-h2load", action="store_true", help="the Python client only")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the bench runs")
     parser.add_argument(
@@ -384,9 +406,15 @@ def parse_arguments() -> argparse.Namespace:
         dest="option",
         action="append",
         default=[],
-        help="an option for `mlp predictor`, e.g. --predictor-option=--model-process",
+        help="an option for both `mlp predictor`s, e.g. --predictor-option=--max-batch-wait-ms=5",
     )
     arguments = parser.parse_args()
+    arguments.models = arguments.models.split(",")
+    unknown = [model for model in arguments.models if model not in BENCH_MODELS]
+    if unknown:
+        parser.error(
+            f"--models: unknown {', '.join(unknown)}; expected of {', '.join(BENCH_MODELS)}"
+        )
     if arguments.smoke:
         arguments.calls, arguments.rounds, arguments.seconds, arguments.trees = 20, 1, 0.2, 5
     if arguments.rounds < 1 or arguments.calls < 1:
@@ -397,13 +425,21 @@ def parse_arguments() -> argparse.Namespace:
 def main() -> None:
     arguments = parse_arguments()
     with load_report(), tempfile.TemporaryDirectory(prefix="bench-predictor-") as folder:
-        print("training and registering the model...", flush=True)
-        rows = measure(arguments, Path(folder))
-        print()
-        print_figures(rows, arguments.callers)
-        print("\ntargets (issue 23: V2 beside native; issue 5: native beside the floor):")
-        for line in target_verdicts(rows, arguments.callers):
-            print(f"  {line}")
+        print(f"training and registering {', '.join(arguments.models)}...", flush=True)
+        tracking_uri = register_models(Path(folder), arguments.models, arguments.trees)
+        for model in arguments.models:
+            name = BENCH_MODELS[model]
+            rows = measure(arguments, tracking_uri, name, Path(folder))
+            print(f"\n{name} ({model}):")
+            print_figures(rows, arguments.callers)
+            print("\ntargets on --compile off (issue 23: V2 beside native; issue 5: the floor):")
+            for line in target_verdicts(rows, arguments.callers):
+                print(f"  {line}")
+            if model == "forest":
+                print("targets on the compiled forest (issue 25, read from h2load):")
+                for line in compiled_verdicts(rows, arguments.callers):
+                    print(f"  {line}")
+            print()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
-"""What the bench scripts share: the benchmark model, servers in their own processes, timing
-(interleaved with the in-process floor, rounds of throughput), the table and the verdicts.
+"""What the bench scripts share: the benchmark models, servers in their own processes, timing
+(interleaved with the in-process floor, rounds of throughput; from Python or from h2load), the
+table and the verdicts.
 
 Every script runs from a checkout with the project installed (scripts/setup): `mlp` is found
 beside the interpreter running the script, venv active or not. This machine is shared and its
 speed swings from minute to minute, so figures that are compared are measured interleaved (one
 call of each in turn) or in rounds (each rate back to back), never minutes apart.
 
-Just over 300 lines: servers, the model, timing and output, each small, in one module so that a
-bench imports one thing.
+Over 300 lines: servers, the models, timing from two clients and output, each small, in one
+module so that a bench imports one thing.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http.client import HTTPConnection
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +36,8 @@ WARM_UP_S = 0.5
 _LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 Call = Callable[[], object]
+#: What a bench names its timings and rates by (a path, or a (backend, path) pair).
+K = TypeVar("K", bound=Hashable)
 
 
 # --- commands and servers -------------------------------------------------------------------
@@ -146,20 +150,28 @@ def http_caller(url: str, body: bytes | None, headers: dict[str, str] | None = N
     return call
 
 
-# --- the benchmark model --------------------------------------------------------------------
+# --- the benchmark models -------------------------------------------------------------------
 
 
-def register_forest(root: Path, name: str = "bench_sklearn_rf", trees: int = 100) -> str:
-    """StandardScaler + random forest on examples/data/credit_fraud_sample.csv (30 features),
-    registered as `name@production` in a fresh MLflow store under `root`; its tracking URI."""
+#: The benchmark models, by their name on the command line: the name each is registered as.
+BENCH_MODELS = {
+    "forest": "bench_sklearn_rf",
+    "rf": "bench_pycaret_rf",
+    "lightgbm": "bench_pycaret_lightgbm",
+}
+
+
+def register_models(root: Path, models: Sequence[str] = ("forest",), trees: int = 100) -> str:
+    """The benchmark models named (keys of BENCH_MODELS), trained on
+    examples/data/credit_fraud_sample.csv (30 features) and registered as NAME@production in a
+    fresh MLflow store under `root`; its tracking URI. `forest` is a StandardScaler + `trees`-
+    tree random forest; `rf` and `lightgbm` are PyCaret pipelines (setup on the whole sample,
+    `create_model` on 2 folds, `finalize_model`)."""
     import mlflow
     import mlflow.sklearn
     import pandas as pd
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a clean table
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -167,27 +179,44 @@ def register_forest(root: Path, name: str = "bench_sklearn_rf", trees: int = 100
     experiment = mlflow.create_experiment("bench", artifact_location=(root / "art").as_uri())
     data = pd.read_csv(CREDIT_FRAUD)
     features = data.drop(columns="Class")
-    forest = make_pipeline(
-        StandardScaler(), RandomForestClassifier(n_estimators=trees, random_state=0, n_jobs=-1)
-    ).fit(features, data["Class"])
-    with mlflow.start_run(experiment_id=experiment):
-        info = mlflow.sklearn.log_model(
-            forest,
-            name="model",
-            signature=infer_signature(features, forest.predict(features.head(5))),
-            input_example=features.head(2),
-            serialization_format="cloudpickle",
-            registered_model_name=name,
-            pip_requirements=["scikit-learn"],
+    for model in models:
+        estimator = _trained(model, data, trees)
+        with mlflow.start_run(experiment_id=experiment):
+            info = mlflow.sklearn.log_model(
+                estimator,
+                name="model",
+                signature=infer_signature(features, estimator.predict(features.head(5))),  # type: ignore[attr-defined]
+                input_example=features.head(2),
+                serialization_format="cloudpickle",
+                registered_model_name=BENCH_MODELS[model],
+                pip_requirements=["scikit-learn"],
+            )
+        MlflowClient(tracking_uri).set_registered_model_alias(
+            BENCH_MODELS[model], "production", info.registered_model_version
         )
-    MlflowClient(tracking_uri).set_registered_model_alias(
-        name, "production", info.registered_model_version
-    )
     return tracking_uri
 
 
+def _trained(model: str, data, trees: int) -> object:  # type: ignore[no-untyped-def]
+    """`model` fitted on the whole of `data` (see register_models)."""
+    if model == "forest":
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        forest = RandomForestClassifier(n_estimators=trees, random_state=0, n_jobs=-1)
+        return make_pipeline(StandardScaler(), forest).fit(
+            data.drop(columns="Class"), data["Class"]
+        )
+    from pycaret.classification import ClassificationExperiment
+
+    experiment = ClassificationExperiment()
+    experiment.setup(data, target="Class", session_id=0, n_jobs=1, verbose=False, html=False)
+    return experiment.finalize_model(experiment.create_model(model, fold=2, verbose=False))
+
+
 def credit_fraud_features():  # type: ignore[no-untyped-def]
-    """The benchmark model's feature frame."""
+    """The benchmark models' feature frame."""
     import pandas as pd
 
     return pd.read_csv(CREDIT_FRAUD).drop(columns="Class")
@@ -198,6 +227,15 @@ def served_estimator(tracking_uri: str, name: str) -> object:
     from mlplatform.common.model_loading import ModelReference, load_model
 
     return load_model(ModelReference.parse(name), tracking_uri).estimator
+
+
+def compiled_model(tracking_uri: str, name: str):  # type: ignore[no-untyped-def]
+    """The model as `mlp predictor --compile auto` loads it: compiled and checked, or served by
+    scikit-learn when it does not compile (its `backend` and `compile_reason` say which)."""
+    from mlplatform.common.compiled_serving import CompileOptions
+    from mlplatform.common.model_loading import ModelReference, load_model
+
+    return load_model(ModelReference.parse(name), tracking_uri, compile_options=CompileOptions())
 
 
 # --- timing ---------------------------------------------------------------------------------
@@ -219,13 +257,13 @@ def timed(action: Call, repeats: int) -> list[float]:
     return timings
 
 
-def interleaved(actions: dict[str, Call], calls: int, warm_up: int = 50) -> dict[str, list[float]]:
+def interleaved(actions: Mapping[K, Call], calls: int, warm_up: int = 50) -> dict[K, list[float]]:
     """`calls` timings (s) of each action, one call of each in turn, so that the changing load
     of a shared machine weighs on every action alike (the floor among them)."""
     for action in actions.values():
         for _ in range(warm_up):
             action()
-    timings: dict[str, list[float]] = {label: [] for label in actions}
+    timings: dict[K, list[float]] = {label: [] for label in actions}
     for _ in range(calls):
         for label, action in actions.items():
             started = time.perf_counter()
@@ -256,10 +294,10 @@ def rate(make_call: Callable[[], Call], callers: int, seconds: float) -> float:
     return sum(counts) / seconds
 
 
-def rounds(rates: dict[str, Callable[[], float]], count: int) -> dict[str, list[float]]:
+def rounds(rates: Mapping[K, Callable[[], float]], count: int) -> dict[K, list[float]]:
     """Each rate measured once per round, back to back, `count` rounds: a ratio of two rates
     is only meaningful between rates of the same round."""
-    measured: dict[str, list[float]] = {label: [] for label in rates}
+    measured: dict[K, list[float]] = {label: [] for label in rates}
     for _ in range(count):
         for label, measure in rates.items():
             measured[label].append(measure())
@@ -269,6 +307,72 @@ def rounds(rates: dict[str, Callable[[], float]], count: int) -> dict[str, list[
 def median_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> float:
     """The median over rounds of numerator / denominator."""
     return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
+
+
+# --- h2load ---------------------------------------------------------------------------------
+
+
+class H2load:
+    """h2load (Debian's nghttp2-client, C; scripts/ensure_h2load) replaying one pre-encoded
+    request: gRPC over HTTP/2 (one connection, streams at a time), or HTTP/1.1 (`h1`:
+    connections at a time)."""
+
+    def __init__(self, url: str, body: bytes, headers: dict[str, str], folder: Path, h1: bool):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.body, self.log = folder / "request.bin", folder / "h2load.log"
+        self.body.write_bytes(body)
+        self.url, self.h1 = url, h1
+        self.headers = [
+            option for name, value in headers.items() for option in ("-H", f"{name}: {value}")
+        ]
+
+    @classmethod
+    def grpc(cls, address: str, method: str, message: bytes, folder: Path) -> H2load:
+        framed = b"\x00" + len(message).to_bytes(4, "big") + message
+        headers = {"content-type": "application/grpc", "te": "trailers"}
+        return cls(f"http://{address}{method}", framed, headers, folder, h1=False)
+
+    def run(self, concurrency: int, *options: str) -> str:
+        spread = ["-c", str(concurrency)] if self.h1 else ["-c", "1", "-m", str(concurrency)]
+        arguments = ["h2load", *spread, *(["--h1"] if self.h1 else []), *options]
+        arguments += ["-d", str(self.body), *self.headers, self.url]
+        output = subprocess.run(arguments, capture_output=True, text=True, check=True).stdout
+        if " 0 failed, 0 errored, 0 timeout" not in output:
+            raise RuntimeError(f"h2load calls failed:\n{output}")
+        return output
+
+    def sequential(self, calls: int) -> list[float]:
+        """Seconds of each of `calls` one-at-a-time calls (the connection's first call, which
+        opens it, is made but not kept)."""
+        self.log.unlink(missing_ok=True)  # h2load appends to an existing log
+        self.run(1, "-n", str(calls + 1), f"--log-file={self.log}")
+        lines = self.log.read_text().splitlines()[1:]  # start, status, microseconds
+        return [int(line.split("\t")[2]) / 1e6 for line in lines]
+
+    def rate(self, seconds: float, concurrency: int) -> float:
+        warm_up = f"--warm-up-time={round(WARM_UP_S * 1000)}ms"
+        output = self.run(concurrency, f"--duration={round(seconds * 1000)}ms", warm_up)
+        match = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", output)
+        if match is None:
+            raise RuntimeError(f"no rate in h2load's output:\n{output}")
+        return float(match.group(1))
+
+
+def h2load_interleaved(
+    in_process: Mapping[K, Call], clients: Mapping[K, H2load], calls: int, block: int = 100
+) -> dict[K, list[float]]:
+    """Timings of the in-process calls and of each client's sequential calls, alternating in
+    blocks of `block` (an h2load run per block: call by call would time h2load's start)."""
+    timings: dict[K, list[float]] = {label: [] for label in [*in_process, *clients]}
+    done = 0
+    while done < calls:
+        count = min(block, calls - done)
+        for label, action in in_process.items():
+            timings[label] += timed(action, count)
+        for label, client in clients.items():
+            timings[label] += client.sequential(count)
+        done += count
+    return timings
 
 
 # --- output ---------------------------------------------------------------------------------

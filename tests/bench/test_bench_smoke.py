@@ -23,7 +23,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 SMOKE_RUNS: dict[str, tuple[list[str], str, tuple[int, ...]]] = {
     "bench_predictor.py": (
         ["--smoke"],
-        r"V2 REST +python .*\n(.*\n)*.*V2 gRPC p50 - native p50: .*: (met|MISSED)",
+        r"--compile auto +V2 REST +python .*\n(.*\n)*.*V2 gRPC p50 - native p50: .*: (met|MISSED)"
+        r"(.*\n)*.*compiled native p50: [\d.]+ ms \(<= 0\.6 ms\): (met|MISSED)",
         (0,),
     ),
     "bench_gateway.py": (["--smoke"], r"REST /predict p50 - gRPC p50: .*: (met|MISSED)", (0,)),
@@ -41,11 +42,6 @@ SMOKE_RUNS: dict[str, tuple[list[str], str, tuple[int, ...]]] = {
     "bench_inferer.py": (
         "--rows 2000 --rows-per-message 500 --chunk-rows 500 --skip-pycaret --repeat 1".split(),
         r"scikit-learn RF, 100 trees \((onnxruntime|sklearn)\) +[\d,]+ +[\d,]+ +\d+%",
-        (0,),
-    ),
-    "bench_compiled.py": (
-        "--models bench_forest --calls 20 --rounds 1 --seconds 0.5".split(),
-        r"target forest p50 <= 0\.6 ms end to end: [\d.]+ ms, (met|missed)",
         (0,),
     ),
     "bench_inferer_stages.py": (
