@@ -3,7 +3,8 @@
     python bench/bench_gateway.py [--calls 2000] [--callers 8] [--seconds 5] [--smoke]
 
 The benchmark model (bench/harness.py: StandardScaler + random forest, 30 features) served by
-`mlp predictor` (logging off) with `mlp gateway` in front, each in its own process. The same row
+`mlp predictor --compile off` (logging off; scikit-learn, as the floor predicts) with
+`mlp gateway` in front, each in its own process. The same row
 goes as a gRPC Predict (blocking stub, pre-built request) and as JSON (pre-encoded) to
 `/predict` (from http.client, the standard library's lean client, and from httpx, which costs
 about 0.4 ms more client work per request) and `/invocations`; `/healthz` shows what HTTP and
@@ -88,7 +89,9 @@ def main() -> None:
             invocations_body = orjson.dumps({"dataframe_records": [record]})
             store_uri = f"sqlite:///{root / 'store.db'}"
             with (
-                predictor_process(tracking_uri, MODEL, store_uri) as address,
+                predictor_process(
+                    tracking_uri, MODEL, store_uri, options=("--compile", "off")
+                ) as address,
                 gateway_process(address) as url,
             ):
                 makers: dict[str, Callable[[], Call]] = {
