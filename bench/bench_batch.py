@@ -24,6 +24,9 @@ floor and the queue path, imported from it rather than copied:
 Target (issue 21): warm Spark scoring reaches at least 50% of the in-process rate per core.
 The table is printed and, with `--output`, written as Markdown. The machine's load average is
 printed beside it: other work on a shared machine moves every figure.
+
+Over 300 lines: three ways of scoring (in process, the queue, Spark with its settings) and the
+table that sets them side by side; the queue path and the floor are bench_inferer.py's.
 """
 
 from __future__ import annotations

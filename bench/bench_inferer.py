@@ -35,6 +35,10 @@ too: on a shared machine, other work moves these figures (the floor alone was se
 from 57,000 to 90,000 rows/s here within minutes), so the floor and the broker run are
 measured back to back `--repeat` times and the run with the median ratio is reported, beside
 every ratio measured.
+
+Over 300 lines: two models trained and registered, then for each the floor, the store alone and
+the broker run with inferer processes or threads, repeated, and the report; what every bench
+shares is in harness.py.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Transport-free: the queue worker and `mlp train` both call `PipelineRunner.run`.
 that fails for a reason the user must fix (`StepFailure`, or any error inside PyCaret)
 marks the run failed; an infrastructure fault (store or MLflow unreachable) propagates as
 `TransientFailure` so the worker can retry the job later, a bounded number of times.
+
+Over 300 lines: a run's whole lifecycle (claiming it, ending an abandoned attempt, the step
+loop with its events, the failure and success records and the one-line outcome) stays in one
+place, so what a run records can be read top to bottom.
 """
 
 from __future__ import annotations
