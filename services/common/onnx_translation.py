@@ -14,6 +14,9 @@ has no double kernel for the ai.onnx.ml `Imputer` skl2onnx emits, and a float32 
 a value across a tree's threshold. The graph is converted for double input first; float32 only
 when ONNX Runtime cannot run the double graph (onnxmltools' LightGBM trees are float32), and the
 check in `compiled_model` decides whether float32 is exact enough.
+
+Just over 300 lines: the translation of PyCaret's steps and the converters registered for our
+own and the boosters' steps must agree on every step's shape, so they are read together.
 """
 
 from __future__ import annotations
