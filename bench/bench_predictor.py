@@ -12,7 +12,9 @@ random forest (the default); `rf` and `lightgbm`, PyCaret pipelines. Each model 
 `mlp predictor` twice, `--compile off` (scikit-learn) and `--compile auto` (ONNX Runtime when
 the model compiles and passes the check; the backend each predictor reports in GetModelInfo is
 printed), each with `mlp gateway` in front, and once more `--compile off` logging to a SQLite
-store. Each in its own process. One-row requests, without probabilities:
+store; beside them bench/trivial_server.py, which answers native calls with a fixed prediction
+(what a unary call on grpc.aio costs alone, the ceiling of any server built on it). Each in its
+own process. One-row requests, without probabilities:
 
 - native: `Predictor/Predict` with a Frame;
 - V2 gRPC: `GRPCInferenceService/ModelInfer`, one FP64 tensor per column in
@@ -36,8 +38,9 @@ Targets on the `--compile off` rows (issue 23): V2 gRPC p50 within 0.3 ms of nat
 throughput with 8 callers at least 90% of native's. Also (issue 5): native p50 within 1 ms of
 the floor; native with 8 callers at least 5x its 1-caller rate; logging costs under 5% of p50.
 On the forest's compiled rows (issue 25, read from h2load): native p50 <= 0.6 ms; native
-throughput with 8 callers at least 5x `--compile off`'s. V2 REST has no target; its gap to
-native is printed.
+throughput with 8 callers at least 5x `--compile off`'s; beside them, how much of the compiled
+p50 the trivial server takes too, and its throughput over `--compile off`'s. V2 REST has no
+target; its gap to native is printed.
 
 Over 300 lines: three paths, two backends and two clients (h2load's pre-encoded requests
 included) and the verdicts of three issues; what every bench shares is in harness.py.
@@ -81,14 +84,15 @@ from harness import (
     rounds,
     served_estimator,
     show,
+    trivial_process,
     verdict,
 )
 
 from mlplatform.client.frames import dataframe_to_frame
 from mlplatform.v1 import predictor_pb2, predictor_pb2_grpc
 
-#: `mlp predictor --compile` of each backend's rows.
-OFF, AUTO = "off", "auto"
+#: `mlp predictor --compile` of each backend's rows; TRIVIAL marks bench/trivial_server.py's.
+OFF, AUTO, TRIVIAL = "off", "auto", "trivial"
 IN_PROCESS = "in process"
 NATIVE, V2_GRPC, V2_REST, LOGGED = "native gRPC", "V2 gRPC", "V2 REST", "native, logging on"
 ONE_CALLER = "native, 1 caller"
@@ -190,7 +194,9 @@ def figures_of(
     rows = []
     for key, calls in timings.items():
         compile_mode, path = key
-        own = None if path == IN_PROCESS else percentile(timings[compile_mode, IN_PROCESS], 0.5)
+        own = None
+        if path != IN_PROCESS and compile_mode != TRIVIAL:
+            own = percentile(timings[compile_mode, IN_PROCESS], 0.5)
         p50, p99 = percentile(calls, 0.5), percentile(calls, 0.99)
         rows.append(Figures(compile_mode, path, client, own, p50, p99, rates.get(key, [])))
     ones = [Figures(key[0], key[1], client, rates=values) for key, values in rates.items()]
@@ -228,6 +234,7 @@ def measure(
                 options=[*arguments.option, "--compile", OFF],
             )
         )  # fmt: skip
+        trivial = servers.enter_context(trivial_process())
         rest_urls = {mode: f"{url}/v2/models/{model}/infer" for mode, url in urls.items()}
         makers: dict[Key, Callable[[], Call]] = {}
         for mode, address in addresses.items():
@@ -236,6 +243,7 @@ def measure(
             makers[mode, V2_REST] = lambda u=rest_urls[mode]: http_caller(
                 u, requests.rest_body, requests.rest_headers
             )
+        makers[TRIVIAL, NATIVE] = lambda: native_caller(trivial, requests.native)
         print(f"measuring {model} from Python...", flush=True)
         actions = {**in_process, **{key: make() for key, make in makers.items()}}
         actions[OFF, LOGGED] = native_caller(logged, requests.native)
@@ -256,6 +264,7 @@ def measure(
             clients[mode, V2_REST] = H2load(
                 rest_urls[mode], requests.rest_body, requests.rest_headers, folder / "r", h1=True
             )
+        clients[TRIVIAL, NATIVE] = H2load.grpc(trivial, NATIVE_METHOD, native, root / "trivial")
         timings = h2load_interleaved(in_process, clients, arguments.calls)
         h2load_rates = {
             key: lambda c=client: c.rate(seconds, arguments.callers)
@@ -290,14 +299,15 @@ def print_figures(rows: list[Figures], callers: int) -> None:
         off = by_key.get((OFF, row.path, row.client))
         table.append(
             [
-                f"--compile {row.compile}", row.path, row.client, show(row.in_process_ms),
+                "trivial server" if row.compile == TRIVIAL else f"--compile {row.compile}",
+                row.path, row.client, show(row.in_process_ms),
                 show(row.p50_ms, 3), show(row.p99_ms, 3),
                 show(row.p50_ms - row.in_process_ms) if row.p50_ms and row.in_process_ms else None,
                 show(row.p50_ms - native.p50_ms) if row.p50_ms and native and native.p50_ms
                 else None,
                 show(statistics.median(row.rates), 0) if row.rates else None,
                 ratio(row, native, "{:.0%}") if row.path != ONE_CALLER else None,
-                ratio(row, off, "{:.1f}x") if row.compile == AUTO else None,
+                ratio(row, off, "{:.1f}x") if row.compile != OFF else None,
             ]
         )  # fmt: skip
     print_table(
@@ -366,17 +376,23 @@ def target_verdicts(rows: list[Figures], callers: int) -> list[str]:
 
 def compiled_verdicts(rows: list[Figures], callers: int) -> list[str]:
     """Issue 25, on the compiled native rows against `--compile off`'s, per client (the
-    targets are read from h2load's)."""
+    targets are read from h2load's), each followed by the trivial server's share of it."""
     by_key = {(row.compile, row.path, row.client): row for row in rows}
     lines = []
     for client in dict.fromkeys(row.client for row in rows):
         compiled, off = by_key.get((AUTO, NATIVE, client)), by_key.get((OFF, NATIVE, client))
+        trivial = by_key.get((TRIVIAL, NATIVE, client))
         if compiled is None or compiled.p50_ms is None:
             continue
         lines.append(verdict(
             f"{client}: compiled native p50", f"{compiled.p50_ms:.3f} ms",
             f"<= {TARGET_COMPILED_P50_MS:g} ms", compiled.p50_ms <= TARGET_COMPILED_P50_MS,
         ))  # fmt: skip
+        if trivial is not None and trivial.p50_ms is not None:
+            lines.append(
+                f"  the trivial server's p50 {trivial.p50_ms:.3f} ms: the predictor adds "
+                f"{compiled.p50_ms - trivial.p50_ms:+.3f} ms to a unary call on grpc.aio"
+            )
         if off is not None and off.rates and compiled.rates:
             speedup = median_ratio(compiled.rates, off.rates)
             lines.append(verdict(
@@ -384,6 +400,12 @@ def compiled_verdicts(rows: list[Figures], callers: int) -> list[str]:
                 f"{speedup:.2f}x", f">= {TARGET_COMPILED_SPEEDUP:g}x",
                 speedup >= TARGET_COMPILED_SPEEDUP,
             ))  # fmt: skip
+            if trivial is not None and trivial.rates:
+                ceiling = median_ratio(trivial.rates, off.rates)
+                lines.append(
+                    f"  the trivial server's: {ceiling:.2f}x --compile off's (no server on "
+                    "grpc.aio in one process goes faster here)"
+                )
     return lines
 
 

@@ -99,6 +99,22 @@ def _address_when_serving(process: subprocess.Popen[str]) -> str:
 
 
 @contextmanager
+def trivial_process() -> Iterator[str]:
+    """bench/trivial_server.py in its own process; yields its address."""
+    script = Path(__file__).with_name("trivial_server.py")
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"the trivial server did not start: {line!r}")
+        yield f"127.0.0.1:{int(line)}"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@contextmanager
 def gateway_process(predictor_address: str, *options: str) -> Iterator[str]:
     """`mlp gateway [options]` in front of `predictor_address`; yields its URL once /healthz
     answers."""
