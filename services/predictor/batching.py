@@ -2,7 +2,8 @@
 
 Requests queue on the event loop; one worker task takes what is queued (as `batch_policy`
 decides) and makes one model call (`model_call.predict_together`). Requests that arrive during
-a model call form the next batch by themselves: no timer is needed for that.
+a model call form the next batch by themselves: no timer is needed for that. A compiled model
+(ONNX Runtime) is not batched: each request is predicted in its caller's task.
 
 The model runs on the event loop's own thread. Most models are Python holding the GIL, so a
 model thread buys no parallelism, only two thread hand-offs per call and the loop waiting for the
@@ -95,6 +96,13 @@ class AdaptiveBatcher:
         """Predict checked `features` with `model`, batched with whatever else is queued."""
         if self._closing or self._worker is None:
             raise BatcherClosedError("the predictor is shutting down")
+        if model.compiled is not None:
+            # A compiled model's fixed cost per call is microseconds: sharing its call saves
+            # less than handing the request to the batcher's task costs (bench/PREDICTOR.md).
+            if self._observer is not None:
+                self._observer.queue_waited(0.0)
+            [output] = self._call_model(model, [features], [with_probabilities])
+            return output
         future: asyncio.Future[ModelOutput] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(model, features, with_probabilities, future))
         return await future
@@ -200,7 +208,11 @@ class AdaptiveBatcher:
         if not live:
             return
         try:
-            outputs = self._call_model(live[0].model, live)
+            outputs = self._call_model(
+                live[0].model,
+                [pending.features for pending in live],
+                [pending.with_probabilities for pending in live],
+            )
         except Exception as error:
             if len(live) == 1:
                 _settle(live[0], error=error)
@@ -212,17 +224,17 @@ class AdaptiveBatcher:
         note_batch(live)
         self.policy.last_answered_at = time.perf_counter()
 
-    def _call_model(self, model: LoadedModel, batch: list[_Pending]) -> list[ModelOutput]:
-        """predict_together for `batch`, timed for the batch policy."""
+    def _call_model(
+        self, model: LoadedModel, parts: list[CheckedRows], flags: list[bool]
+    ) -> list[ModelOutput]:
+        """predict_together for one request's rows per part, timed for the batch policy."""
         listener: ModelCallListener | None = None
         if self._observer is not None:
-            observer, requests = self._observer, len(batch)
+            observer, requests = self._observer, len(parts)
 
             def listener(rows: int, seconds: float) -> None:
                 observer.model_called(model, rows, requests, seconds)
 
-        parts = [pending.features for pending in batch]
-        flags = [pending.with_probabilities for pending in batch]
         started = time.perf_counter()
         try:
             return predict_together(model, parts, flags, self.policy.max_batch_size, listener)
@@ -233,7 +245,9 @@ class AdaptiveBatcher:
         """After a failed batch: each request alone, so only the bad one fails."""
         for pending in batch:
             try:
-                [output] = self._call_model(pending.model, [pending])
+                [output] = self._call_model(
+                    pending.model, [pending.features], [pending.with_probabilities]
+                )
             except Exception as error:
                 _settle(pending, error=error)
             else:

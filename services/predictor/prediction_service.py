@@ -288,7 +288,7 @@ class PredictionCall:
         self.service._finish(self, status)
         if error is None:
             result, service = self.result, self.service
-            if result is not None:
+            if result is not None and service.prediction_log is not None:
                 # Logged once the reply is sent, so the store never adds to the caller's latency.
                 self.context.add_done_callback(lambda _context: service.log(result))
         elif isinstance(error, Exception):

@@ -237,6 +237,63 @@ def test_checked_all_double_rows_reach_the_model_as_one_frame_per_batch() -> Non
     ]
 
 
+class StandInCompiled:
+    """Stand-in for a compiled model's ONNX Runtime form: answers from the checked matrix and
+    records each call's rows, as `LoadedModel.predict` calls `compiled.predict_output`."""
+
+    def __init__(self) -> None:
+        self.call_sizes: list[int] = []
+
+    def predict_output(
+        self, features: CheckedRows, with_probabilities: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        assert isinstance(features, DoublesRows)
+        self.call_sizes.append(len(features))
+        values = features.matrix[:, 0].copy()
+        share = values / 1000.0
+        return values, np.column_stack([1 - share, share]) if with_probabilities else None
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.model_calls: list[tuple[int, int]] = []
+
+    def model_called(self, model: LoadedModel, rows: int, requests: int, seconds: float) -> None:
+        self.model_calls.append((rows, requests))
+
+    def queue_waited(self, seconds: float) -> None:
+        pass
+
+
+def test_a_compiled_model_predicts_each_request_in_its_callers_task() -> None:
+    """A compiled model's call costs microseconds, so its requests skip the batcher's queue:
+    concurrent callers get one model call each, in their own task (the batcher's worker never
+    sees them), and each gets its own rows and only the probabilities it asked for."""
+    compiled = StandInCompiled()
+    model = stand_in_model(RecordingEstimator())
+    model.compiled = compiled
+    observer = RecordingObserver()
+
+    async def scenario(batcher: AdaptiveBatcher) -> list[Any]:
+        requests = [checked_doubles(model, *range(base, base + 3)) for base in (10, 20, 30)]
+        return list(
+            await asyncio.gather(
+                *(batcher.predict(model, rows, index == 1) for index, rows in enumerate(requests))
+            )
+        )
+
+    outputs = run(scenario, max_batch_size=64, observer=observer)
+    assert compiled.call_sizes == [3, 3, 3]
+    assert observer.model_calls == [(3, 1), (3, 1), (3, 1)]
+    assert [output.predictions.tolist() for output in outputs] == [
+        [10.0, 11.0, 12.0],
+        [20.0, 21.0, 22.0],
+        [30.0, 31.0, 32.0],
+    ]
+    assert outputs[0].probabilities is None and outputs[2].probabilities is None
+    np.testing.assert_allclose(outputs[1].probabilities[:, 1], [0.020, 0.021, 0.022])
+
+
 def test_rows_kept_as_a_matrix_stack_with_frames_in_order() -> None:
     """A batch may mix both kinds (an all-double schema, one request sent as integers takes
     the general path): the stacked frame holds every row in order, with a fresh index."""
