@@ -19,8 +19,9 @@ about the cost of one. The batcher (`batching.py`) asks this policy each time it
   gRPC's hands when it ends (its poller needs the GIL, which it gets while the loop sleeps).
   When every recent batch held one request, the batcher cannot tell a lone caller from such
   callers, so now and then it *probes*: it sleeps a short arrival window before cutting.
-- A model call shorter than the arrival window (a compiled model's) leaves no time for calls
-  to pile up: while batches hold one request, such a batch neither settles nor probes.
+- A model call shorter than the arrival window leaves no time for calls to pile up: after
+  one, a single-request batch does not probe. (A compiled model's requests never reach the
+  batcher: see `AdaptiveBatcher.predict`.)
 
 Probes and stretches that find nobody more double the interval to the next one (up to every
 `MOST_BATCHES_BETWEEN_PROBES` batches), so a lone caller almost never pays for them; load that
@@ -105,13 +106,6 @@ class BatchPolicy:
         if not self.enabled or self.last_batch_requests < 2 or self.wait_s() <= 0:
             return False
         return self._stretches.due()
-
-    def settles(self) -> bool:
-        """Whether a batch first lets calls that have already arrived reach the queue: not when
-        the last batch held one request and its model call was shorter than an arrival window,
-        as a compiled model's is (no call can have piled up during so short a call, and the
-        settling rounds would cost the loop more than sharing such a model call saves)."""
-        return self.last_batch_requests > 1 or self.last_call_s >= ARRIVAL_WINDOW_S
 
     def probe_is_due(self) -> bool:
         """Whether this single-request batch first waits the arrival window."""

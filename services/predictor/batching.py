@@ -146,7 +146,7 @@ class AdaptiveBatcher:
         deadline: float | None = None
         loop = asyncio.get_running_loop()
         queued_through_last = int(first.enqueued_at < policy.last_answered_at)
-        settled = not policy.settles()
+        settled = False
         while policy.takes_more(rows):
             expected = policy.expected_requests(queued_through_last)
             if self._queue.empty() and not settled:

@@ -29,7 +29,6 @@ from mlplatform.common.input_schema import (
     as_frame,
 )
 from mlplatform.common.model_loading import LoadedModel
-from mlplatform.predictor.batch_policy import ARRIVAL_WINDOW_S, BatchPolicy
 from mlplatform.predictor.batching import AdaptiveBatcher, BatcherClosedError
 from mlplatform.predictor.model_call import concat_rows
 
@@ -460,47 +459,6 @@ def test_on_the_loop_thread_calls_arriving_during_a_model_call_share_the_next_on
         [20.0, 21.0],
         [30.0, 31.0],
     ]
-
-
-def test_after_short_lone_model_calls_a_batch_does_not_settle() -> None:
-    """A model call shorter than the arrival window (a compiled model's) leaves no time for
-    calls to pile up: while batches hold one request, the batcher cuts at once instead of
-    yielding loop rounds for calls that cannot have arrived; a longer call, or a batch of
-    several requests, brings the settling back."""
-    policy = BatchPolicy(max_batch_size=64, max_wait_s=0.01)
-    policy.last_call_s = ARRIVAL_WINDOW_S / 10
-    assert not policy.settles()
-    policy.batch_cut(requests=3, stretched=False)
-    assert policy.settles()
-    policy.batch_cut(requests=1, stretched=False)
-    policy.last_call_s = ARRIVAL_WINDOW_S * 2
-    assert policy.settles()
-
-    estimator = RecordingEstimator()
-    model = stand_in_model(estimator)
-
-    async def scenario(batcher: AdaptiveBatcher) -> int:
-        rounds = 0
-        stop = False
-
-        async def count_rounds() -> None:
-            nonlocal rounds
-            while not stop:
-                rounds += 1
-                await asyncio.sleep(0)
-
-        counter = asyncio.get_running_loop().create_task(count_rounds())
-        await batcher.predict(model, rows(0.0), False)  # the first batch settles: no history
-        before = rounds
-        for value in range(20):
-            await batcher.predict(model, rows(float(value)), False)
-        stop = True
-        await counter
-        return rounds - before
-
-    # Each call still takes a round or two to hand over and answer; settling added two more.
-    assert run(scenario, max_batch_size=64) < 20 * 3
-    assert estimator.call_sizes == [1] * 21
 
 
 def spin(seconds: float) -> None:
