@@ -1,9 +1,6 @@
 """The predictor's gRPC surface: one grpc.aio server carrying the Predictor, KServe V2, health
-and reflection services, bound to its port.
-
-The two prediction services are registered through `DecodingGuard`, so a body that does not
-parse is INVALID_ARGUMENT (and counted as a refused call), not UNKNOWN. API keys, when any are
-configured, are checked by one interceptor; without keys there is none, so no per-call cost.
+and reflection services. API keys, when any are configured, are checked by one interceptor;
+without keys there is none, so no per-call cost.
 """
 
 from __future__ import annotations
@@ -40,7 +37,7 @@ COUNTED_APIS = {
 
 
 class PortTakenError(OSError):
-    """The gRPC or metrics port cannot be bound (another process holds it)."""
+    """The gRPC port cannot be bound (another process holds it)."""
 
 
 def _server_version() -> str:
@@ -58,8 +55,7 @@ def grpc_server(
     metrics: PredictorMetrics,
     credentials: grpc.ServerCredentials | None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
-    """The server with every service registered and its port bound (not yet started), its
-    health servicer, and the bound port; PortTakenError when the port cannot be bound."""
+    """The server, bound and not yet started, its health servicer, and the bound port."""
     message_bytes = settings.max_message_mb * 1024 * 1024
     server = grpc.aio.server(
         interceptors=[ApiKeyInterceptor(keys)] if keys.enabled else None,
@@ -73,8 +69,7 @@ def grpc_server(
     )
     slot = service.slot
 
-    def count_undecodable(method: str) -> None:
-        """A prediction call whose body did not parse is counted as refused, like bad rows."""
+    def count_undecodable(method: str) -> None:  # counted as refused, like bad rows
         api = COUNTED_APIS.get(method)
         if api is not None:
             model = slot.current
