@@ -8,7 +8,8 @@ A table travels in one of two forms:
 The caller's key column, when the `key_column` parameter names one, is one more tensor of shape
 `[rows]` beside the others in either form. Raw FP64 data is read into `DoublesRows` in one numpy
 operation; everything else into `Columns` (so is a matrix with a key tensor beside it: keys may
-be text). Errors are `FrameError`s naming the tensor.
+be text). Errors are `FrameError`s naming the tensor. The outputs (`prediction`, and
+`probabilities` for classifiers) are described in docs/v2-protocol.md.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from mlplatform.predictor.errors import UnknownOutputError
 from mlplatform.predictor.kserve_tensors import (
     DATATYPE_BY_KIND,
     encode_output,
-    labels_datatype,
+    output_datatype,
     tensor_rows,
     tensor_values,
 )
@@ -223,7 +224,10 @@ def model_metadata(model: LoadedModel) -> v2.ModelMetadataResponse:
     outputs = [
         tensor(
             name=PREDICTION_OUTPUT,
-            datatype=labels_datatype(model.classes) if classifier else "FP64",
+            # A classifier's `prediction` holds its class labels.
+            datatype=output_datatype(np.asarray(model.classes))
+            if classifier and model.classes
+            else "FP64",
             shape=[-1],
         )
     ]
