@@ -133,8 +133,10 @@ def predictor(
 
     from mlplatform.client.tls import TlsError
     from mlplatform.common.keys_file import KeysFileError
+    from mlplatform.common.metrics_endpoint import MetricsPortTaken
     from mlplatform.common.settings import get_settings
-    from mlplatform.predictor.server import PortTakenError, serve
+    from mlplatform.predictor.grpc_services import PortTakenError
+    from mlplatform.predictor.server import serve
     from mlplatform.predictor.settings import PredictorSettings
 
     overrides: dict[str, Any] = {
@@ -181,7 +183,7 @@ def predictor(
     except (TlsError, KeysFileError) as error:
         typer.echo(f"mlp predictor: {error}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
-    except PortTakenError as error:
+    except (PortTakenError, MetricsPortTaken) as error:
         typer.echo(f"mlp predictor: {error}", err=True)
         raise typer.Exit(EXIT_FAILED) from None
 

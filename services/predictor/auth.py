@@ -1,9 +1,7 @@
 """API-key auth for the predictor's gRPC surface: one grpc.aio server interceptor.
 
-With keys configured (`MLP_API_KEYS`, `MLP_API_KEYS_FILE`), every method needs a key with the
-scope `mlplatform.common.access` maps it to: health checking and reflection stay open (load
-balancers, `grpc_health_probe` and `grpcurl list` work without credentials), and a method the
-table does not name needs `admin`, so a service added later is closed by default. A call
+Every method needs a key with the scope `mlplatform.common.access` maps it to (health checking
+and reflection stay open for probes; a method the table does not name needs `admin`). A call
 without a known key ends with UNAUTHENTICATED, one whose key lacks the scope with
 PERMISSION_DENIED, both before the servicer runs.
 """
@@ -25,12 +23,18 @@ from mlplatform.common.api_keys import (
     refusal_message,
 )
 
-__all__ = ["ApiKeyInterceptor"]
-
 _STATUS = {
     Verdict.MISSING: grpc.StatusCode.UNAUTHENTICATED,
     Verdict.INVALID: grpc.StatusCode.UNAUTHENTICATED,
     Verdict.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
+}
+
+
+_HANDLER_FACTORIES = {  # by (request streaming, response streaming)
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
 }
 
 
@@ -49,14 +53,7 @@ def _refusing(
     async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
         await context.abort(code, message)
 
-    if handler.request_streaming and handler.response_streaming:
-        factory = grpc.stream_stream_rpc_method_handler
-    elif handler.request_streaming:
-        factory = grpc.stream_unary_rpc_method_handler
-    elif handler.response_streaming:
-        factory = grpc.unary_stream_rpc_method_handler
-    else:
-        factory = grpc.unary_unary_rpc_method_handler
+    factory = _HANDLER_FACTORIES[handler.request_streaming, handler.response_streaming]
     return factory(
         refuse,
         request_deserializer=handler.request_deserializer,
@@ -65,10 +62,8 @@ def _refusing(
 
 
 class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses calls whose key is missing, unknown or lacks the method's scope.
-
-    With no keys it lets everything through, so it can be installed unconditionally.
-    """
+    """Refuses calls whose key is missing, unknown or lacks the method's scope (with no keys
+    configured, none)."""
 
     def __init__(self, keys: ApiKeys | Iterable[str]) -> None:
         self.keys = keys if isinstance(keys, ApiKeys) else ApiKeys(keys)

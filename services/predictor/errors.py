@@ -1,9 +1,5 @@
-"""The predictor's typed errors and the one gRPC status each maps to.
-
-Logic raises these; the transports (servicer.py, kserve.py) turn them into a status with
-`status_for` (grpc_errors.py). Input problems come from `mlplatform.common.input_schema` and
-the frame codecs.
-"""
+"""The predictor's typed errors and the one gRPC status each maps to (`grpc_errors.abort_with`
+ends a call with it). Input problems come from `common.input_schema` and the frame codecs."""
 
 from __future__ import annotations
 
@@ -21,7 +17,6 @@ class ModelNotLoadedError(RuntimeError):
     """No model is loaded yet (the registry alias does not resolve, or loading failed)."""
 
     def __init__(self, reference: str) -> None:
-        self.reference = reference
         super().__init__(f"model {reference} is not loaded yet; retry later")
 
 
@@ -29,8 +24,6 @@ class ModelNotFoundError(LookupError):
     """The caller asked for a model (or version) this predictor does not serve."""
 
     def __init__(self, requested: str, served: str) -> None:
-        self.requested = requested
-        self.served = served
         super().__init__(
             f"model {requested!r} is not served here; this predictor serves {served!r}"
         )
@@ -44,12 +37,11 @@ class ShuttingDownError(RuntimeError):
 
 
 class ProbabilitiesUnavailableError(ValueError):
-    """Probabilities were asked of a model that has none (a regression model)."""
+    """Probabilities were asked of a regression model."""
 
     field = "include_probabilities"
 
     def __init__(self, model_name: str) -> None:
-        self.model_name = model_name
         super().__init__(
             f"include_probabilities: model {model_name!r} is a regression model; "
             "it has no class probabilities"
@@ -61,7 +53,6 @@ class PredictionFailedError(RuntimeError):
     cause is in the server log under that id."""
 
     def __init__(self, request_id: str) -> None:
-        self.request_id = request_id
         super().__init__(f"the model failed on this request (request id {request_id})")
 
 
@@ -71,8 +62,6 @@ class UnknownOutputError(ValueError):
     field = "outputs"
 
     def __init__(self, output_name: str, known: tuple[str, ...]) -> None:
-        self.output_name = output_name
-        self.known = known
         super().__init__(
             f"outputs: {output_name!r} is not an output of this model; expected one of "
             f"{', '.join(known)}"

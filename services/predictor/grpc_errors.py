@@ -1,22 +1,18 @@
 """Turning a predictor error into a gRPC status the caller can act on.
 
-The status message says what is wrong; for invalid input the standard rich error model
-(`grpc-status-details-bin` holding a `google.rpc.Status` with a `google.rpc.BadRequest`) also
-lists each offending field, so clients can read the columns without parsing text. Every error
-carries the request id in the `x-request-id` trailer. Unexpected errors are logged here with
-their traceback and reach the caller only as INTERNAL with that id.
-
-The status travels in trailing metadata, which gRPC clients refuse beyond 16 KiB by default
-("received metadata size exceeds hard limit": the error itself is lost). Whatever the input,
-the status stays far below that: the message is cut to `MAX_MESSAGE_BYTES` as sent (gRPC
-percent-encodes it), the details list at most `MAX_VIOLATIONS` field violations, each field cut
-to `NAME_WIDTH` characters and each description to `MAX_DESCRIPTION_CHARS`, within
-`MAX_VIOLATION_BYTES` in all, and a last violation counts the ones left out.
+For invalid input the standard rich error model (`grpc-status-details-bin`: a
+`google.rpc.BadRequest`) lists each offending field, so clients read the columns without
+parsing text. Every error carries the request id in the `x-request-id` trailer; unexpected
+errors are logged here and reach the caller only as INTERNAL with that id. The status travels
+in trailing metadata, which gRPC clients refuse beyond 16 KiB (the error itself is then lost),
+so the message and the violations are capped far below that, whatever the input.
 """
 
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
+from itertools import accumulate
 from typing import NoReturn
 
 import grpc
@@ -65,18 +61,11 @@ def fit_message(message: str, max_bytes: int = MAX_MESSAGE_BYTES) -> str:
     """`message`, or its start and `ELLIPSIS` when it takes more than `max_bytes` as sent."""
     if 3 * len(message.encode("utf-8", "surrogatepass")) <= max_bytes:
         return message  # the usual case, decided without a look at each character
-    head = message[: max_bytes + 1]  # every character takes at least one byte
-    sizes = [_sent_size(character) for character in head]
-    if len(message) <= max_bytes and sum(sizes) <= max_bytes:
+    # Every character takes at least one byte: the first max_bytes + 1 decide.
+    sent = list(accumulate(_sent_size(character) for character in message[: max_bytes + 1]))
+    if len(message) <= max_bytes and sent[-1] <= max_bytes:
         return message
-    budget = max_bytes - _sent_size(ELLIPSIS)
-    used = kept = 0
-    for size in sizes:
-        if used + size > budget:
-            break
-        used += size
-        kept += 1
-    return message[:kept] + ELLIPSIS
+    return message[: bisect_right(sent, max_bytes - _sent_size(ELLIPSIS))] + ELLIPSIS
 
 
 def capped_violations(violations: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -5,15 +5,11 @@ A table travels in one of two forms:
   MLServer's pandas-codec convention;
 - one FP64 tensor of shape `[rows, columns]`, any name, its columns in the order of the model's
   inputs (ModelMetadata's `inputs`, GetModelInfo's `input_schema`).
-When the request's `key_column` parameter names the caller's key column, that column is one
-more tensor of shape `[rows]`, beside the others in either form (the core takes it off).
-Tensor data comes either typed (`contents.*_contents`) or raw (`raw_input_contents`,
-little-endian, row-major; BYTES elements as a 4-byte little-endian length then the bytes),
-which is what tritonclient sends (`kserve_tensors` reads and writes tensor data). Raw FP64 data
-is read into `DoublesRows` in one numpy operation, whichever form it takes; everything else
-into `Columns` (so is a matrix with a key tensor beside it: keys may be text). Errors are
-`FrameError`s naming the tensor (the column), so they map to INVALID_ARGUMENT like any other
-undecodable frame.
+The caller's key column, when the `key_column` parameter names one, is one more tensor of shape
+`[rows]` beside the others in either form. Raw FP64 data is read into `DoublesRows` in one numpy
+operation; everything else into `Columns` (so is a matrix with a key tensor beside it: keys may
+be text). Errors are `FrameError`s naming the tensor. The outputs (`prediction`, and
+`probabilities` for classifiers) are described in docs/v2-protocol.md.
 """
 
 from __future__ import annotations
@@ -30,7 +26,7 @@ from mlplatform.predictor.errors import UnknownOutputError
 from mlplatform.predictor.kserve_tensors import (
     DATATYPE_BY_KIND,
     encode_output,
-    labels_datatype,
+    output_datatype,
     tensor_rows,
     tensor_values,
 )
@@ -96,9 +92,9 @@ def _raw_doubles(request: v2.ModelInferRequest) -> DoublesRows | None:
 def _is_matrix_tensor(tensor: v2.ModelInferRequest.InferInputTensor, model: LoadedModel) -> bool:
     """Whether `tensor` is a [rows, columns] matrix rather than one column."""
     shape = tensor.shape
-    if len(shape) != 2:
-        return False
-    return shape[1] != 1 or all(spec.name != tensor.name for spec in model.input_schema)
+    return len(shape) == 2 and (
+        shape[1] != 1 or all(spec.name != tensor.name for spec in model.input_schema)
+    )
 
 
 def _matrix_rows(
@@ -142,11 +138,12 @@ def _matrix_form(
     """The rows of a [rows, columns] tensor (with the key column's tensor beside it when the
     request names one); None for one tensor per column."""
     inputs = request.inputs
+    names = [tensor.name for tensor in inputs]
     if len(inputs) == 1 and _is_matrix_tensor(inputs[0], model):
         return _matrix_rows(inputs[0], _raw_of(request, 0), model)
-    if not key_column or len(inputs) != 2 or key_column not in (inputs[0].name, inputs[1].name):
+    if len(inputs) != 2 or not key_column or key_column not in names:
         return None
-    key_index = 0 if inputs[0].name == key_column else 1
+    key_index = names.index(key_column)
     matrix_index = 1 - key_index
     if not _is_matrix_tensor(inputs[matrix_index], model):
         return None
@@ -163,16 +160,11 @@ def _matrix_form(
     return Columns(columns, len(matrix))
 
 
-def output_names(model: LoadedModel) -> tuple[str, ...]:
-    """The outputs `model` produces."""
-    if model.problem_type is ProblemType.CLASSIFICATION:
-        return (PREDICTION_OUTPUT, PROBABILITIES_OUTPUT)
-    return (PREDICTION_OUTPUT,)
-
-
 def requested_outputs(request: v2.ModelInferRequest, model: LoadedModel) -> tuple[str, ...]:
-    """The outputs to return: those named (each checked), or all when none is named."""
-    known = output_names(model)
+    """The outputs to return: those named (each checked), or all the model has when none is."""
+    known: tuple[str, ...] = (PREDICTION_OUTPUT,)
+    if model.problem_type is ProblemType.CLASSIFICATION:
+        known += (PROBABILITIES_OUTPUT,)
     named = tuple(output.name for output in request.outputs)
     for name in named:
         if name not in known:
@@ -232,7 +224,10 @@ def model_metadata(model: LoadedModel) -> v2.ModelMetadataResponse:
     outputs = [
         tensor(
             name=PREDICTION_OUTPUT,
-            datatype=labels_datatype(model.classes) if classifier else "FP64",
+            # A classifier's `prediction` holds its class labels.
+            datatype=output_datatype(np.asarray(model.classes))
+            if classifier and model.classes
+            else "FP64",
             shape=[-1],
         )
     ]

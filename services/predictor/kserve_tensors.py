@@ -1,8 +1,8 @@
 """KServe V2 tensor data <-> numpy arrays: datatypes, raw and typed contents, BYTES elements.
 
 Raw data is little-endian and row-major; BYTES elements travel as a 4-byte little-endian length
-then the bytes. Outputs always go back raw, because tritonclient's `as_numpy` reads only raw
-outputs (and `bytes_contents`). Errors are `FrameError`s naming the tensor.
+then the bytes. Outputs always go back raw: tritonclient's `as_numpy` reads only raw outputs
+(and `bytes_contents`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ def tensor_rows(tensor: v2.ModelInferRequest.InferInputTensor) -> int:
 
 
 def decode_bytes_elements(raw: bytes, column: str) -> list[bytes]:
-    """Split raw BYTES tensor data into its elements."""
     elements = []
     offset = 0
     while offset < len(raw):
@@ -66,7 +65,6 @@ def decode_bytes_elements(raw: bytes, column: str) -> list[bytes]:
 
 
 def encode_bytes_elements(values: list[bytes]) -> bytes:
-    """Raw BYTES tensor data: each element's 4-byte little-endian length, then its bytes."""
     return b"".join(_LENGTH.pack(len(value)) + value for value in values)
 
 
@@ -111,11 +109,6 @@ def output_datatype(values: np.ndarray) -> str:
     if kind == "f":
         return "FP64"
     return "BYTES"
-
-
-def labels_datatype(labels: tuple[object, ...]) -> str:
-    """The datatype class labels travel as (what `prediction` holds for a classifier)."""
-    return output_datatype(np.asarray(labels)) if labels else "FP64"
 
 
 def encode_output(

@@ -1,16 +1,12 @@
-"""Prometheus metrics of the predictor, served on their own port.
+"""Prometheus metrics of the predictor, served on their own port (`common.metrics_endpoint`).
 
-A separate port keeps scrapes off the gRPC port and lets the metrics endpoint stay private.
-Each predictor owns its registry (not prometheus_client's global one), so several predictors
-can run in one process (tests, notebooks) without clashing.
-"""
+Each predictor owns its registry, so several can run in one process (tests, notebooks)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mlplatform.common.model_loading import LoadedModel
 
@@ -32,7 +28,6 @@ class PredictorMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self._http_server: Any = None
         self._request_children: dict[tuple[str, ...], tuple[Any, Any]] = {}
         self._model_children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         request_labels = ("api", "model_name", "model_version", "status")
@@ -106,29 +101,28 @@ class PredictorMetrics:
             registry=self.registry,
         )
 
-    # -- request path ----------------------------------------------------------------------
-
     def request_answered(
         self, api: str, model_name: str, model_version: str, status: str, seconds: float
     ) -> None:
-        """Count one answered request and its latency."""
         labels = (api, model_name, model_version, status)
         children = self._request_children.get(labels)
         if children is None:
-            children = _children(labels, self.requests, self.request_latency)
+            children = (self.requests.labels(*labels), self.request_latency.labels(*labels))
             self._request_children[labels] = children
         count, latency = children
         count.inc()
         latency.observe(seconds)
 
-    # -- BatchObserver ---------------------------------------------------------------------
-
     def model_called(self, model: LoadedModel, rows: int, requests: int, seconds: float) -> None:
-        """Record one model call of `rows` rows from `requests` requests (worker thread)."""
+        """Record one model call of `rows` rows from `requests` requests."""
         labels = (model.name, model.version)
         children = self._model_children.get(labels)
         if children is None:
-            children = _children(labels, self.batch_rows, self.batch_requests, self.model_seconds)
+            children = (
+                self.batch_rows.labels(*labels),
+                self.batch_requests.labels(*labels),
+                self.model_seconds.labels(*labels),
+            )
             self._model_children[labels] = children
         batch_rows, batch_requests, model_seconds = children
         batch_rows.observe(rows)
@@ -136,32 +130,10 @@ class PredictorMetrics:
         model_seconds.observe(seconds)
 
     def queue_waited(self, seconds: float) -> None:
-        """Record how long one request waited for its model call."""
         self.queue_wait.observe(seconds)
-
-    # -- model lifecycle ---------------------------------------------------------------------
 
     def model_swapped(self, current: LoadedModel, previous: LoadedModel | None) -> None:
         """Point the served-model gauge at `current`."""
         if previous is not None:
             self.model_loaded.remove(previous.name, previous.version, previous.backend)
         self.model_loaded.labels(current.name, current.version, current.backend).set(1)
-
-    # -- endpoint ----------------------------------------------------------------------------
-
-    def serve(self, host: str, port: int) -> int:
-        """Serve /metrics over HTTP on a background thread; returns the bound port."""
-        self._http_server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        return int(self._http_server.server_address[1])
-
-    def stop(self) -> None:
-        """Stop the HTTP endpoint, if it runs."""
-        if self._http_server is not None:
-            self._http_server.shutdown()
-            self._http_server.server_close()
-            self._http_server = None
-
-
-def _children(labels: tuple[str, ...], *metrics: MetricWrapperBase) -> tuple[Any, ...]:
-    """Each metric's child for `labels`, created in the registry if new."""
-    return tuple(metric.labels(*labels) for metric in metrics)

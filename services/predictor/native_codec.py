@@ -1,12 +1,9 @@
 """The native protocol (mlplatform.v1) <-> the prediction core's rows and results.
 
-Inputs are a `Frame`: a small frame whose columns all hold doubles, none missing, is read in one
-pass into `DoublesRows` (every protobuf field read builds a Python object, so one pass over the
-columns is what keeps decoding cheap); anything else is read column by column into `Columns`,
-with the shared codec (`mlplatform.client.frames`) handling text, missing values and malformed
-columns and their errors. Predictions go back as one `Column` named `prediction`,
-probabilities as a `Frame` with one double column per class, named `str(label)`, in `classes`
-order.
+A small frame of double columns, none missing, is read in one pass into `DoublesRows` (every
+protobuf field read builds a Python object); anything else column by column into `Columns`,
+the shared codec (`mlplatform.client.frames`) handling text, missing values and their errors.
+Probabilities go back as one double column per class, named `str(label)`, in `classes` order.
 """
 
 from __future__ import annotations
@@ -140,7 +137,6 @@ def encode_response(result: PredictionResult) -> predictor_pb2.PredictResponse:
 
 
 def encode_model_info(model: LoadedModel) -> predictor_pb2.GetModelInfoResponse:
-    """What GetModelInfo answers about `model`."""
     return predictor_pb2.GetModelInfoResponse(
         model_name=model.name,
         model_version=model.version,

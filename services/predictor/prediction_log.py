@@ -3,9 +3,8 @@
 A request hands over its rows in O(1) (a deque append under a lock) once its reply is sent; a
 background thread turns them into `PredictionRecord`s and writes them in batches. The buffer is
 bounded in rows: when the store is slow or down, new rows are dropped and counted instead of
-growing memory or slowing predictions. A failed write drops that batch (counted and logged, at
-most one warning per `warn_interval_s`); it is not retried, so an outage cannot build a backlog
-that would then compete with live traffic.
+growing memory or slowing predictions. A failed write drops that batch (counted and logged); it
+is not retried, so an outage cannot build a backlog that would then compete with live traffic.
 """
 
 from __future__ import annotations
@@ -26,6 +25,9 @@ from mlplatform.common.input_schema import CheckedRows
 from mlplatform.common.store import PredictionRecord, PredictionSource, Store
 
 logger = logging.getLogger(__name__)
+
+#: Most one warning about dropped rows per this many seconds.
+_WARN_INTERVAL_S = 30.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,12 +98,11 @@ class PredictionLog:
     def __init__(
         self,
         store: Store,
-        max_buffered_rows: int = 100_000,
-        flush_rows: int = 2_000,
-        flush_interval_s: float = 0.5,
-        on_dropped: Callable[[int], None] | None = None,
-        on_written: Callable[[int], None] | None = None,
-        warn_interval_s: float = 30.0,
+        max_buffered_rows: int,
+        flush_rows: int,
+        flush_interval_s: float,
+        on_dropped: Callable[[int], None],
+        on_written: Callable[[int], None],
     ) -> None:
         self._store = store
         self._max_buffered_rows = max_buffered_rows
@@ -109,7 +110,6 @@ class PredictionLog:
         self._flush_interval_s = flush_interval_s
         self._on_dropped = on_dropped
         self._on_written = on_written
-        self._warn_interval_s = warn_interval_s
         self._pending: deque[LoggedRequest] = deque()
         self._pending_rows = 0
         self._lock = threading.Lock()
@@ -118,7 +118,6 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._run, name="mlp-prediction-log", daemon=True)
         self._last_warning = 0.0
         self.dropped_rows = 0
-        self.written_rows = 0
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -181,17 +180,14 @@ class PredictionLog:
             except Exception as error:  # any store failure: count, warn, keep serving
                 self._dropped(rows, f"writing to the store failed: {error!r}")
             else:
-                self.written_rows += rows
-                if self._on_written is not None:
-                    self._on_written(rows)
+                self._on_written(rows)
 
     def _dropped(self, rows: int, reason: str) -> None:
         with self._lock:  # the request path and the writer thread both drop
             self.dropped_rows += rows
-        if self._on_dropped is not None:
-            self._on_dropped(rows)
+        self._on_dropped(rows)
         now = time.monotonic()
-        if now - self._last_warning >= self._warn_interval_s:
+        if now - self._last_warning >= _WARN_INTERVAL_S:
             self._last_warning = now
             logger.warning(
                 "dropped %d prediction rows (%d so far): %s", rows, self.dropped_rows, reason

@@ -1,16 +1,11 @@
 """Hot reload: follow the registry alias and swap in each new version without dropping requests.
 
-The watcher polls the registry every `interval_s`. When the alias points at a new version it
-loads and warms that version in a background thread, then swaps it in with one reference
-assignment. Requests already holding the old model (checked against it, queued in the batcher)
-finish on it; new requests get the new one. Nothing waits on a lock, so no request fails or
-stalls during the swap. Each swap is recorded in the store's serving history, so predictions can
-be matched with the version that served them from when to when.
-
-A version that fails to load, fails its warm-up on its own logged input example, or lacks the
-tag `--require-model-tag` names, is not swapped in: the current model keeps serving (health
-stays NOT_SERVING when there is none yet), the reason is logged, and the watcher tries again
-at the next poll.
+A new version is loaded and warmed in a background thread, then swapped in with one reference
+assignment: requests already holding the old model finish on it, new ones get the new one, and
+nothing waits on a lock. Each swap is recorded in the store's serving history. A version that
+fails to load, fails its warm-up on its own input example, or lacks the tag
+`--require-model-tag` names, is not swapped in: the current model keeps serving, the reason is
+logged, and the watcher tries again at the next poll.
 """
 
 from __future__ import annotations
@@ -47,24 +42,15 @@ class ModelSlot:
 
     def __init__(self, reference: ModelReference) -> None:
         self.reference = reference
-        self._current: LoadedModel | None = None
-
-    @property
-    def current(self) -> LoadedModel | None:
-        """The model new requests get, or None before the first load."""
-        return self._current
+        #: The model new requests get, or None before the first load.
+        self.current: LoadedModel | None = None
 
     def require(self) -> LoadedModel:
         """The current model; ModelNotLoadedError before the first load."""
-        model = self._current
+        model = self.current
         if model is None:
             raise ModelNotLoadedError(str(self.reference))
         return model
-
-    def swap(self, model: LoadedModel) -> LoadedModel | None:
-        """Serve `model` from now on; returns the model it replaces."""
-        previous, self._current = self._current, model
-        return previous
 
 
 class ModelWatcher:
@@ -75,16 +61,14 @@ class ModelWatcher:
         slot: ModelSlot,
         tracking_uri: str | None,
         interval_s: float,
-        store: Store | None = None,
-        on_swap: SwapListener | None = None,
-        on_load_outcome: Callable[[str], None] | None = None,
-        required_tag: ModelTagRequirement | None = None,
-        compile_options: CompileOptions | None = None,
+        store: Store,
+        on_swap: SwapListener,
+        on_load_outcome: Callable[[str], None],
+        required_tag: ModelTagRequirement | None,
+        compile_options: CompileOptions,
     ) -> None:
         self.slot = slot
-        #: How each version is compiled before it is swapped in (see common.compiled_serving).
         self.compile_options = compile_options
-        #: A version without this tag is not loaded; the current model keeps serving.
         self.required_tag = required_tag
         self.tracking_uri = tracking_uri
         self.interval_s = interval_s
@@ -133,13 +117,13 @@ class ModelWatcher:
                 self.compile_options,
             )
         except Exception:
-            self._report("failed")
+            self._on_load_outcome("failed")
             raise
         try:
             await asyncio.to_thread(warm_up, model)
         except Exception as error:
             self._failed_version = version
-            self._report("failed")
+            self._on_load_outcome("failed")
             raise ModelLoadError(
                 f"{reference} (version {version})",
                 f"the model fails on its own input example: {error!r}",
@@ -147,8 +131,8 @@ class ModelWatcher:
         self._failed_version = None
         if self._stopping.is_set():
             return False
-        previous = self.slot.swap(model)
-        self._report("loaded")
+        previous, self.slot.current = self.slot.current, model
+        self._on_load_outcome("loaded")
         logger.info(
             "serving %s version %s by %s (was %s)",
             reference,
@@ -157,17 +141,10 @@ class ModelWatcher:
             previous.version if previous else "nothing",
         )
         await self._record_serving(model)
-        if self._on_swap is not None:
-            await self._on_swap(model, previous)
+        await self._on_swap(model, previous)
         return True
 
-    def _report(self, outcome: str) -> None:
-        if self._on_load_outcome is not None:
-            self._on_load_outcome(outcome)
-
     async def _record_serving(self, model: LoadedModel) -> None:
-        if self._store is None:
-            return
         try:
             await asyncio.to_thread(
                 self._store.record_serving, model.name, model.version, model.alias, utc_now()

@@ -1,17 +1,14 @@
-"""Assembles the predictor: its gRPC server (`grpc_services`), the batcher, model watcher,
-prediction log and metrics, and runs them from start to graceful shutdown.
+"""Assembles the predictor (gRPC server, batcher, model watcher, prediction log, metrics) and
+runs it from start to graceful shutdown.
 
-Lifecycle: the server answers at once (health NOT_SERVING) while the model loads in the
-background; health turns SERVING with the first model. On SIGTERM (or SIGINT): health goes
-NOT_SERVING and calls are still served for `drain_delay_s` (load balancers need that long to
-see it); then new prediction calls are refused with UNAVAILABLE while the accepted ones finish
-(up to `shutdown_grace_s`, batches in the batcher's queue included), the gRPC server stops,
-queued predictions are written, and the process exits.
-
-Why the refusal comes from our handlers before `server.stop()`: gRPC cancels the calls it has
-received but not yet handed to a handler when it shuts down, and with the model on the event
-loop's thread calls pile up there during every model call; the clients would see CANCELLED.
-Refused by a handler, they see UNAVAILABLE and retry elsewhere.
+The server answers at once (health NOT_SERVING) while the model loads; health turns SERVING
+with the first model. On SIGTERM (or SIGINT) health goes NOT_SERVING and calls are still served
+for `drain_delay_s` (load balancers need that long to see it); then new prediction calls are
+refused with UNAVAILABLE while the accepted ones finish (up to `shutdown_grace_s`), the server
+stops and queued predictions are written. The refusal comes from our handlers before
+`server.stop()` because gRPC cancels the calls it has received but not yet handed to a handler
+(they pile up there during every model call): refused, clients see UNAVAILABLE and retry
+elsewhere rather than CANCELLED.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import grpc
@@ -27,10 +23,11 @@ from grpc_health.v1 import health, health_pb2
 
 from mlplatform.common.api_keys import ApiKeys
 from mlplatform.common.heap import freeze_long_lived
+from mlplatform.common.metrics_endpoint import MetricsEndpoint, serve_metrics
 from mlplatform.common.model_loading import LoadedModel, ModelReference
 from mlplatform.common.store import Store, open_store
 from mlplatform.predictor.batching import AdaptiveBatcher
-from mlplatform.predictor.grpc_services import HEALTH_SERVICES, PortTakenError, grpc_server
+from mlplatform.predictor.grpc_services import HEALTH_SERVICES, grpc_server
 from mlplatform.predictor.metrics import PredictorMetrics
 from mlplatform.predictor.prediction_log import PredictionLog
 from mlplatform.predictor.prediction_service import PredictionService
@@ -48,7 +45,7 @@ class RunningPredictor:
     settings: PredictorSettings
     server: grpc.aio.Server
     port: int
-    metrics_port: int | None
+    metrics_endpoint: MetricsEndpoint | None
     slot: ModelSlot
     service: PredictionService
     batcher: AdaptiveBatcher
@@ -56,8 +53,12 @@ class RunningPredictor:
     health: health.aio.HealthServicer
     metrics: PredictorMetrics
     prediction_log: PredictionLog | None
-    store: Store | None
-    owns_store: bool
+    #: The store the predictor opened (and closes); None when the caller gave one.
+    owned_store: Store | None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics_endpoint.port if self.metrics_endpoint else None
 
     async def set_health(
         self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType
@@ -87,9 +88,10 @@ class RunningPredictor:
         await self.batcher.close()
         if self.prediction_log is not None:
             await asyncio.to_thread(self.prediction_log.close)
-        self.metrics.stop()
-        if self.store is not None and self.owns_store:
-            await asyncio.to_thread(self.store.close)
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
+        if self.owned_store is not None:
+            await asyncio.to_thread(self.owned_store.close)
         logger.info("predictor stopped")
 
     async def _refuse_arrived_calls(self, deadline: float) -> None:
@@ -116,7 +118,7 @@ async def start_predictor(
     tracking_uri: str | None,
     store_uri: str | None = None,
     store: Store | None = None,
-    api_keys: ApiKeys | Iterable[str] | None = None,
+    api_keys: ApiKeys | None = None,
 ) -> RunningPredictor:
     """Start serving `settings.model`; returns once the port is bound (the model loads after).
 
@@ -126,13 +128,11 @@ async def start_predictor(
     """
     credentials = server_credentials(settings)  # bad TLS files fail before anything starts
     keys = ApiKeys.from_environment() if api_keys is None else api_keys
-    if not isinstance(keys, ApiKeys):
-        keys = ApiKeys(keys)
     reference = ModelReference.parse(settings.model, settings.default_alias)
     metrics = PredictorMetrics()
-    owns_store = store is None
+    owned_store = None
     if store is None:
-        store = await asyncio.to_thread(open_store, store_uri)
+        store = owned_store = await asyncio.to_thread(open_store, store_uri)
     prediction_log = None
     if settings.log_predictions:
         prediction_log = PredictionLog(
@@ -176,21 +176,12 @@ async def start_predictor(
         required_tag=settings.required_tag,
         compile_options=settings.compile_options,
     )
-    metrics_port = None
-    if settings.metrics_port >= 0:
-        try:
-            metrics_port = metrics.serve(settings.metrics_host, settings.metrics_port)
-        except OSError as error:
-            raise PortTakenError(
-                f"cannot listen on the metrics port {settings.metrics_host}:"
-                f"{settings.metrics_port}: {error.strerror or error} "
-                "(--metrics-port: another one, 0 for any, -1 for none)"
-            ) from error
+    metrics_endpoint = serve_metrics(metrics.registry, settings.metrics_host, settings.metrics_port)
     running = RunningPredictor(
         settings=settings,
         server=server,
         port=port,
-        metrics_port=metrics_port,
+        metrics_endpoint=metrics_endpoint,
         slot=slot,
         service=service,
         batcher=batcher,
@@ -198,8 +189,7 @@ async def start_predictor(
         health=health_servicer,
         metrics=metrics,
         prediction_log=prediction_log,
-        store=store,
-        owns_store=owns_store,
+        owned_store=owned_store,
     )
     await running.set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
@@ -210,7 +200,7 @@ async def start_predictor(
         settings.host,
         port,
         "" if credentials is None else " over TLS" + (" (mTLS)" if settings.tls_client_ca else ""),
-        metrics_port if metrics_port is not None else "no port",
+        running.metrics_port if metrics_endpoint else "no port",
     )
     return running
 

@@ -66,7 +66,7 @@ def test_predictor_on_a_taken_metrics_port(held_port: int, tmp_path: Path) -> No
         "predictor", "--model", "anything", "--host", "127.0.0.1", "--port", "0",
         "--metrics-port", str(held_port), tmp_path=tmp_path,
     )  # fmt: skip
-    _one_line_naming(result, "predictor", f"metrics port 0.0.0.0:{held_port}")
+    _one_line_naming(result, "predictor", f"metrics port {held_port} on 0.0.0.0 is taken")
 
 
 def test_gateway_on_a_taken_port(held_port: int, tmp_path: Path) -> None:

@@ -19,10 +19,13 @@ from inference import grpc_predict_v2_pb2_grpc
 from predictor_harness import BackgroundLoop
 
 from mlplatform.predictor.auth import ApiKeyInterceptor
-from mlplatform.predictor.grpc_services import INFERENCE_SERVICE, PREDICTOR_SERVICE
-from mlplatform.predictor.kserve import InferenceServicer
+from mlplatform.predictor.grpc_services import (
+    INFERENCE_SERVICE,
+    PREDICTOR_SERVICE,
+    InferenceServicer,
+    PredictorServicer,
+)
 from mlplatform.predictor.prediction_service import PredictionService
-from mlplatform.predictor.servicer import PredictorServicer
 from mlplatform.v1 import predictor_pb2_grpc
 
 
@@ -45,7 +48,7 @@ def start_guarded_predictor(
         server = grpc.aio.server(interceptors=[ApiKeyInterceptor(keys)])
         predictor_pb2_grpc.add_PredictorServicer_to_server(PredictorServicer(service), server)
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(service, "guarded-test-predictor", "0"), server
+            InferenceServicer(service), server
         )
         health_servicer = health.aio.HealthServicer()
         for name in ("", PREDICTOR_SERVICE, INFERENCE_SERVICE):

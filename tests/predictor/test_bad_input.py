@@ -92,7 +92,7 @@ def assert_still_serving(predictor: PredictorUnderTest, registry: Registry) -> N
 
 
 def frame_by_route(rows: pd.DataFrame, route: str) -> frame_pb2.Frame:
-    """`rows` as a frame the predictor reads through `route` (see servicer.py)."""
+    """`rows` as a frame the predictor reads through `route` (see native_codec.py)."""
     if route == "template":  # the model's columns in its order, few rows
         return dataframe_to_frame(rows)
     frame = dataframe_to_frame(rows[list(reversed(rows.columns))])
