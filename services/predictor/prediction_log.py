@@ -14,42 +14,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from mlplatform.common.input_schema import CheckedRows
 from mlplatform.common.store import PredictionRecord, PredictionSource, Store
+
+if TYPE_CHECKING:  # the core imports this module
+    from mlplatform.predictor.prediction_service import PredictionResult
 
 logger = logging.getLogger(__name__)
 
 #: Most one warning about dropped rows per this many seconds.
 _WARN_INTERVAL_S = 30.0
-
-
-@dataclass(frozen=True, eq=False)
-class LoggedRequest:
-    """One answered request, as handed to the log: converted to records later, off the path."""
-
-    request_id: str
-    model_name: str
-    model_version: str
-    #: A DataFrame or all-double rows: both have `columns` and `to_numpy()`.
-    features: CheckedRows
-    predictions: np.ndarray
-    probabilities: np.ndarray | None
-    class_names: tuple[str, ...]
-    latency_ms: float
-    created_at: datetime
-    #: Each row's key, when the request named a key column (see `prediction_keys`).
-    prediction_keys: list[str | None] | None = None
-
-    @property
-    def rows(self) -> int:
-        return len(self.predictions)
 
 
 def _plain(value: Any) -> Any:
@@ -59,34 +37,32 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def to_records(request: LoggedRequest) -> list[PredictionRecord]:
-    """One PredictionRecord per row of `request`."""
+def to_records(result: PredictionResult) -> list[PredictionRecord]:
+    """One PredictionRecord per row of `result`."""
     # Not DataFrame.to_dict("records"): it costs tens of times more per row than plain lists.
-    names = [str(name) for name in request.features.columns]
-    input_rows = [
-        dict(zip(names, row, strict=True)) for row in request.features.to_numpy().tolist()
-    ]
-    predictions = request.predictions.tolist()
-    probability_rows = None if request.probabilities is None else request.probabilities.tolist()
-    keys = request.prediction_keys
+    names = [str(name) for name in result.features.columns]
+    input_rows = [dict(zip(names, row, strict=True)) for row in result.features.to_numpy().tolist()]
+    predictions = result.predictions.tolist()
+    probability_rows = None if result.probabilities is None else result.probabilities.tolist()
+    keys, model = result.prediction_keys, result.model
     records = []
     for row_index, (input_row, prediction) in enumerate(zip(input_rows, predictions, strict=True)):
         probabilities = None
         if probability_rows is not None:
-            probabilities = dict(zip(request.class_names, probability_rows[row_index], strict=True))
+            probabilities = dict(zip(model.class_names, probability_rows[row_index], strict=True))
         records.append(
             PredictionRecord(
-                model_name=request.model_name,
-                model_version=request.model_version,
+                model_name=model.name,
+                model_version=model.version,
                 input_row={name: _plain(value) for name, value in input_row.items()},
                 prediction=_plain(prediction),
                 probabilities=probabilities,
                 source=PredictionSource.ONLINE,
-                request_id=request.request_id,
+                request_id=result.request_id,
                 row_index=row_index,
                 prediction_key=None if keys is None else keys[row_index],
-                latency_ms=request.latency_ms,
-                created_at=request.created_at,
+                latency_ms=result.latency_s * 1000.0,
+                created_at=result.created_at,
             )
         )
     return records
@@ -110,7 +86,7 @@ class PredictionLog:
         self._flush_interval_s = flush_interval_s
         self._on_dropped = on_dropped
         self._on_written = on_written
-        self._pending: deque[LoggedRequest] = deque()
+        self._pending: deque[PredictionResult] = deque()
         self._pending_rows = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -123,14 +99,14 @@ class PredictionLog:
         """Start the writer thread."""
         self._thread.start()
 
-    def submit(self, request: LoggedRequest) -> bool:
-        """Queue `request`'s rows for writing; False (and counted) when the buffer is full."""
-        rows = request.rows
+    def submit(self, result: PredictionResult) -> bool:
+        """Queue `result`'s rows for writing; False (and counted) when the buffer is full."""
+        rows = len(result.predictions)
         with self._lock:
             if self._closing or self._pending_rows + rows > self._max_buffered_rows:
                 accepted = False
             else:
-                self._pending.append(request)
+                self._pending.append(result)
                 self._pending_rows += rows
                 accepted = True
                 full_enough = self._pending_rows >= self._flush_rows
@@ -159,23 +135,23 @@ class PredictionLog:
                 if self._closing and not self._pending:
                     return
 
-    def _take(self) -> list[LoggedRequest]:
+    def _take(self) -> list[PredictionResult]:
         """Up to about `flush_rows` rows of whole requests from the buffer."""
-        taken: list[LoggedRequest] = []
+        taken: list[PredictionResult] = []
         rows = 0
         with self._lock:
             while self._pending and rows < self._flush_rows:
-                request = self._pending.popleft()
-                taken.append(request)
-                rows += request.rows
+                result = self._pending.popleft()
+                taken.append(result)
+                rows += len(result.predictions)
             self._pending_rows -= rows
         return taken
 
     def _flush(self) -> None:
         while batch := self._take():
-            rows = sum(request.rows for request in batch)
+            rows = sum(len(result.predictions) for result in batch)
             try:
-                records = [record for request in batch for record in to_records(request)]
+                records = [record for result in batch for record in to_records(result)]
                 self._store.append_predictions(records)
             except Exception as error:  # any store failure: count, warn, keep serving
                 self._dropped(rows, f"writing to the store failed: {error!r}")

@@ -1,22 +1,12 @@
 """The prediction core: what a prediction call does, whatever its transport.
 
-A transport's servicer opens a `PredictionCall` and, inside it, resolves the model once, has
-its codec decode the request into rows (`DoublesRows` or `Columns`), predicts, and has its
-codec encode the result:
-
-    async with service.call("Predict", request_id, context) as call:
-        model = call.model(request.model_name)
-        rows = native_codec.decode_frame(request.inputs)
-        result = await call.predict(
-            model, rows, request.include_probabilities, request.key_column
-        )
-        return native_codec.encode_response(result)
-
-The call does the rest: refusing new calls while shutting down, taking the caller's key column
-(if it names one) off the rows, checking the rows against the model's input schema, predicting
-through the batcher, counting and timing the call, turning any error into its one gRPC status
-(with the offending columns), and, once the reply is sent, queueing the result (with each row's
-key) for the prediction log.
+A transport's servicer (grpc_services.py) opens a `PredictionCall` and, inside it, resolves the
+model once, has its codec decode the request into rows (`DoublesRows` or `Columns`), predicts,
+and has its codec encode the result. The call does the rest: refusing new calls while shutting
+down, taking the caller's key column (if it names one) off the rows, checking the rows against
+the model's input schema, predicting through the batcher, counting and timing the call, turning
+any error into its one gRPC status (with the offending columns), and, once the reply is sent,
+queueing the result (with each row's key) for the prediction log.
 """
 
 from __future__ import annotations
@@ -25,7 +15,8 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 
 import grpc
@@ -49,7 +40,7 @@ from mlplatform.predictor.errors import (
 from mlplatform.predictor.grpc_errors import abort_with
 from mlplatform.predictor.metrics import PredictorMetrics
 from mlplatform.predictor.observability import note_prediction
-from mlplatform.predictor.prediction_log import LoggedRequest, PredictionLog
+from mlplatform.predictor.prediction_log import PredictionLog
 from mlplatform.predictor.reload import ModelSlot
 
 logger = logging.getLogger(__name__)
@@ -72,6 +63,7 @@ class PredictionResult:
     probabilities: np.ndarray | None
     latency_s: float
     prediction_keys: list[str | None] | None = None
+    created_at: datetime = field(default_factory=utc_now)
 
 
 class PredictionService:
@@ -155,47 +147,11 @@ class PredictionService:
         """One prediction call of `api` (`async with`): see `PredictionCall`."""
         return PredictionCall(self, api, request_id, context)
 
-    async def _predict_rows(
-        self,
-        model: LoadedModel,
-        features: CheckedRows,
-        include_probabilities: bool,
-        request_id: str,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        try:
-            output = await self.batcher.predict(model, features, include_probabilities)
-        except BatcherClosedError:
-            raise
-        except Exception as error:
-            # The caller gets the request id only; the traceback stays here, under that id.
-            logger.error(
-                "request %s: model %s version %s failed",
-                request_id,
-                model.name,
-                model.version,
-                exc_info=error,
-            )
-            raise PredictionFailedError(request_id) from error
-        return output.predictions, output.probabilities
-
     def log(self, result: PredictionResult) -> None:
         """Queue `result` for the store; call it once the reply is sent. Never blocks."""
         if self.prediction_log is None:
             return
-        self.prediction_log.submit(
-            LoggedRequest(
-                request_id=result.request_id,
-                model_name=result.model.name,
-                model_version=result.model.version,
-                features=result.features,
-                predictions=result.predictions,
-                probabilities=result.probabilities,
-                class_names=result.model.class_names,
-                latency_ms=result.latency_s * 1000.0,
-                created_at=utc_now(),
-                prediction_keys=result.prediction_keys,
-            )
-        )
+        self.prediction_log.submit(result)
 
 
 class PredictionCall:
@@ -252,15 +208,23 @@ class PredictionCall:
         service = self.service
         features = model.check_rows(rows, service.max_request_rows)
         note_prediction(model, len(features))
-        predictions, probabilities = await service._predict_rows(
-            model, features, with_probabilities, self.request_id
-        )
+        try:
+            output = await service.batcher.predict(model, features, with_probabilities)
+        except BatcherClosedError:
+            raise
+        except Exception as error:
+            # The caller gets the request id only; the traceback stays here, under that id.
+            logger.error(
+                "request %s: model %s version %s failed",
+                self.request_id, model.name, model.version, exc_info=error,
+            )  # fmt: skip
+            raise PredictionFailedError(self.request_id) from error
         self.result = PredictionResult(
             request_id=self.request_id,
             model=model,
             features=features,
-            predictions=predictions,
-            probabilities=probabilities,
+            predictions=output.predictions,
+            probabilities=output.probabilities,
             latency_s=time.perf_counter() - self.started,
             prediction_keys=keys,
         )
