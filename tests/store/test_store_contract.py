@@ -485,9 +485,12 @@ def test_all_double_batch_rows_read_back_as_the_per_row_path_stores_them(store: 
             row_offset=0,
             inputs=features,
             predictions=np.arange(len(features)),
+            probabilities=probabilities,
+            class_names=("no", "yes"),
             created_at=datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC),
         )
 
+    probabilities = rng.dirichlet([1.0, 1.0], size=len(features))
     assert store.append_batch_predictions(chunk("columns")) == len(features)
     assert store.append_predictions(per_row_records(chunk("columns"), "rows")) == len(features)
     columnar = store.query_predictions(batch_id="columns")
@@ -498,6 +501,7 @@ def test_all_double_batch_rows_read_back_as_the_per_row_path_stores_them(store: 
     assert first[7:9] == [None, None] and columnar[1].input_row["f2"] is None
     assert math.copysign(1.0, first[1]) == -1.0  # -0.0 keeps its sign
     assert [list(record.input_row.values()) for record in columnar[2:]] == matrix[2:].tolist()
+    assert [list(record.probabilities.values()) for record in columnar] == probabilities.tolist()
 
 
 def test_columnar_batch_rows_are_idempotent(store: Store) -> None:

@@ -194,7 +194,7 @@ class SQLiteStore(Store):
 
     def append_batch_predictions(self, batch: BatchPredictions) -> int:
         part = encode_batch(batch)  # encoded before the write lock is taken
-        if not part.row_values:
+        if not part.row_count:
             return 0
         with self._write() as connection:
             return write_part(connection, part)

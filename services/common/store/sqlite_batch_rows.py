@@ -10,8 +10,14 @@ its probabilities as a JSON array in the part's class order.
 
 Input values are a JSON array, or, when every input column is a double (the usual batch), the
 row's doubles as one BLOB of 8-byte little-endian floats: encoding is then a slice rather than
-JSON, and the rows take less than half the disk. Either way a value that is not finite reads
+JSON, and the rows take less than half the disk. Probabilities are such a BLOB too (rows written
+before they were are JSON text, which still reads). Either way a value that is not finite reads
 back as None, as JSON has it.
+
+A part's rows are written by one INSERT ... SELECT over `json_each` of one JSON array (each
+row's prediction, and its JSON inputs and key when it has them), with the BLOBs cut from one
+buffer per part by `substr`: binding every row's values from Python in `executemany` cost the
+writer about twice the CPU per row.
 
 The one unique key on rows, (batch_id, row_index), makes writes idempotent; the query indexes
 are on the parts, which are few. Reading a row back gives exactly the `PredictionRecord` that
@@ -41,16 +47,30 @@ _PART_COLUMNS = (
     "first_row, last_row, row_count, input_columns, class_names"
 )
 INSERT_PART = f"INSERT INTO batch_parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
-INSERT_ROW = (
-    "INSERT INTO batch_rows (batch_id, row_index, part_id, input_values, prediction, "
-    "probabilities) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-)
-# Rows sent with a key column; the unkeyed insert above is also what schema 2 (migration 2's
-# own data step) understands.
-INSERT_KEYED_ROW = (
-    "INSERT INTO batch_rows (batch_id, row_index, part_id, input_values, prediction, "
-    "probabilities, prediction_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-)
+
+
+def _insert_rows(with_key: bool) -> str:
+    """The part's rows from :rows, a JSON array with one element per row: the prediction's JSON
+    text, or [prediction, input values or null, prediction key or null] when the inputs are
+    not a BLOB or the rows have keys. BLOB values are cut from :inputs and :probabilities.
+    (`WHERE true` tells SQLite's parser that ON CONFLICT is not a join's ON.)"""
+    key_column, key_value = "", ""
+    if with_key:
+        key_column, key_value = ", prediction_key", ", json_extract(row.value, '$[2]')"
+    return (
+        "INSERT INTO batch_rows (batch_id, row_index, part_id, input_values, prediction, "
+        f"probabilities{key_column}) "
+        "SELECT :batch_id, :first_row + row.key, :part_id, "
+        "coalesce(substr(:inputs, row.key * :input_width + 1, :input_width), "
+        "json_extract(row.value, '$[1]')), "
+        "CASE row.type WHEN 'text' THEN row.value ELSE json_extract(row.value, '$[0]') END, "
+        f"substr(:probabilities, row.key * :probability_width + 1, :probability_width){key_value} "
+        "FROM json_each(:rows) AS row WHERE true ON CONFLICT DO NOTHING"
+    )
+
+
+INSERT_ROWS = _insert_rows(with_key=False)  # also what schema 2 (migration 2's data step) knows
+INSERT_KEYED_ROWS = _insert_rows(with_key=True)
 # A row belongs to the part that wrote it; the range lets the join use the rows' primary key.
 SELECT_ROWS = (
     "SELECT p.model_name, p.model_version, p.request_id, p.batch_id, r.row_index, "
@@ -68,35 +88,47 @@ _DOUBLE_BYTES = 8
 
 @dataclass(frozen=True)
 class EncodedPart:
-    """One part, encoded before the write lock is taken: `header` in INSERT_PART order, and
-    per row (row_index, input values, prediction, probabilities), each JSON text (input values
-    may be a BLOB of doubles), and the rows' prediction keys when the part has them."""
+    """One part, encoded before the write lock is taken: `header` in INSERT_PART order, and the
+    parameters of INSERT_ROWS (`rows` and, when they are BLOBs, `inputs` and `probabilities`)."""
 
     batch_id: str
     header: tuple[Any, ...]
-    row_values: list[tuple[int, str | bytes, str, str | None]]
-    prediction_keys: list[str | None] | None = None
+    row_count: int
+    rows: str
+    inputs: bytes | None = None
+    input_width: int | None = None
+    probabilities: bytes | None = None
+    probability_width: int | None = None
+    keyed: bool = False
 
 
-def _input_values(batch: BatchPredictions) -> tuple[list[str], list[str] | list[bytes]]:
-    """The input column names, and each row's values: a BLOB of doubles when every column is
-    float64 (see the module doc), else a JSON array."""
+def _doubles(values: Any) -> tuple[bytes, int]:
+    """A two-dimensional array as the BLOB of its rows' doubles, back to back, and the width
+    of one row in bytes."""
+    import numpy as np
+
+    array = np.ascontiguousarray(values, dtype=_DOUBLES)
+    return array.tobytes(), _DOUBLE_BYTES * array.shape[1]
+
+
+def _input_values(batch: BatchPredictions) -> tuple[list[str], Any]:
+    """The input column names, and the rows' values: an array of doubles when every column is
+    float64 (stored as a BLOB, see the module doc), else a list of one JSON array per row."""
     import numpy as np
 
     inputs = batch.inputs
     names = [str(name) for name in inputs.columns]
     if names and len(inputs) and all(dtype == np.float64 for dtype in inputs.dtypes):
-        raw = np.ascontiguousarray(inputs.to_numpy(), dtype=_DOUBLES).tobytes()
-        width = _DOUBLE_BYTES * len(names)
-        return names, [raw[start : start + width] for start in range(0, len(raw), width)]
+        return names, inputs.to_numpy()
     columns = batch.input_columns()
     if not columns:
         return names, ["[]"] * len(batch)
     return names, json_values.dumps_each(zip(*columns.values(), strict=True), "input_row")
 
 
-def _decoded_inputs(stored: str | bytes) -> list[Any]:
-    """A row's input values as `_input_values` stored them."""
+def decoded_values(stored: str | bytes) -> list[Any]:
+    """A row's input values or probabilities as this module stores them (JSON text, or a
+    BLOB of doubles)."""
     if not isinstance(stored, bytes):
         return json_values.loads(stored)
     import numpy as np
@@ -119,15 +151,50 @@ def _prediction_values(batch: BatchPredictions) -> list[str]:
     return json_values.dumps_each(batch.prediction_values(), "prediction")
 
 
+def _encoded(
+    batch_id: str,
+    header: tuple[Any, ...],
+    predictions: list[str],
+    inputs: Any,
+    probabilities: Any,
+    keys: list[str | None] | None,
+) -> EncodedPart:
+    """The part's INSERT_ROWS parameters; `inputs` is an array of doubles or a JSON text per
+    row, `probabilities` an array or None."""
+    row_inputs: list[str] | None = inputs if isinstance(inputs, list) else None
+    input_blob, input_width = (None, None) if row_inputs is not None else _doubles(inputs)
+    rows: list[Any] = predictions
+    if row_inputs is not None or keys is not None:
+        rows = [
+            list(row)
+            for row in zip(
+                predictions,
+                row_inputs or [None] * len(predictions),
+                keys or [None] * len(predictions),
+                strict=True,
+            )
+        ]
+    probability_blob, probability_width = (
+        (None, None) if probabilities is None else _doubles(probabilities)
+    )
+    return EncodedPart(
+        batch_id,
+        header,
+        len(predictions),
+        json_values.dumps(rows, "prediction"),
+        input_blob,
+        input_width,
+        probability_blob,
+        probability_width,
+        keyed=keys is not None,
+    )
+
+
 def encode_batch(batch: BatchPredictions) -> EncodedPart:
     """A chunk of batch predictions as one part, column by column, with no record per row."""
     names, inputs = _input_values(batch)
-    predictions = _prediction_values(batch)
-    if batch.probabilities is None:
-        probabilities: list[str | None] = [None] * len(batch)
-        class_names = None
-    else:
-        probabilities = json_values.dumps_each(batch.probabilities.tolist(), "probabilities")
+    class_names = None
+    if batch.probabilities is not None:
         class_names = json_values.dumps(list(batch.class_names), "class_names")
     header = (
         batch.batch_id,
@@ -141,9 +208,10 @@ def encode_batch(batch: BatchPredictions) -> EncodedPart:
         json_values.dumps(names, "input_row"),
         class_names,
     )
-    rows = list(zip(batch.row_indexes, inputs, predictions, probabilities, strict=True))
     keys = None if batch.prediction_keys is None else list(batch.prediction_keys)
-    return EncodedPart(batch.batch_id, header, rows, keys)
+    return _encoded(
+        batch.batch_id, header, _prediction_values(batch), inputs, batch.probabilities, keys
+    )
 
 
 def encode_record(record: PredictionRecord) -> EncodedPart:
@@ -163,33 +231,35 @@ def encode_record(record: PredictionRecord) -> EncodedPart:
         json_values.dumps(list(record.input_row), "input_row"),
         None if probabilities is None else json_values.dumps(list(probabilities), "probabilities"),
     )
-    row = (
-        record.row_index,
-        json_values.dumps(list(record.input_row.values()), "input_row"),
-        json_values.dumps(record.prediction, "prediction"),
-        None
-        if probabilities is None
-        else json_values.dumps(list(probabilities.values()), "probabilities"),
+    return _encoded(
+        record.batch_id,
+        header,
+        [json_values.dumps(record.prediction, "prediction")],
+        [json_values.dumps(list(record.input_row.values()), "input_row")],
+        None if probabilities is None else [list(probabilities.values())],
+        None if record.prediction_key is None else [record.prediction_key],
     )
-    keys = None if record.prediction_key is None else [record.prediction_key]
-    return EncodedPart(record.batch_id, header, [row], keys)
 
 
 def write_part(connection: sqlite3.Connection, part: EncodedPart) -> int:
     """Writes a part inside the caller's write transaction; returns the rows it added (rows
     already stored under their key are skipped, and a part that adds none is not kept)."""
-    if not part.row_values:
+    if not part.row_count:
         return 0
     part_id = connection.execute(INSERT_PART, part.header).lastrowid
-    rows: Iterable[tuple[Any, ...]] = (
-        (part.batch_id, row_index, part_id, inputs, prediction, probabilities)
-        for row_index, inputs, prediction, probabilities in part.row_values
-    )
-    insert = INSERT_ROW
-    if part.prediction_keys is not None:
-        insert = INSERT_KEYED_ROW
-        rows = ((*row, key) for row, key in zip(rows, part.prediction_keys, strict=True))
-    added = connection.executemany(insert, rows).rowcount
+    added = connection.execute(
+        INSERT_KEYED_ROWS if part.keyed else INSERT_ROWS,
+        {
+            "batch_id": part.batch_id,
+            "first_row": part.header[6],
+            "part_id": part_id,
+            "rows": part.rows,
+            "inputs": part.inputs,
+            "input_width": part.input_width,
+            "probabilities": part.probabilities,
+            "probability_width": part.probability_width,
+        },
+    ).rowcount
     if added:
         connection.execute("UPDATE batch_parts SET row_count = ? WHERE id = ?", (added, part_id))
     else:
@@ -227,11 +297,11 @@ def records_from_rows(rows: Iterable[sqlite3.Row]) -> Iterator[PredictionRecord]
         yield PredictionRecord.model_construct(
             **shared,
             row_index=row["row_index"],
-            input_row=dict(zip(input_columns, _decoded_inputs(row["input_values"]), strict=True)),
+            input_row=dict(zip(input_columns, decoded_values(row["input_values"]), strict=True)),
             prediction=json_values.loads(row["prediction"]),
             probabilities=None
             if probabilities is None or class_names is None
-            else dict(zip(class_names, json_values.loads(probabilities), strict=True)),
+            else dict(zip(class_names, decoded_values(probabilities), strict=True)),
             prediction_key=row["prediction_key"],
         )
 

@@ -23,6 +23,7 @@ from mlplatform.common.store.outcomes import (
     OutcomeTally,
     checked_outcomes,
 )
+from mlplatform.common.store.sqlite_batch_rows import decoded_values
 from mlplatform.common.store.sqlite_rows import build_prediction_where, time_text
 
 Read = Callable[[str, list[Any]], list[sqlite3.Row]]
@@ -156,7 +157,7 @@ def labelled_predictions(
 def _labelled(row: sqlite3.Row) -> LabelledPrediction:
     probabilities = None
     if row["probabilities"] is not None:
-        values = json_values.loads(row["probabilities"])
+        values = decoded_values(row["probabilities"])  # JSON text, or a batch row's BLOB
         if row["class_names"] is not None:  # batch rows keep values, their part the names
             values = dict(zip(json_values.loads(row["class_names"]), values, strict=True))
         probabilities = values
