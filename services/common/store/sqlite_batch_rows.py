@@ -2,11 +2,11 @@
 
 The batch inferer writes rows by the hundred thousand, and a predictions row that repeats
 everything (model, version, batch id, time, the input column names in every row's JSON) with
-five indexes cost about 24 µs a row: more than a fast model spends predicting it. So a stored
+five indexes costs more than a fast model spends predicting it. So a stored
 chunk is a *part*: what every row of the chunk shares lives once in `batch_parts` (model,
 version, time, latency, the input column names, the class names), and each `batch_rows` row
 holds only its key, its part, its input values in the part's column order, its prediction, and
-its probabilities as a JSON array in the part's class order.
+its probabilities in the part's class order.
 
 Input values are a JSON array, or, when every input column is a double (the usual batch), the
 row's doubles as one BLOB of 8-byte little-endian floats: encoding is then a slice rather than
@@ -16,8 +16,8 @@ back as None, as JSON has it.
 
 A part's rows are written by one INSERT ... SELECT over `json_each` of one JSON array (each
 row's prediction, and its JSON inputs and key when it has them), with the BLOBs cut from one
-buffer per part by `substr`: binding every row's values from Python in `executemany` cost the
-writer about twice the CPU per row.
+buffer per part by `substr`: binding every row's values from Python in `executemany` costs the
+writer more than twice the CPU per row.
 
 The one unique key on rows, (batch_id, row_index), makes writes idempotent; the query indexes
 are on the parts, which are few. Reading a row back gives exactly the `PredictionRecord` that
@@ -88,18 +88,13 @@ _DOUBLE_BYTES = 8
 
 @dataclass(frozen=True)
 class EncodedPart:
-    """One part, encoded before the write lock is taken: `header` in INSERT_PART order, and the
-    parameters of INSERT_ROWS (`rows` and, when they are BLOBs, `inputs` and `probabilities`)."""
+    """One part, encoded before the write lock is taken: `header` in INSERT_PART order, and
+    the parameters of INSERT_ROWS but the part's id."""
 
-    batch_id: str
     header: tuple[Any, ...]
     row_count: int
-    rows: str
-    inputs: bytes | None = None
-    input_width: int | None = None
-    probabilities: bytes | None = None
-    probability_width: int | None = None
-    keyed: bool = False
+    rows: dict[str, Any]
+    keyed: bool
 
 
 def _doubles(values: Any) -> tuple[bytes, int]:
@@ -162,32 +157,26 @@ def _encoded(
     """The part's INSERT_ROWS parameters; `inputs` is an array of doubles or a JSON text per
     row, `probabilities` an array or None."""
     row_inputs: list[str] | None = inputs if isinstance(inputs, list) else None
-    input_blob, input_width = (None, None) if row_inputs is not None else _doubles(inputs)
     rows: list[Any] = predictions
     if row_inputs is not None or keys is not None:
-        rows = [
-            list(row)
-            for row in zip(
-                predictions,
-                row_inputs or [None] * len(predictions),
-                keys or [None] * len(predictions),
-                strict=True,
-            )
-        ]
-    probability_blob, probability_width = (
-        (None, None) if probabilities is None else _doubles(probabilities)
-    )
-    return EncodedPart(
-        batch_id,
-        header,
-        len(predictions),
-        json_values.dumps(rows, "prediction"),
-        input_blob,
-        input_width,
-        probability_blob,
-        probability_width,
-        keyed=keys is not None,
-    )
+        missing = [None] * len(predictions)
+        rows = list(
+            map(list, zip(predictions, row_inputs or missing, keys or missing, strict=True))
+        )
+    input_blob, input_width = (None, None) if row_inputs is not None else _doubles(inputs)
+    probability_blob, probability_width = (None, None)
+    if probabilities is not None:
+        probability_blob, probability_width = _doubles(probabilities)
+    parameters = {
+        "batch_id": batch_id,
+        "first_row": header[6],
+        "rows": json_values.dumps(rows, "prediction"),
+        "inputs": input_blob,
+        "input_width": input_width,
+        "probabilities": probability_blob,
+        "probability_width": probability_width,
+    }
+    return EncodedPart(header, len(predictions), parameters, keyed=keys is not None)
 
 
 def encode_batch(batch: BatchPredictions) -> EncodedPart:
@@ -247,19 +236,8 @@ def write_part(connection: sqlite3.Connection, part: EncodedPart) -> int:
     if not part.row_count:
         return 0
     part_id = connection.execute(INSERT_PART, part.header).lastrowid
-    added = connection.execute(
-        INSERT_KEYED_ROWS if part.keyed else INSERT_ROWS,
-        {
-            "batch_id": part.batch_id,
-            "first_row": part.header[6],
-            "part_id": part_id,
-            "rows": part.rows,
-            "inputs": part.inputs,
-            "input_width": part.input_width,
-            "probabilities": part.probabilities,
-            "probability_width": part.probability_width,
-        },
-    ).rowcount
+    insert = INSERT_KEYED_ROWS if part.keyed else INSERT_ROWS
+    added = connection.execute(insert, {**part.rows, "part_id": part_id}).rowcount
     if added:
         connection.execute("UPDATE batch_parts SET row_count = ? WHERE id = ?", (added, part_id))
     else:
