@@ -319,7 +319,7 @@ def inferer(
         store,
         broker_url or settings.broker_url,
         name=worker_name("inferer"),
-        prefetch=2,  # the next part is predicted while the last one is stored
+        prefetch=3,  # parts in flight: one checked, one predicted, one stored (the handler)
         metrics=metrics.queue,
     )
     stop_on_signals(worker)

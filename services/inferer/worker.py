@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-
-from google.protobuf.message import DecodeError
+from dataclasses import dataclass, field
 
 from mlplatform.client.frames import FrameError
 from mlplatform.common.consumer import (
@@ -24,7 +25,6 @@ from mlplatform.common.consumer import (
     Later,
     Outcome,
     Reject,
-    properties_problem,
 )
 from mlplatform.common.faults import is_transient
 from mlplatform.common.input_schema import InvalidInputError
@@ -38,7 +38,13 @@ from mlplatform.common.store import (
     NotFoundError,
     Store,
 )
-from mlplatform.inferer.batch_job import DEFAULT_CHUNK_ROWS, predict_part
+from mlplatform.inferer.batch_job import (
+    DEFAULT_CHUNK_ROWS,
+    PreparedPart,
+    decode_request,
+    predict_part,
+    prepare_part,
+)
 from mlplatform.inferer.chunk_writers import ChunkWriter, ThreadChunkWriter, is_broken_error
 from mlplatform.inferer.metrics import InfererMetrics
 from mlplatform.inferer.model_cache import ModelCache
@@ -46,41 +52,44 @@ from mlplatform.v1 import messages_pb2
 
 logger = logging.getLogger(__name__)
 
-REQUEST_TYPE = messages_pb2.BatchPredictionRequest.DESCRIPTOR.full_name
 
-
-def decode_request(delivery: Delivery) -> messages_pb2.BatchPredictionRequest | str:
-    """The request, or the reason it cannot be one (naming the field)."""
-    problem = properties_problem(delivery.properties, REQUEST_TYPE)
-    if problem is not None:
-        return problem
+def _resolve(outcome: Future[Outcome], work: Callable[[], Outcome]) -> None:
+    """Settles `outcome` with what `work` returns, or raises (a raise is a bug the queue
+    worker logs, as when a handler raises)."""
     try:
-        request = messages_pb2.BatchPredictionRequest.FromString(delivery.body)
-    except DecodeError as error:
-        return f"body is not a valid {REQUEST_TYPE}: {error}"
-    if not request.batch_id:
-        return "batch_id is empty; the sender must choose one"
-    if not request.model:
-        return "model is empty; expected NAME@ALIAS or NAME/VERSION"
-    if request.part_count < 1:
-        return f"part_count must be at least 1; got {request.part_count}"
-    if not 0 <= request.part_index < request.part_count:
-        return f"part_index {request.part_index} is outside 0..{request.part_count - 1}"
-    if request.row_offset < 0:
-        return f"row_offset must not be negative; got {request.row_offset}"
-    if request.rows.row_count < 1:
-        return "rows holds no row"
-    return request
+        outcome.set_result(work())
+    except BaseException as error:
+        outcome.set_exception(error)
+
+
+@dataclass
+class _Part:
+    """A part on its way from the job thread to the model thread to the finisher."""
+
+    request: messages_pb2.BatchPredictionRequest
+    delivery: Delivery
+    model: LoadedModel
+    batch: BatchRecord
+    prepared: PreparedPart
+    prepare_seconds: float
+    outcome: Future[Outcome] = field(default_factory=Future)
 
 
 class InfererHandler:
     """Turns one delivery into one outcome for the queue worker.
 
-    A part's chunks are stored by `writer` (see `chunk_writers`; a thread writing to `store`
-    by default) while the next chunk is predicted. Once the last chunk is predicted the
-    handler answers `Later`: a finisher thread waits for the part's writes, counts the part
-    done, and settles it, while the queue worker (with prefetch 2) starts predicting the
-    next part. A part is acked only once every row of it is stored and it is counted.
+    Three stages, each on a thread of its own, so that parts flow through them one behind
+    the other (the queue worker needs a prefetch of 3 for that):
+
+    - the queue worker's job thread decodes and checks a part's rows, then answers `Later`
+      and goes on to the next delivery;
+    - the model thread predicts the part's chunks in order, handing each to `writer` (see
+      `chunk_writers`; a thread writing to `store` by default), which stores it while the
+      next is predicted; the model's own call releases the GIL, so the job thread's Python
+      work runs beside it;
+    - the finisher thread waits for the part's writes, counts the part done and settles it.
+
+    A part is acked only once every row of it is stored and it is counted.
     """
 
     def __init__(
@@ -98,10 +107,12 @@ class InfererHandler:
         self.max_attempts = max_attempts
         self.chunk_rows = chunk_rows
         self.writer = writer if writer is not None else ThreadChunkWriter(store)
+        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferer-model")
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferer-finish")
 
     def close(self) -> None:
-        """Waits for the parts in flight to be stored, then stops the writer."""
+        """Waits for the parts in flight to be predicted and stored, then stops the writer."""
+        self._model_thread.shutdown(wait=True)
         self._finisher.shutdown(wait=True)
         self.writer.close()
 
@@ -166,54 +177,58 @@ class InfererHandler:
             return self._refuse(request, f"model {error.reference}: {error.reason}")
         add_ids(model_name=model.name, model_version=model.version)
         began = time.perf_counter()
+        try:
+            prepared = prepare_part(request, model)
+        except (FrameError, InvalidInputError) as error:
+            return self._refuse_rows(request, model, error)
+        part = _Part(request, delivery, model, batch, prepared, time.perf_counter() - began)
+        # In this part's context: the other threads' log lines carry its ids and trace.
+        self._model_thread.submit(contextvars.copy_context().run, self._predict, part)
+        return Later(part.outcome)
+
+    def _predict(self, part: _Part) -> None:
+        """Runs on the model thread: predicts the part, then leaves its outcome to the finisher
+        (or settles it here when the part ends now)."""
+        request, model, outcome = part.request, part.model, part.outcome
+        began = time.perf_counter()
         writes: list[Future[int]] = []
 
         def store(chunk: BatchPredictions) -> None:
             writes.append(self.writer.submit(chunk))
 
         try:
-            result = predict_part(request, model, self.chunk_rows, on_chunk=store)
-        except (FrameError, InvalidInputError, InvalidRecordError) as error:
+            result = predict_part(request, model, self.chunk_rows, store, part.prepared)
+        except Exception as error:
             wait(writes)  # settle nothing while a write of the part is in flight
-            return self._refuse_rows(request, model, error)
-        except BaseException:
-            wait(writes)
-            raise
+            if isinstance(error, FrameError | InvalidInputError | InvalidRecordError):
+                _resolve(outcome, functools.partial(self._refuse_rows, request, model, error))
+            else:
+                _resolve(
+                    outcome, functools.partial(self._after_error, request, part.delivery, error)
+                )
+            return
         predicted = time.perf_counter()
-        timings = (result.predict_seconds, predicted - began - result.predict_seconds, predicted)
-        return Later(
-            self._finisher.submit(
-                # In this part's context: the finisher's log lines carry its ids and trace.
-                contextvars.copy_context().run,
-                self._finish,
-                request,
-                delivery,
-                model,
-                batch,
-                result.row_count,
-                writes,
-                timings,
-            )
-        )
+        other_seconds = part.prepare_seconds + predicted - began - result.predict_seconds
+        timings = (result.predict_seconds, other_seconds, predicted)
+        finish = functools.partial(self._finish, part, result.row_count, writes, timings)
+        self._finisher.submit(contextvars.copy_context().run, _resolve, outcome, finish)
 
     def _finish(
         self,
-        request: messages_pb2.BatchPredictionRequest,
-        delivery: Delivery,
-        model: LoadedModel,
-        batch: BatchRecord,
+        part: _Part,
         row_count: int,
         writes: list[Future[int]],
         timings: tuple[float, float, float],
     ) -> Outcome:
         """Runs on the finisher thread: the part's outcome once its writes are done."""
+        request, model, delivery = part.request, part.model, part.delivery
         try:
             wait(writes)
             for write in writes:
                 write.result()  # raises the first failed write's error
             # The version first: a batch whose last part is counted reads as finished, and a
             # reader must then find the version that predicted it.
-            if batch.model_version is None:
+            if part.batch.model_version is None:
                 self.store.update_batch(request.batch_id, model_version=model.version)
             self.store.mark_batch_part_done(request.batch_id, request.part_index, row_count)
         except InvalidRecordError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from pathlib import Path
 
@@ -125,6 +126,46 @@ def test_a_part_is_stored_and_counted(store: Store) -> None:
     assert stored[1].probabilities == pytest.approx({"0": 0.11920292, "1": 0.88079708})
     batch = store.get_batch("b-ok")
     assert (batch.status, batch.rows_done, batch.model_version) == (BatchStatus.SUCCEEDED, 3, "2")
+
+
+class GatedModel(ThresholdModel):
+    """Predicts only once `release` is set, so a test can see what the handler does while
+    the model is busy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.predicting = threading.Event()
+        self.release = threading.Event()
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        self.predicting.set()
+        assert self.release.wait(timeout=60), "the test never released the model"
+        return super().predict(features)
+
+
+def test_the_next_part_is_checked_while_the_model_predicts_this_one(store: Store) -> None:
+    model = GatedModel()
+    handler = InfererHandler(OneModel(loaded(model)), store)  # type: ignore[arg-type]
+    try:
+        first = handler(delivery_of(pd.DataFrame({"x": [1.0]}), "b-first"))
+        assert model.predicting.wait(timeout=60)
+        # The model holds the first part; the next parts are checked meanwhile: a bad one is
+        # refused at once, a good one waits for the model in its own future.
+        refused = handler(delivery_of(pd.DataFrame({"x": ["one"]}), "b-bad"))
+        queued = handler(delivery_of(pd.DataFrame({"x": [-1.0]}), "b-second"))
+        assert (
+            isinstance(refused, Reject) and "rows do not fit model threshold v2" in refused.reason
+        )
+        assert "'x'" in refused.reason
+        assert isinstance(first, Later) and isinstance(queued, Later)
+        assert not first.future.done() and not queued.future.done()
+        model.release.set()
+        assert (settled(first), settled(queued)) == (Done(), Done())
+    finally:
+        model.release.set()
+        handler.close()
+    assert [record.prediction for record in store.query_predictions(batch_id="b-second")] == [0]
+    assert store.get_batch("b-bad").status is BatchStatus.FAILED
 
 
 class BatchWatchingStore(SQLiteStore):
