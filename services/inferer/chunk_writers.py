@@ -1,10 +1,10 @@
 """Where the inferer's predicted chunks are written: a thread, or a process of their own.
 
-Storing a chunk (encoding every row as JSON, then the SQLite insert) costs most of what
-predicting it does, and the encoding holds the GIL. On a writer thread it competes with the
-model for the GIL; in a writer process it runs on the other core beside the model, and the
-model keeps the process to itself. So `mlp inferer` writes from a process; the thread
-writer is for embedding the handler where a store object, not a URI, is what there is.
+Storing a chunk (encoding it, then the insert) holds the GIL for part of its time. On a
+writer thread it competes with the model thread and the job thread (see `worker`) for the GIL;
+in a writer process it runs beside them and only the hand-over (a pickle) stays in the worker.
+So `mlp inferer` writes from a process; the thread writer is for embedding the handler where a
+store object, not a URI, is what there is.
 
 Either way `submit` returns a future of the rows the chunk added, and the handler acks a
 part only once every future of it has completed.
