@@ -34,10 +34,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pika
 import pika.exceptions
+from google.protobuf.message import DecodeError, Message
 from pika.adapters.blocking_connection import BlockingChannel
 
 from mlplatform.client import messaging
@@ -103,6 +104,7 @@ class Later:
 
 
 Handler = Callable[[Delivery], Outcome | Later]
+MessageT = TypeVar("MessageT", bound=Message)
 
 
 def properties_problem(properties: pika.BasicProperties, expected_type: str) -> str | None:
@@ -114,6 +116,18 @@ def properties_problem(properties: pika.BasicProperties, expected_type: str) -> 
     if properties.type and properties.type != expected_type:
         return f"message type '{properties.type}' is not {expected_type}"
     return None
+
+
+def decode_message(delivery: Delivery, message_type: type[MessageT]) -> MessageT | str:
+    """The delivery's body as a `message_type`, or why it cannot be one."""
+    full_name = message_type.DESCRIPTOR.full_name
+    problem = properties_problem(delivery.properties, full_name)
+    if problem is not None:
+        return problem
+    try:
+        return message_type.FromString(delivery.body)
+    except DecodeError as error:
+        return f"body is not a valid {full_name}: {error}"
 
 
 def worker_name(prefix: str) -> str:

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
-from google.protobuf.message import DecodeError
 
 from mlplatform.client.frames import frame_to_dataframe
-from mlplatform.common.consumer import Delivery, properties_problem
+from mlplatform.common.consumer import Delivery, decode_message
 from mlplatform.common.model_loading import LoadedModel
 from mlplatform.common.prediction_keys import split_key_column
 from mlplatform.common.store import BatchPredictions, utc_now
@@ -29,18 +28,12 @@ from mlplatform.v1 import messages_pb2
 
 DEFAULT_CHUNK_ROWS = 2048
 
-REQUEST_TYPE = messages_pb2.BatchPredictionRequest.DESCRIPTOR.full_name
-
 
 def decode_request(delivery: Delivery) -> messages_pb2.BatchPredictionRequest | str:
     """The request, or the reason it cannot be one (naming the field)."""
-    problem = properties_problem(delivery.properties, REQUEST_TYPE)
-    if problem is not None:
-        return problem
-    try:
-        request = messages_pb2.BatchPredictionRequest.FromString(delivery.body)
-    except DecodeError as error:
-        return f"body is not a valid {REQUEST_TYPE}: {error}"
+    request = decode_message(delivery, messages_pb2.BatchPredictionRequest)
+    if isinstance(request, str):
+        return request
     if not request.batch_id:
         return "batch_id is empty; the sender must choose one"
     if not request.model:

@@ -18,7 +18,6 @@ from datetime import timedelta
 
 import pika
 import pika.exceptions
-from google.protobuf.message import DecodeError
 
 from mlplatform.client import messaging
 from mlplatform.client.broker_access import connect, requiring
@@ -30,7 +29,7 @@ from mlplatform.common.consumer import (
     Done,
     Outcome,
     Reject,
-    properties_problem,
+    decode_message,
 )
 from mlplatform.common.log_setup import log_ids
 from mlplatform.common.store import NotFoundError, RunStatus, Store, utc_now
@@ -39,8 +38,6 @@ from mlplatform.trainer.runner import PipelineRunner, TransientFailure, new_run_
 from mlplatform.v1 import messages_pb2
 
 logger = logging.getLogger(__name__)
-
-SUBMIT_TYPE = messages_pb2.SubmitPipeline.DESCRIPTOR.full_name
 
 
 class BrokerEvents:
@@ -231,13 +228,9 @@ class _Heartbeat:
 
 def decode_submission(delivery: Delivery) -> messages_pb2.SubmitPipeline | str:
     """The message, or the reason it cannot be one."""
-    problem = properties_problem(delivery.properties, SUBMIT_TYPE)
-    if problem is not None:
-        return problem
-    try:
-        submission = messages_pb2.SubmitPipeline.FromString(delivery.body)
-    except DecodeError as error:
-        return f"body is not a valid {SUBMIT_TYPE}: {error}"
+    submission = decode_message(delivery, messages_pb2.SubmitPipeline)
+    if isinstance(submission, str):
+        return submission
     if not submission.pipeline_id:
         return "pipeline_id is empty; the sender must choose one"
     if not submission.HasField("definition"):
