@@ -11,8 +11,8 @@ outcome is durable. A handler says what to do with each delivery:
 - `Defer(reason)`: park a copy in the queue's wait queue (its TTL brings it back), ack.
 - `Later(future)`: the handler is done with the delivery but its work goes on in the
   background; settle with the future's outcome once it completes. With `prefetch` above 1
-  the next delivery's job starts meanwhile: the batch inferer predicts one part while the
-  previous one is still being stored.
+  the next delivery's job starts meanwhile: the batch inferer checks one part while the
+  model predicts the one before it and the one before that is still being stored.
 
 With prefetch 1, a delivery that arrives while a job runs (our own message, redelivered
 after the broker closed the channel for a consumer timeout) is deferred at once; with more,

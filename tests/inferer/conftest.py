@@ -120,7 +120,9 @@ def running_inferer(
             handled.append(name)
             return inner(delivery)
 
-    worker = QueueWorker(queue, handler, store, BROKER_URL, name=name, prefetch=2)
+    worker = QueueWorker(
+        queue, handler, store, BROKER_URL, name=name, prefetch=3
+    )  # as `mlp inferer`
     thread = threading.Thread(target=worker.run, name=name, daemon=True)
     thread.start()
     try:

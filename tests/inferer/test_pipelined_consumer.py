@@ -1,5 +1,6 @@
-"""The queue worker's `Later` outcome with prefetch 2, which the inferer uses to predict one
-part while the last is stored. Real RabbitMQ; the handler is the test's own."""
+"""The queue worker's `Later` outcome with prefetch 2: the next delivery's job starts while
+the last one's work goes on, as the inferer's parts do. Real RabbitMQ; the handler is the
+test's own."""
 
 from __future__ import annotations
 
