@@ -147,7 +147,6 @@ def _prediction_values(batch: BatchPredictions) -> list[str]:
 
 
 def _encoded(
-    batch_id: str,
     header: tuple[Any, ...],
     predictions: list[str],
     inputs: Any,
@@ -168,7 +167,7 @@ def _encoded(
     if probabilities is not None:
         probability_blob, probability_width = _doubles(probabilities)
     parameters = {
-        "batch_id": batch_id,
+        "batch_id": header[0],
         "first_row": header[6],
         "rows": json_values.dumps(rows, "prediction"),
         "inputs": input_blob,
@@ -198,9 +197,7 @@ def encode_batch(batch: BatchPredictions) -> EncodedPart:
         class_names,
     )
     keys = None if batch.prediction_keys is None else list(batch.prediction_keys)
-    return _encoded(
-        batch.batch_id, header, _prediction_values(batch), inputs, batch.probabilities, keys
-    )
+    return _encoded(header, _prediction_values(batch), inputs, batch.probabilities, keys)
 
 
 def encode_record(record: PredictionRecord) -> EncodedPart:
@@ -221,7 +218,6 @@ def encode_record(record: PredictionRecord) -> EncodedPart:
         None if probabilities is None else json_values.dumps(list(probabilities), "probabilities"),
     )
     return _encoded(
-        record.batch_id,
         header,
         [json_values.dumps(record.prediction, "prediction")],
         [json_values.dumps(list(record.input_row.values()), "input_row")],
